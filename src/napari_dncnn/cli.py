@@ -1,0 +1,179 @@
+"""The ``napari-dncnn`` command: ``batch``, ``train`` and ``eval`` (thin: parse, call, report)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a DnCNN on folders of clean images")
+    p.add_argument("data", nargs="+", help="folders of clean training images")
+    p.add_argument("--out", required=True, help="output weights (.safetensors; a .json record is written beside it)")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=1, help="1: gray model, 3: RGB model")
+    p.add_argument("--depth", type=int, default=17)
+    p.add_argument("--features", type=int, default=64)
+    p.add_argument("--patch-size", type=int, default=50)
+    p.add_argument("--stride", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--patches-per-image", type=int, default=4)
+    p.add_argument("--quality-min", type=int, default=5)
+    p.add_argument("--quality-max", type=int, default=95)
+    p.add_argument("--downscale", type=int, default=0, help="downscale factor of training images (0: 2 for colour, 1 for gray)")
+    p.add_argument("--steps", type=int, default=10000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-min", type=float, default=1e-5)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--bf16", choices=("auto", "on", "off"), default="auto")
+    p.add_argument("--run-dir", default="", help="checkpoint and log folder (default runs/<out stem>)")
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--val-dir", default="", help="folder of clean validation images for the periodic PSNR gain")
+    p.add_argument("--val-every", type=int, default=250)
+    p.add_argument("--val-images", type=int, default=8)
+    p.add_argument("--val-quality", type=int, default=10)
+    p.add_argument("--max-minutes", type=float, default=0.0, help="stop (and save) after this many minutes")
+    p.add_argument("--pause-at", type=int, default=0, help="stop with a checkpoint at this step (resume later)")
+    p.add_argument("--init", default="", help="start from these weights (.safetensors)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir exactly")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _run_train(args) -> int:
+    from .train import TrainConfig, train
+
+    fields = {k: v for k, v in vars(args).items() if k not in ("cmd", "resume", "no_progress")}
+    cfg = TrainConfig(**fields)
+    try:
+        summary = train(cfg, resume=args.resume, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("interrupted: checkpoint saved; continue with the same command plus --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"napari-dncnn train: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"trained {summary['steps']} steps in {summary['elapsed_s'] / 60:.1f} min; "
+          f"best validation gain {summary['best_val_gain_db']:+.3f} dB; weights: {summary['out']}")
+    return EXIT_OK
+
+
+def _add_batch(sub) -> None:
+    p = sub.add_parser("batch", help="restore every image in a folder into another folder",
+                       description="Restore every image (.tif .tiff .png .jpg .jpeg .bmp, any case) in INPUT_DIR "
+                       "into OUTPUT_DIR, mirroring relative paths. Exit status: 0 nothing failed, 1 some file "
+                       "failed, 2 bad usage or no matching files, 130 interrupted.")
+    p.add_argument("input_dir")
+    p.add_argument("output_dir")
+    p.add_argument("--model", default="auto", help="auto (default), jpeg-gray, jpeg-color, or a .safetensors path")
+    p.add_argument("--recursive", action="store_true", help="include subfolders")
+    p.add_argument("--pattern", default=None, help="only file names matching this glob (case-insensitive), e.g. '*.tif'")
+    p.add_argument("--overwrite", action="store_true", help="recompute outputs that already exist")
+    p.add_argument("--save-residual", action="store_true", help="also write <stem>_residual.tif (float32)")
+    p.add_argument("--tile-size", type=int, default=None, help="tile side in px (default: automatic)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _run_batch(args) -> int:
+    from .batch import BatchError, run_batch
+    from .models import WeightsError, load_model
+
+    if args.tile_size is not None and args.tile_size < 1:
+        print(f"napari-dncnn batch: error: --tile-size must be a positive number of pixels, got {args.tile_size}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.model not in ("auto",):
+        try:
+            load_model(args.model)
+        except (WeightsError, ValueError) as exc:
+            print(f"napari-dncnn batch: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        report = run_batch(args.input_dir, args.output_dir, model=args.model, recursive=args.recursive,
+                           pattern=args.pattern, overwrite=args.overwrite, save_residual=args.save_residual,
+                           tile_size=args.tile_size, device=args.device, progress=not args.no_progress,
+                           log=lambda m: print(m, file=sys.stderr))
+    except (BatchError, ValueError) as exc:
+        print(f"napari-dncnn batch: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(report.summary())
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="PSNR / SSIM / PSNR-B of JPEG and restored images over a folder")
+    p.add_argument("data_dir", help="folder of clean images")
+    p.add_argument("--model", default="auto")
+    p.add_argument("--qualities", type=int, nargs="+", default=[10, 20, 30, 40])
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--gray", action="store_true", help="evaluate gray (BT.601 luma of colour sources)")
+    mode.add_argument("--color", action="store_true", help="evaluate RGB")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--tile-size", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _run_eval(args) -> int:
+    import json
+
+    from .evaluate import evaluate_folder, format_table
+    from .io import ImageReadError
+    from .models import WeightsError
+
+    color = True if args.color else (False if args.gray else None)
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="eval", unit="image", dynamic_ncols=True, file=sys.stderr)
+
+    def progress(done, total):
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        rows, color = evaluate_folder(args.data_dir, args.model, args.qualities, color, args.device,
+                                      args.tile_size, progress if bar is not None else None)
+    except (ImageReadError, WeightsError, ValueError) as exc:
+        print(f"napari-dncnn eval: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print(json.dumps({"data_dir": str(args.data_dir), "model": str(args.model),
+                          "mode": "color" if color else "gray", "rows": [r.as_dict() for r in rows]}, indent=2))
+    else:
+        print(format_table(rows, f"{args.data_dir} ({'RGB' if color else 'gray'}, model {args.model}, "
+                                 f"{rows[0].images} images)"))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="napari-dncnn", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    _add_batch(sub)
+    _add_train(sub)
+    _add_eval(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits with status 2 on bad usage
+    handlers = {"batch": _run_batch, "train": _run_train, "eval": _run_eval}
+    try:
+        return handlers[args.cmd](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Reading and writing images with their metadata.
+
+TIFF goes through tifffile and keeps dtype, shape, axes (ImageJ and OME),
+resolution and spacing; PNG, JPEG and BMP go through Pillow.  Every read
+error names the file; every write goes to a hidden temporary file in the
+target folder that is renamed into place, so an interrupted write never
+leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["ImageFile", "ImageReadError", "IMAGE_SUFFIXES", "TIFF_SUFFIXES", "TMP_PREFIX",
+           "read_image", "write_image", "rgb_channel_axis"]
+
+TIFF_SUFFIXES = {".tif", ".tiff"}
+PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
+IMAGE_SUFFIXES = TIFF_SUFFIXES | PIL_SUFFIXES
+TMP_PREFIX = ".napari-dncnn-tmp-"
+"""Prefix of the temporary files writes go through (removed by the next batch run)."""
+
+
+class ImageReadError(ValueError):
+    """An image file could not be read; the message names the file and the reason."""
+
+
+@dataclass
+class ImageFile:
+    """Pixels of an image file plus what is needed to write a result like it."""
+
+    data: np.ndarray
+    path: Path
+    kind: str  # "tiff" or "pil"
+    axes: str = ""
+    tiff: dict = field(default_factory=dict)  # imagej/ome metadata, resolution, photometric
+
+    @property
+    def channel_axis(self) -> int | None:
+        return rgb_channel_axis(self.data.shape, self.axes)
+
+
+def rgb_channel_axis(shape, axes: str) -> int | None:
+    """The RGB(A) sample axis of a TIFF/PIL image, or None (engine default)."""
+    if axes and "S" in axes and shape[axes.index("S")] in (3, 4):
+        return axes.index("S")
+    return None
+
+
+def read_image(path: str | os.PathLike) -> ImageFile:
+    """Read a TIFF, PNG, JPEG or BMP file; raise :class:`ImageReadError` naming it on failure."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: the file is empty (0 bytes); re-export or remove it")
+    try:
+        if suffix in TIFF_SUFFIXES:
+            return _read_tiff(path)
+        if suffix in PIL_SUFFIXES:
+            return _read_pil(path)
+    except ImageReadError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, KeyError, IndexError, SyntaxError,
+            tifffile.TiffFileError) as exc:
+        raise ImageReadError(f"{path}: cannot read the image ({exc}); the file may be truncated or "
+                             "not an image -- re-export it or remove it from the input") from exc
+    raise ImageReadError(f"{path}: unsupported file type {path.suffix!r}; napari-dncnn reads "
+                         f"{', '.join(sorted(IMAGE_SUFFIXES))}")
+
+
+def _read_pil(path: Path) -> ImageFile:
+    with Image.open(path) as im:
+        im.load()
+        mode = im.mode
+        if mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        elif mode == "LA":
+            im = im.convert("RGBA")
+        elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+            im = im.convert("L" if mode == "1" else "RGB")
+        elif mode.startswith("I;16"):
+            return ImageFile(np.asarray(im).astype(np.uint16), path, "pil", "YX")
+        data = np.asarray(im).copy()
+    axes = "YX" if data.ndim == 2 else "YXS"
+    return ImageFile(data, path, "pil", axes)
+
+
+def _read_tiff(path: Path) -> ImageFile:
+    with tifffile.TiffFile(path) as tf:
+        if not tf.series:
+            raise ImageReadError(f"{path}: the TIFF holds no image")
+        series = tf.series[0]
+        data = series.asarray()
+        page = tf.pages[0]
+        meta: dict = {
+            "photometric": page.photometric,
+            "resolution": page.resolution,
+            "resolutionunit": page.resolutionunit,
+        }
+        if tf.is_imagej:
+            meta["imagej"] = {k: v for k, v in (tf.imagej_metadata or {}).items()
+                              if k in ("spacing", "unit", "finterval", "fps", "loop",
+                                       "Labels", "yunit", "xunit", "zunit")}
+        elif tf.is_ome and tf.ome_metadata:
+            pixels = tifffile.xml2dict(tf.ome_metadata)["OME"]["Image"]
+            pixels = (pixels[0] if isinstance(pixels, list) else pixels)["Pixels"]
+            meta["ome"] = {k: v for k, v in pixels.items()
+                           if k.startswith("PhysicalSize") or k.startswith("TimeIncrement")}
+        elif page.description and not page.description.startswith("{"):
+            meta["description"] = page.description
+        return ImageFile(data, path, "tiff", series.axes, meta)
+
+
+def _tmp_path(target: Path) -> Path:
+    return target.with_name(f"{TMP_PREFIX}{os.getpid()}-{target.name}")
+
+
+def write_image(target: str | os.PathLike, data: np.ndarray, like: ImageFile | None = None) -> Path:
+    """Write ``data`` to ``target`` (.tif or .png) atomically, with ``like``'s TIFF metadata."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(target)
+    try:
+        if target.suffix.lower() in TIFF_SUFFIXES:
+            _write_tiff(tmp, data, like)
+        elif target.suffix.lower() == ".png":
+            Image.fromarray(data).save(tmp, format="PNG")
+        else:
+            raise ValueError(f"{target}: napari-dncnn writes .tif and .png outputs")
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target
+
+
+def _write_tiff(path: Path, data: np.ndarray, like: ImageFile | None) -> None:
+    meta = like.tiff if like is not None and like.kind == "tiff" else {}
+    kwargs: dict = {}
+    axes = like.axes if like is not None and len(like.axes) == data.ndim else ""
+    rgb = like is not None and like.channel_axis is not None and data.shape == like.data.shape
+    if meta.get("resolution") and meta.get("resolutionunit") is not None:
+        kwargs["resolution"] = tuple(meta["resolution"])
+        kwargs["resolutionunit"] = meta["resolutionunit"]
+    if rgb:
+        kwargs["photometric"] = "rgb"
+    elif data.ndim >= 2:
+        kwargs["photometric"] = "minisblack"
+    imagej_ok = data.dtype in (np.uint8, np.uint16, np.float32)
+    if "imagej" in meta and imagej_ok:
+        md = dict(meta["imagej"])
+        if axes:
+            md["axes"] = axes
+        tifffile.imwrite(path, data, imagej=True, metadata=md, **kwargs)
+    elif "ome" in meta or ("imagej" in meta and axes):
+        md = dict(meta.get("ome", {}))
+        if axes:
+            md["axes"] = axes
+        tifffile.imwrite(path, data, ome=True, metadata=md, **kwargs)
+    else:
+        md = {"axes": axes} if axes else {}
+        if "description" in meta:
+            kwargs["description"] = meta["description"]
+            md = None
+        tifffile.imwrite(path, data, metadata=md, **kwargs)

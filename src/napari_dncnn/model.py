@@ -1,0 +1,118 @@
+"""The DnCNN network (Zhang et al. 2017), its receptive field, and batch-norm folding.
+
+The network predicts the *residual* (the artifact) of a degraded image;
+the restoration is ``input - residual``.  Nothing here knows about files,
+value ranges or napari: it is a plain :class:`torch.nn.Module`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+__all__ = ["DnCNN", "receptive_field", "fold_batchnorm"]
+
+
+class DnCNN(nn.Module):
+    """DnCNN as in the paper: Conv+ReLU, (depth-2) x Conv+BN+ReLU, Conv.
+
+    Parameters
+    ----------
+    channels : int
+        Image channels in and out (1 for gray, 3 for RGB).
+    depth : int
+        Number of convolution layers (17 in the paper's blind models).
+    features : int
+        Filters per hidden layer (64 in the paper).
+    """
+
+    def __init__(self, channels: int = 1, depth: int = 17, features: int = 64):
+        super().__init__()
+        if channels < 1 or depth < 2 or features < 1:
+            raise ValueError(
+                f"DnCNN needs channels >= 1, depth >= 2, features >= 1; "
+                f"got channels={channels}, depth={depth}, features={features}"
+            )
+        self.channels = int(channels)
+        self.depth = int(depth)
+        self.features = int(features)
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, features, 3, padding=1, bias=True),
+            nn.ReLU(inplace=True),
+        ]
+        for _ in range(depth - 2):
+            layers += [
+                nn.Conv2d(features, features, 3, padding=1, bias=False),
+                nn.BatchNorm2d(features),
+                nn.ReLU(inplace=True),
+            ]
+        layers.append(nn.Conv2d(features, channels, 3, padding=1, bias=True))
+        self.body = nn.Sequential(*layers)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He init for the hidden convolutions and a zero last layer.
+
+        A zero last layer makes the untrained net the identity restoration
+        (residual 0), which shortens the early loss plateau of DnCNN training.
+        """
+        for m in self.body:
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        last = self.body[-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    @property
+    def receptive_field(self) -> int:
+        return receptive_field(self.depth)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the predicted residual (same shape as ``x``)."""
+        return self.body(x)
+
+
+def receptive_field(depth: int) -> int:
+    """Side length in pixels of the receptive field of ``depth`` 3x3 convolutions.
+
+    An output pixel depends on a ``(2*depth+1)`` square of input pixels; the
+    *radius* ``depth`` is the overlap tiles need to give whole-image results.
+    """
+    return 2 * int(depth) + 1
+
+
+@torch.no_grad()
+def fold_batchnorm(model: DnCNN) -> DnCNN:
+    """Return an inference copy of ``model`` with every BatchNorm folded into its conv.
+
+    Uses the running statistics (eval-mode semantics); the copy is in eval mode
+    and gives the same output as ``model.eval()`` to float rounding.
+    """
+    folded = copy.deepcopy(model).eval()
+    layers = list(folded.body)
+    out: list[nn.Module] = []
+    i = 0
+    while i < len(layers):
+        m = layers[i]
+        if isinstance(m, nn.Conv2d) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.BatchNorm2d):
+            bn = layers[i + 1]
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            conv = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, padding=m.padding, bias=True)
+            conv.weight.copy_(m.weight * scale.reshape(-1, 1, 1, 1))
+            bias = m.bias if m.bias is not None else torch.zeros_like(bn.running_mean)
+            conv.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+            out.append(conv)
+            i += 2
+        else:
+            out.append(m)
+            i += 1
+    folded.body = nn.Sequential(*out).eval()
+    folded.batchnorm_folded = True
+    return folded

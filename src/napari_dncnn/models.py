@@ -1,0 +1,154 @@
+"""Model weights: safetensors files with a JSON record, and the registry of bundled models.
+
+A weights file ``NAME.safetensors`` holds the network's tensors (batch norm
+unfolded, as trained); ``NAME.json`` beside it records the architecture, the
+value normalisation, how the weights were trained and their validation
+numbers.  The architecture is also kept in the safetensors header, so a lone
+``.safetensors`` file loads.  Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .model import DnCNN
+
+__all__ = [
+    "BUNDLED_MODELS",
+    "LoadedModel",
+    "WeightsError",
+    "bundled_weights_path",
+    "load_model",
+    "resolve_model_name",
+    "save_weights",
+]
+
+BUNDLED_MODELS = {"jpeg-gray": 1, "jpeg-color": 3}
+"""Named models shipped with the package and their channel counts."""
+
+FORMAT = "napari-dncnn-weights"
+
+
+class WeightsError(ValueError):
+    """A weights file is missing, unreadable, or does not describe a DnCNN."""
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-run network with its record (``record['channels']`` etc.)."""
+
+    network: DnCNN
+    record: dict = field(default_factory=dict)
+    name: str = ""
+
+    @property
+    def channels(self) -> int:
+        return self.network.channels
+
+    @property
+    def depth(self) -> int:
+        return self.network.depth
+
+
+def bundled_weights_path(name: str) -> Path:
+    """Path of the ``.safetensors`` file of bundled model ``name``."""
+    if name not in BUNDLED_MODELS:
+        raise WeightsError(f"unknown model {name!r}; bundled models are {sorted(BUNDLED_MODELS)}")
+    return Path(str(resources.files("napari_dncnn") / "weights" / f"{name}.safetensors"))
+
+
+def resolve_model_name(model: str, channels: int) -> str:
+    """Map ``'auto'`` to ``'jpeg-gray'`` (1 channel) or ``'jpeg-color'`` (3 channels)."""
+    if model == "auto":
+        return "jpeg-color" if channels == 3 else "jpeg-gray"
+    return model
+
+
+def save_weights(network: DnCNN, path: str | os.PathLike, record: dict | None = None) -> Path:
+    """Write ``path`` (``.safetensors``) and the JSON record beside it, atomically."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arch = {"architecture": "DnCNN", "channels": network.channels, "depth": network.depth,
+            "features": network.features, "batchnorm": True}
+    full = {"format": FORMAT, "version": 1, **arch,
+            "normalisation": "uint8 / 255 (others: image min..max or data_range), residual = input - clean"}
+    full.update(record or {})
+    full.update(arch)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    save_file(tensors, str(tmp), metadata={k: str(v) for k, v in arch.items()} | {"format": FORMAT})
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    jpath = path.with_suffix(".json")
+    jtmp = jpath.with_name(f".{jpath.name}.tmp{os.getpid()}")
+    jtmp.write_text(json.dumps(full, indent=2) + "\n")
+    os.replace(jtmp, jpath)
+    return path
+
+
+def _read_weights(path: Path) -> tuple[dict, dict]:
+    if not path.exists():
+        raise WeightsError(f"weights file {path} does not exist; pass a .safetensors file written "
+                           f"by 'napari-dncnn train' or one of {sorted(BUNDLED_MODELS)}")
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"{path} is not a .safetensors file; napari-dncnn only loads safetensors "
+                           "weights (pickled .pth/.pt files are refused because loading them runs code)")
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise WeightsError(f"cannot read weights file {path}: {exc}. Is it a complete safetensors file?") from exc
+    record: dict = {}
+    jpath = path.with_suffix(".json")
+    if jpath.exists():
+        try:
+            record = json.loads(jpath.read_text())
+        except (OSError, ValueError) as exc:
+            raise WeightsError(f"cannot read the record {jpath} of weights {path}: {exc}") from exc
+    for key in ("channels", "depth", "features"):
+        if key not in record and key in meta:
+            record[key] = int(meta[key])
+    return tensors, record
+
+
+def load_model(model: str | os.PathLike = "jpeg-gray", *, channels: int | None = None) -> LoadedModel:
+    """Load a bundled model by name (``'auto'`` needs ``channels``) or a weights path.
+
+    Returns a :class:`LoadedModel` whose network is in eval mode with batch
+    norm still unfolded; the engine folds it for inference.
+    """
+    name = str(model)
+    if name == "auto":
+        if channels is None:
+            raise ValueError("model='auto' needs channels=1 or 3 to pick a bundled model")
+        name = resolve_model_name(name, channels)
+    path = bundled_weights_path(name) if name in BUNDLED_MODELS else Path(name).expanduser()
+    if name not in BUNDLED_MODELS and not path.exists() and path.suffix == "":
+        raise WeightsError(f"unknown model {name!r}: use 'auto', one of {sorted(BUNDLED_MODELS)}, "
+                           "or the path of a .safetensors weights file")
+    tensors, record = _read_weights(path)
+    try:
+        net = DnCNN(int(record["channels"]), int(record["depth"]), int(record["features"]))
+        net.load_state_dict(tensors)
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise WeightsError(f"{path} does not hold DnCNN weights napari-dncnn understands: {exc}") from exc
+    net.eval()
+    return LoadedModel(net, record, name if name in BUNDLED_MODELS else str(path))
+
+
+def load_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Raw tensors of a safetensors file (used to start training from weights)."""
+    return _read_weights(Path(path))[0]

@@ -1,0 +1,67 @@
+import math
+
+import numpy as np
+import pytest
+
+from napari_dncnn.evaluate import blocking_effect_factor, evaluate_folder, psnr, psnrb, ssim
+from napari_dncnn.jpeg import jpeg_roundtrip, rgb_to_luma
+
+
+def test_identical_images():
+    img = np.add.outer(np.arange(64), 2 * np.arange(64)).astype(np.uint8)  # a ramp: no blocking
+    assert psnr(img, img) == math.inf and ssim(img, img) == pytest.approx(1.0) and psnrb(img, img) == math.inf
+    # PSNR-B judges the test image alone: an image with edges on the block grid is penalised even
+    # against itself (Yim & Bovik's definition)
+    blocky = np.kron(np.arange(16).reshape(4, 4) * 10, np.ones((8, 8))).astype(np.uint8)
+    assert psnr(blocky, blocky) == math.inf and psnrb(blocky, blocky) < 40
+
+
+def test_constant_offset():
+    img = np.full((64, 64), 100, np.uint8)
+    off = img + 5
+    assert psnr(img, off) == pytest.approx(10 * math.log10(255 ** 2 / 25))
+    assert blocking_effect_factor(off) == 0  # flat: no blocking
+    assert psnrb(img, off) == pytest.approx(psnr(img, off))
+
+
+def test_blocky_image_is_penalised():
+    rng = np.random.default_rng(0)
+    blocks = rng.integers(50, 200, (8, 8)).astype(np.uint8)
+    blocky = np.kron(blocks, np.ones((8, 8), np.uint8))  # 64 x 64, edges on the 8x8 grid only
+    # BEF by hand: only block-boundary pairs differ; eta = log2(8) / log2(64) = 0.5
+    dh = (blocky[:, 8::8].astype(float) - blocky[:, 7:-1:8]) ** 2
+    dv = (blocky[8::8].astype(float) - blocky[7:-1:8]) ** 2
+    d_b = (dh.sum() + dv.sum()) / (2 * 64 * 7)
+    assert blocking_effect_factor(blocky) == pytest.approx(0.5 * d_b)
+    clean = blocky.copy()
+    clean[0, 0] += 1
+    mse = 1 / 64 ** 2
+    assert psnrb(clean, blocky) == pytest.approx(10 * math.log10(255 ** 2 / (mse + 0.5 * d_b)))
+    shifted = np.roll(blocky, 4, axis=(0, 1))  # same edges off the grid: not blocking
+    assert blocking_effect_factor(shifted) == 0
+
+
+def test_luma_matches_matlab():
+    rgb = np.array([[[255, 255, 255], [0, 0, 0], [255, 0, 0]]], np.uint8)
+    np.testing.assert_array_equal(rgb_to_luma(rgb), [[235, 16, 81]])
+
+
+def test_evaluate_folder_with_identity_model(tmp_path, camera_crop):
+    from PIL import Image
+
+    from napari_dncnn import DnCNN
+
+    Image.fromarray(camera_crop).save(tmp_path / "a.png")
+    rows, color = evaluate_folder(tmp_path, DnCNN(1, 3, 4), qualities=(10, 30))  # untrained = identity
+    assert not color and [r.quality for r in rows] == [10, 30]
+    j = jpeg_roundtrip(camera_crop, 10)
+    assert rows[0].jpeg_psnr == pytest.approx(psnr(camera_crop, j))
+    assert rows[0].gain == pytest.approx(0.0) and rows[1].jpeg_psnr > rows[0].jpeg_psnr
+
+
+def test_evaluate_empty_folder_fails(tmp_path):
+    from napari_dncnn.io import ImageReadError
+
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(ImageReadError, match="no readable"):
+        evaluate_folder(tmp_path)

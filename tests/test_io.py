@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+import tifffile
+
+from napari_dncnn.io import ImageReadError, read_image, write_image
+
+
+def test_imagej_tiff_keeps_dtype_axes_resolution_and_spacing(tmp_path):
+    data = (np.arange(3 * 20 * 30) % 4000).astype(np.uint16).reshape(3, 20, 30)
+    src = tmp_path / "stack.tif"
+    tifffile.imwrite(src, data, imagej=True, resolution=(1 / 0.25, 1 / 0.25),
+                     metadata={"axes": "ZYX", "spacing": 2.5, "unit": "um"})
+    img = read_image(src)
+    assert img.axes == "ZYX" and img.data.dtype == np.uint16
+    out = write_image(tmp_path / "out" / "stack.tif", img.data + 1, img)
+    with tifffile.TiffFile(out) as tf:
+        assert tf.is_imagej and tf.series[0].axes == "ZYX"
+        assert tf.imagej_metadata["spacing"] == 2.5 and tf.imagej_metadata["unit"] == "um"
+        assert tf.pages[0].resolution == pytest.approx((4.0, 4.0))
+        np.testing.assert_array_equal(tf.asarray(), data + 1)
+
+
+def test_ome_tiff_keeps_physical_sizes(tmp_path):
+    data = np.zeros((2, 16, 16), np.float32)
+    src = tmp_path / "a.ome.tif"
+    tifffile.imwrite(src, data, ome=True, metadata={"axes": "ZYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
+                                                    "PhysicalSizeZ": 3.0})
+    img = read_image(src)
+    out = write_image(tmp_path / "b.tif", img.data, img)
+    with tifffile.TiffFile(out) as tf:
+        pixels = tifffile.xml2dict(tf.ome_metadata)["OME"]["Image"]["Pixels"]
+        assert tf.is_ome and tf.series[0].axes == "ZYX" and tf.series[0].dtype == np.float32
+        assert pixels["PhysicalSizeX"] == 0.5 and pixels["PhysicalSizeZ"] == 3.0
+
+
+def test_rgb_tiff_channel_axis(tmp_path):
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((10, 12, 3), np.uint8), photometric="rgb")
+    img = read_image(tmp_path / "rgb.tif")
+    assert img.axes == "YXS" and img.channel_axis == 2
+
+
+def test_broken_files_name_the_file(tmp_path, camera_crop):
+    from PIL import Image
+
+    good = tmp_path / "good.jpg"
+    Image.fromarray(camera_crop).save(good, quality=50)
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.tif"
+    text.write_text("not a tiff")
+    assert read_image(good).data.shape == camera_crop.shape
+    for bad in (truncated, empty, text):
+        with pytest.raises(ImageReadError, match=bad.name):
+            read_image(bad)
+
+
+def test_writes_leave_no_temporary_file(tmp_path):
+    write_image(tmp_path / "x.png", np.zeros((5, 5), np.uint8))
+    assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
