@@ -113,3 +113,11 @@ def test_resume_continues_the_same_trajectory(tmp_path, train_folder):
 def test_resume_without_checkpoint_is_an_error(tmp_path, train_folder):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(_cfg(tmp_path, train_folder), resume=True, progress=False)
+
+
+def test_init_continues_from_weights_and_counts_earlier_stages(tmp_path, train_folder):
+    first = train(_cfg(tmp_path / "a", train_folder, steps=4), progress=False)
+    second = train(_cfg(tmp_path / "b", train_folder, steps=3, init=first["out"]), progress=False)
+    record = json.loads((tmp_path / "b" / "w.json").read_text())["training"]
+    assert [st["steps"] for st in record["stages"]] == [4, 3] and record["total_steps"] == 7
+    assert load_model(second["out"]).depth == 4

@@ -310,8 +310,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     sampler = PatchSampler(images, cfg.patch_size, cfg.stride, cfg.quality_min, cfg.quality_max,
                            cfg.patches_per_image, rng)
     net = DnCNN(cfg.channels, cfg.depth, cfg.features)
+    earlier: list[dict] = []  # the stages that made the --init weights
     if cfg.init:
         net.load_state_dict(load_state(cfg.init))
+        init_json = Path(cfg.init).with_suffix(".json")
+        if init_json.exists():
+            prev = json.loads(init_json.read_text()).get("training", {})
+            earlier = prev.get("stages", []) or ([{k: prev[k] for k in ("command", "steps", "wall_time_s", "hardware")
+                                                   if k in prev}] if prev else [])
     net = net.to(device).to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     step, elapsed, best = 0, 0.0, -float("inf")
@@ -328,12 +334,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     val_pairs = load_validation(cfg)
 
     def record(val_gain: float) -> dict:
+        hardware = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+                    if device.type == "cpu" else torch.cuda.get_device_name(device))
+        stages = earlier + [{"command": cfg.command, "steps": step, "wall_time_s": round(elapsed, 1),
+                             "hardware": hardware}]
         return {
             "training": {
+                "stages": stages, "total_steps": sum(st.get("steps", 0) for st in stages),
+                "total_wall_time_s": round(sum(st.get("wall_time_s", 0) for st in stages), 1),
                 "data": [str(d) for d in cfg.data], "command": cfg.command, "steps": step,
                 "wall_time_s": round(elapsed, 1), "device": str(device),
-                "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-                if device.type == "cpu" else torch.cuda.get_device_name(device),
+                "hardware": hardware,
                 "bf16": bf16, "patch_size": cfg.patch_size, "stride": cfg.stride, "batch_size": cfg.batch_size,
                 "qualities": [cfg.quality_min, cfg.quality_max], "downscale": downscale,
             },
