@@ -244,6 +244,17 @@ def load_checkpoint(run_dir: Path, net, opt, rng) -> dict:
     return meta
 
 
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Drop log rows written after the checkpoint a resumed run continues from."""
+    if not log_path.exists():
+        return
+    with open(log_path, newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [r for r in rows if not r or not r[0].isdigit() or int(r[0]) <= step]
+    with open(log_path, "w", newline="") as f:
+        csv.writer(f).writerows(keep)
+
+
 # ---------------------------------------------------------------- validation
 
 def load_validation(cfg: TrainConfig):
@@ -327,6 +338,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
             raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}; start without --resume")
         meta = load_checkpoint(run_dir, net, opt, rng)
         step, elapsed, best = meta["step"], meta["elapsed_s"], meta["best_val_gain_db"]
+        _truncate_log(log_path, step)
     else:
         with open(log_path, "w", newline="") as f:
             csv.writer(f).writerow(["step", "elapsed_s", "lr", "loss", "val_gain_db"])

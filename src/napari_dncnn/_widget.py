@@ -1,0 +1,220 @@
+"""The napari widget: one-click DnCNN restoration of the active image layer.
+
+The only module (with ``_sample_data``) that imports napari and Qt.  The
+work runs in a ``thread_worker`` so the viewer stays responsive; a
+``napari.utils.progress`` bar counts tiles and always closes; Cancel stops
+within one tile and leaves the layer list as it was.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, SpinBox, create_widget
+from napari.layers import Image
+from napari.qt.threading import thread_worker
+from napari.utils import Colormap, progress
+from napari.utils.notifications import show_error, show_info
+
+from .devices import available_devices
+from .engine import Cancelled, restore
+
+MODEL_CHOICES = ["auto", "jpeg-gray", "jpeg-color", "weights file"]
+RESIDUAL_CMAP = Colormap([[0.1, 0.3, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.3, 0.1, 1.0]],
+                         name="dncnn residual (blue - black - red)")
+SOURCE_KEY = "napari_dncnn_source"
+GEOMETRY = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels")
+
+
+def lazy_data(layer: Image) -> str:
+    """Why ``layer`` cannot be restored in memory ('' when it can)."""
+    if layer.multiscale:
+        return "it is multiscale"
+    if not isinstance(layer.data, np.ndarray):
+        return f"its data is a {type(layer.data).__module__.split('.')[0]} array (dask or zarr), not in memory"
+    return ""
+
+
+class RestoreWidget(Container):
+    """Restore the chosen image layer; adds ``<name> residual`` and ``<name> restored``."""
+
+    def __init__(self, napari_viewer):
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self.layer_combo = create_widget(annotation=Image, label="image")
+        self.model_combo = ComboBox(choices=MODEL_CHOICES, value="auto", label="model")
+        self.weights_edit = FileEdit(mode="r", filter="*.safetensors", label="weights file", visible=False)
+        self.device_combo = ComboBox(choices=["auto"] + available_devices(), value="auto", label="device")
+        self.tile_spin = SpinBox(value=0, min=0, max=8192, step=64, label="tile size (0 = auto)")
+        self.plane_check = CheckBox(value=False, text="current plane only")
+        self.restore_button = PushButton(text="Restore")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(value="")
+        self.extend([self.layer_combo, self.model_combo, self.weights_edit, self.device_combo, self.tile_spin,
+                     self.plane_check, self.restore_button, self.cancel_button, self.status])
+        self.model_combo.changed.connect(lambda v: setattr(self.weights_edit, "visible", v == "weights file"))
+        self.restore_button.changed.connect(self.start)
+        self.cancel_button.changed.connect(self.cancel)
+        self.worker = None
+        self._cancel = threading.Event()
+        self._select_active()
+        napari_viewer.layers.selection.events.active.connect(self._select_active)
+
+    # ------------------------------------------------------------ helpers
+    def _select_active(self, event=None):
+        active = self.viewer.layers.selection.active
+        self.layer_combo.reset_choices()
+        if isinstance(active, Image) and active in self.layer_combo.choices:
+            self.layer_combo.value = active
+
+    def _model(self):
+        choice = self.model_combo.value
+        if choice != "weights file":
+            return choice
+        path = Path(self.weights_edit.value)
+        if not str(self.weights_edit.value) or str(self.weights_edit.value) == "." or not path.is_file():
+            raise ValueError(f"choose a .safetensors weights file (got {str(path)!r})")
+        return str(path)
+
+    def _plane(self, layer: Image):
+        """(data, leading index) for the current plane, or the whole data."""
+        data = layer.data
+        spatial = 3 if layer.rgb else 2
+        if not self.plane_check.value or data.ndim <= spatial:
+            return data, ()
+        lead = data.ndim - spatial
+        point = self.viewer.dims.point[-layer.ndim:]
+        pos = layer.world_to_data(point)[:lead]
+        index = tuple(int(np.clip(round(float(p)), 0, n - 1)) for p, n in zip(pos, data.shape[:lead]))
+        return data[index][(None,) * lead], index
+
+    # ------------------------------------------------------------ actions
+    def start(self, *_):
+        """Start a restoration in a worker thread; returns at once."""
+        if self.worker is not None:
+            show_info("a restoration is already running; cancel it first")
+            return
+        layer = self.layer_combo.value
+        if layer is None:
+            show_error("DnCNN: no image layer to restore -- open an image first (File > Open, or drag a file in)")
+            return
+        if not isinstance(layer, Image):
+            show_error(f"DnCNN: {layer.name!r} is not an image layer; choose an image layer")
+            return
+        why = lazy_data(layer)
+        if why:
+            show_error(f"DnCNN: layer {layer.name!r} cannot be restored yet: {why}. Use 'napari-dncnn batch' on "
+                       "the file, or load the data into memory (numpy) first.")
+            return
+        try:
+            model = self._model()
+        except ValueError as exc:
+            show_error(f"DnCNN: {exc}")
+            return
+        data, index = self._plane(layer)
+        channel_axis = data.ndim - 1 if layer.rgb else None
+        tile = self.tile_spin.value or None
+        device = self.device_combo.value
+        self._cancel = threading.Event()
+        bar = progress(total=0, desc=f"DnCNN {layer.name}")
+        cancel = self._cancel
+
+        @thread_worker
+        def work():
+            done_total = [0, 0]
+
+            def report(done, total):
+                done_total[:] = [done, total]
+
+            # restore() runs here; progress is relayed through yields checked by the main thread
+            result_box = {}
+            runner = threading.Thread(target=lambda: result_box.update(
+                out=_safe(restore, data, model, channel_axis=channel_axis, tile_size=tile, device=device,
+                          progress=report, cancel=cancel)))
+            runner.start()
+            while runner.is_alive():
+                runner.join(0.05)
+                yield tuple(done_total)
+            return (result_box["out"],)  # the restoration or the exception it raised, boxed: a worker
+            # that returns an exception re-raises it
+
+        worker = work()
+
+        def on_progress(dt):
+            done, total = dt
+            if total and bar.total != total:
+                bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        worker.yielded.connect(on_progress)
+        worker.returned.connect(lambda box: self._on_error(box[0]) if isinstance(box[0], BaseException)
+                                else self._add_layers(layer, box[0], index))
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(lambda: self._finish(bar))
+        self.worker = worker
+        self.restore_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = "restoring..."
+        worker.start()
+
+    def cancel(self, *_):
+        self._cancel.set()
+        self.status.value = "cancelling..."
+
+    def _finish(self, bar):
+        bar.close()
+        self.worker = None
+        self.restore_button.enabled = True
+        self.cancel_button.enabled = False
+
+    def _on_error(self, exc):
+        if isinstance(exc, Cancelled):
+            self.status.value = "cancelled"
+            show_info("DnCNN: restoration cancelled; no layer was changed")
+        else:
+            self.status.value = "failed"
+            show_error(f"DnCNN: {exc}")
+
+    # ------------------------------------------------------------ output layers
+    def _add_layers(self, src: Image, out, index):
+        restored, residual = out
+        geometry = {k: getattr(src, k) for k in GEOMETRY if hasattr(src, k)}
+        if index:  # a single plane sits where it came from
+            translate = np.array(geometry["translate"], float)
+            translate[:len(index)] += np.array(index) * np.asarray(geometry["scale"][:len(index)])
+            geometry["translate"] = translate
+        lim = float(np.max(np.abs(residual))) or 1.0
+        res_kwargs = dict(rgb=src.rgb, contrast_limits=(-lim, lim), **geometry)
+        if not src.rgb:
+            res_kwargs["colormap"] = RESIDUAL_CMAP
+        rest_kwargs = dict(rgb=src.rgb, **geometry)
+        if not src.rgb:
+            rest_kwargs.update(colormap=src.colormap, contrast_limits=src.contrast_limits)
+        self._put(src, f"{src.name} residual", residual, res_kwargs)
+        self._put(src, f"{src.name} restored", restored, rest_kwargs)
+        if src in self.viewer.layers:  # keep the source chosen, so Restore again updates these layers
+            self.viewer.layers.selection.active = src
+        self.status.value = f"done: {src.name} restored"
+
+    def _put(self, src: Image, name: str, data, kwargs):
+        existing = next((ly for ly in self.viewer.layers if ly.name == name
+                         and ly.metadata.get(SOURCE_KEY) == id(src)), None)
+        if existing is not None and existing.data.ndim == data.ndim and existing.rgb == kwargs["rgb"]:
+            existing.data = data
+            for k, v in kwargs.items():
+                if k != "rgb":
+                    setattr(existing, k, v)
+            return existing
+        if existing is not None:
+            self.viewer.layers.remove(existing)
+        return self.viewer.add_image(data, name=name, metadata={SOURCE_KEY: id(src)}, **kwargs)
+
+
+def _safe(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except BaseException as exc:  # handed to the worker, which re-raises it in its own thread
+        return exc

@@ -1,0 +1,171 @@
+"""The napari plugin in a real viewer under Xvfb: manifest, sample data, widget, threads, errors."""
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import napari  # noqa: F401  (installed by the README's test command; never skipped)
+from qtpy.QtCore import QTimer
+
+from napari_dncnn import restore
+
+PLUGIN, WIDGET = "napari-dncnn", "DnCNN restore"
+
+
+@pytest.fixture
+def notes():
+    from napari.utils.notifications import notification_manager
+
+    seen = []
+
+    def grab(event):
+        seen.append(str(event.message) if hasattr(event, "message") else str(event))
+
+    notification_manager.notification_ready.connect(grab)
+    yield seen
+    notification_manager.notification_ready.disconnect(grab)
+
+
+@pytest.fixture
+def vw(make_napari_viewer, tiny_weights):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    widget.model_combo.value = "weights file"
+    widget.weights_edit.value = tiny_weights
+    return viewer, widget
+
+
+def click_restore(qtbot, widget, timeout=120_000):
+    """Click Restore like a user; return (seconds the click took, QTimer ticks while the worker ran)."""
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
+    t0 = time.perf_counter()
+    widget.restore_button.native.click()
+    click_s = time.perf_counter() - t0
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+    timer.stop()
+    return click_s, len(ticks)
+
+
+def check_outputs(viewer, src, rgb=False):
+    restored = viewer.layers[f"{src.name} restored"]
+    residual = viewer.layers[f"{src.name} residual"]
+    assert restored.data.shape == residual.data.shape == src.data.shape
+    assert restored.data.dtype == src.data.dtype and residual.data.dtype == np.float32
+    for layer in (restored, residual):
+        np.testing.assert_array_equal(layer.scale, src.scale)
+        np.testing.assert_array_equal(layer.translate, src.translate)
+        assert layer.rgb == rgb
+    expect = src.data.astype(np.float64) - residual.data
+    if np.issubdtype(src.data.dtype, np.integer):  # rounded and clipped to the dtype's limits
+        info = np.iinfo(src.data.dtype)
+        expect = np.clip(expect, info.min, info.max)
+    assert np.abs(expect - restored.data).max() <= 0.5 + 1e-3  # restored == source - residual within rounding
+    return restored, residual
+
+
+def test_manifest_validates_and_menu_entry_exists():
+    r = subprocess.run([sys.executable, "-m", "npe2", "validate", PLUGIN], capture_output=True, text=True)
+    assert r.returncode == 0 and "valid" in (r.stdout + r.stderr)
+    from napari._app_model import get_app_model
+    from napari.plugins import _initialize_plugins
+
+    _initialize_plugins()
+    items = get_app_model().menus.get_menu("napari/layers/filter")
+    assert any(PLUGIN in getattr(getattr(i, "command", None), "id", "") for i in items)
+
+
+@pytest.mark.parametrize("key, shape", [("camera_q10", (512, 512)), ("astronaut_q10", (512, 512, 3)),
+                                        ("stack_q10", (6, 256, 256))])
+def test_sample_data_loads(make_napari_viewer, key, shape):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, key)
+    assert viewer.layers[-1].data.shape == shape
+
+
+def test_restore_2d_gray_keeps_the_viewer_responsive(vw, qtbot):
+    viewer, widget = vw
+    rng = np.random.default_rng(0)
+    src = viewer.add_image(rng.integers(0, 256, (768, 768), dtype=np.uint8), name="img", scale=(0.5, 0.25),
+                           translate=(10, -3))
+    widget.tile_spin.value = 64  # 144 tiles: a run long enough to watch the event loop
+    click_s, ticks = click_restore(qtbot, widget)
+    assert click_s < 0.5, f"the click took {click_s:.2f} s"
+    assert ticks >= 5, "the Qt event loop stalled while the worker ran"
+    restored, residual = check_outputs(viewer, src)
+    np.testing.assert_array_equal(restored.data, restore(src.data, str(widget.weights_edit.value), tile_size=64).restored)
+    lo, hi = residual.contrast_limits
+    assert lo == pytest.approx(-hi) and hi > 0  # diverging, centred on zero
+    # running again updates the two layers instead of adding more
+    click_restore(qtbot, widget)
+    assert [ly.name for ly in viewer.layers] == ["img", "img residual", "img restored"]
+
+
+def test_restore_rgb(vw, qtbot, tiny_color_weights, astronaut_crop):
+    viewer, widget = vw
+    widget.weights_edit.value = tiny_color_weights
+    src = viewer.add_image(astronaut_crop, name="rgb", scale=(2, 2))
+    assert src.rgb
+    click_restore(qtbot, widget)
+    check_outputs(viewer, src, rgb=True)
+
+
+def test_restore_stack_and_current_plane(vw, qtbot, camera_crop):
+    viewer, widget = vw
+    stack = np.stack([camera_crop, camera_crop[::-1], camera_crop[:, ::-1]]).astype(np.uint16) * 100
+    src = viewer.add_image(stack, name="zs", scale=(3, 1, 1))
+    click_restore(qtbot, widget)
+    restored, _ = check_outputs(viewer, src)
+    full = restored.data.copy()
+    viewer.dims.set_point(0, 2 * 3.0)  # world z of plane 2
+    widget.plane_check.value = True
+    click_restore(qtbot, widget)
+    plane = viewer.layers["zs restored"]
+    assert plane.data.shape == (1,) + camera_crop.shape
+    assert plane.translate[0] == pytest.approx(6.0)
+    np.testing.assert_array_equal(plane.data[0], full[2])
+
+
+def test_cancel_leaves_the_layer_list_as_it_was(vw, qtbot, notes):
+    viewer, widget = vw
+    viewer.add_image(np.zeros((1024, 1024), np.float32), name="big")
+    widget.tile_spin.value = 32  # 1024 tiles
+    widget.restore_button.native.click()
+    qtbot.waitUntil(lambda: widget.status.value == "restoring...", timeout=5000)
+    qtbot.wait(200)
+    widget.cancel_button.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.status.value == "cancelled"
+    assert [ly.name for ly in viewer.layers] == ["big"]
+    assert any("cancelled" in n for n in notes)
+
+
+def test_error_paths_notify(vw, qtbot, notes, tmp_path):
+    import dask.array as da
+
+    viewer, widget = vw
+    widget.restore_button.native.click()  # no layer at all
+    assert any("no image layer" in n for n in notes)
+    viewer.add_labels(np.zeros((20, 20), np.uint8), name="labels")
+    widget.restore_button.native.click()
+    assert sum("no image layer" in n for n in notes) == 2
+    viewer.add_image(da.zeros((64, 64), chunks=32), name="lazy")
+    widget._select_active()
+    widget.restore_button.native.click()
+    assert any("dask or zarr" in n for n in notes)
+    viewer.add_image(np.zeros((16, 16), np.uint8), name="small")
+    widget._select_active()
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    widget.weights_edit.value = str(bad)
+    click_restore(qtbot, widget)
+    assert any("bad.safetensors" in n for n in notes)
+    assert [ly.name for ly in viewer.layers] == ["labels", "lazy", "small"]
+    widget.weights_edit.value = str(tmp_path / "missing.safetensors")
+    widget.restore_button.native.click()
+    assert any("missing.safetensors" in n for n in notes)
