@@ -65,3 +65,28 @@ def test_evaluate_empty_folder_fails(tmp_path):
     (tmp_path / "x.txt").write_text("hi")
     with pytest.raises(ImageReadError, match="no readable"):
         evaluate_folder(tmp_path)
+
+
+def test_eval_command_prints_json_and_records_it(tmp_path, camera_crop, tiny_weights):
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    (tmp_path / "val").mkdir()
+    Image.fromarray(camera_crop).save(tmp_path / "val" / "a.png")
+    weights = tmp_path / "w.safetensors"
+    shutil.copy(tiny_weights, weights)
+    shutil.copy(tiny_weights.replace(".safetensors", ".json"), weights.with_suffix(".json"))
+    r = subprocess.run([sys.executable, "-m", "napari_dncnn", "eval", str(tmp_path / "val"), "--model", str(weights),
+                        "--qualities", "10", "--json", "--record", "--no-progress"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["mode"] == "gray" and out["rows"][0]["quality"] == 10 and out["rows"][0]["images"] == 1
+    record = json.loads(weights.with_suffix(".json").read_text())
+    assert record["validation"]["val (gray)"]["rows"] == out["rows"]
+    r = subprocess.run([sys.executable, "-m", "napari_dncnn", "eval", str(tmp_path / "nothing")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "nothing" in r.stderr

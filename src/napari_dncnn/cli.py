@@ -115,7 +115,30 @@ def _add_eval(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--tile-size", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--record", action="store_true",
+                   help="also write the results into the model's JSON record (validation section)")
     p.add_argument("--no-progress", action="store_true")
+
+
+def _record_validation(model: str, data_dir: str, color: bool, rows) -> str:
+    import json
+    import os
+    from pathlib import Path
+
+    from .models import BUNDLED_MODELS, bundled_weights_path, resolve_model_name
+
+    name = resolve_model_name(model, 3 if color else 1)
+    path = bundled_weights_path(name) if name in BUNDLED_MODELS else Path(name)
+    jpath = path.with_suffix(".json")
+    record = json.loads(jpath.read_text()) if jpath.exists() else {}
+    key = f"{Path(data_dir).name} ({'RGB' if color else 'gray'})"
+    record.setdefault("validation", {})[key] = {
+        "command": "napari-dncnn eval " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else "",
+        "rows": [r.as_dict() for r in rows]}
+    tmp = jpath.with_name(f".{jpath.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, jpath)
+    return str(jpath)
 
 
 def _run_eval(args) -> int:
@@ -152,6 +175,8 @@ def _run_eval(args) -> int:
     else:
         print(format_table(rows, f"{args.data_dir} ({'RGB' if color else 'gray'}, model {args.model}, "
                                  f"{rows[0].images} images)"))
+    if args.record:
+        print(f"validation written to {_record_validation(args.model, args.data_dir, color, rows)}", file=sys.stderr)
     return EXIT_OK
 
 
