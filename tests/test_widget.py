@@ -52,6 +52,12 @@ def click_restore(qtbot, widget, timeout=120_000):
     return click_s, len(ticks)
 
 
+def open_bars():
+    from napari.utils import progress
+
+    return [p for p in progress._all_instances if "DnCNN" in str(p.desc)]
+
+
 def check_outputs(viewer, src, rgb=False):
     restored = viewer.layers[f"{src.name} restored"]
     residual = viewer.layers[f"{src.name} residual"]
@@ -96,6 +102,7 @@ def test_restore_2d_gray_keeps_the_viewer_responsive(vw, qtbot):
     widget.tile_spin.value = 64  # 144 tiles: a run long enough to watch the event loop
     click_s, ticks = click_restore(qtbot, widget)
     assert click_s < 0.5, f"the click took {click_s:.2f} s"
+    assert not open_bars()
     assert ticks >= 5, "the Qt event loop stalled while the worker ran"
     restored, residual = check_outputs(viewer, src)
     np.testing.assert_array_equal(restored.data, restore(src.data, str(widget.weights_edit.value), tile_size=64).restored)
@@ -141,7 +148,10 @@ def test_cancel_leaves_the_layer_list_as_it_was(vw, qtbot, notes):
     widget.cancel_button.native.click()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.status.value == "cancelled"
+    done, total = widget.last_progress
+    assert total == 1024 and done < total  # really stopped, not finished
     assert [ly.name for ly in viewer.layers] == ["big"]
+    assert not open_bars()
     assert any("cancelled" in n for n in notes)
 
 
@@ -165,6 +175,7 @@ def test_error_paths_notify(vw, qtbot, notes, tmp_path):
     widget.weights_edit.value = str(bad)
     click_restore(qtbot, widget)
     assert any("bad.safetensors" in n for n in notes)
+    assert not open_bars()
     assert [ly.name for ly in viewer.layers] == ["labels", "lazy", "small"]
     widget.weights_edit.value = str(tmp_path / "missing.safetensors")
     widget.restore_button.native.click()

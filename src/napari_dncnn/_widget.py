@@ -58,6 +58,7 @@ class RestoreWidget(Container):
         self.restore_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
+        self.last_progress = (0, 0)  # (tiles done, tiles in all) of the latest run
         self._cancel = threading.Event()
         self._select_active()
         napari_viewer.layers.selection.events.active.connect(self._select_active)
@@ -144,6 +145,7 @@ class RestoreWidget(Container):
 
         def on_progress(dt):
             done, total = dt
+            self.last_progress = (done, total)
             if total and bar.total != total:
                 bar.total = total
             bar.n = done

@@ -73,7 +73,15 @@ class TrainConfig:
     max_minutes: float = 0.0
     pause_at: int = 0  # stop (with a checkpoint) at this step; --resume continues
     init: str = ""
-    command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in sys.argv))
+    command: str = field(default_factory=lambda: _command_line())
+
+
+def _command_line() -> str:
+    """The command that is running, as a user would type it."""
+    argv = list(sys.argv)
+    if argv and (Path(argv[0]).name == "napari-dncnn" or argv[0].endswith("__main__.py")):
+        argv[0] = "napari-dncnn"
+    return " ".join(shlex.quote(a) for a in argv)
 
 
 # ---------------------------------------------------------------- data
