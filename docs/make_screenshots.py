@@ -36,7 +36,6 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     print(f"widget restore of {src.data.shape} {src.data.dtype} on CPU: {seconds:.1f} s")
     viewer.layers["camera q10 residual"].visible = False
-    viewer.layers.selection.active = viewer.layers["camera q10 restored"]
     for _ in range(20):
         QApplication.processEvents()
         time.sleep(0.02)
