@@ -32,13 +32,14 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from .devices import pick_device, use_bf16
+from .evaluate import psnr
+from .io import IMAGE_SUFFIXES
 from .jpeg import jpeg_roundtrip, rgb_to_luma
 from .model import DnCNN
 from .models import load_state, save_weights
 
 __all__ = ["TrainConfig", "PatchSampler", "extract_patches", "patch_positions", "train", "load_clean_images"]
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -210,11 +211,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
 
 
-def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
-
-
 def _atomic_write_json(path: Path, obj) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(obj, indent=2))
@@ -288,7 +284,7 @@ def validation_gain(net, pairs, device, bf16: bool) -> float:
             r = net(x).float()
         out = (x - r).clamp(0, 1)[0].permute(1, 2, 0).squeeze(-1).cpu().numpy()
         restored = np.round(out * 255).astype(np.uint8)
-        gains.append(psnr_uint8(restored, clean) - psnr_uint8(deg, clean))
+        gains.append(psnr(clean, restored) - psnr(clean, deg))
     net.train(was_training)
     return float(np.mean(gains))
 
