@@ -122,10 +122,9 @@ def _add_eval(sub) -> None:
 
 def _record_validation(model: str, data_dir: str, color: bool, rows) -> str:
     import json
-    import os
     from pathlib import Path
 
-    from .models import BUNDLED_MODELS, bundled_weights_path, resolve_model_name
+    from .models import BUNDLED_MODELS, bundled_weights_path, resolve_model_name, write_json_atomic
 
     name = resolve_model_name(model, 3 if color else 1)
     path = bundled_weights_path(name) if name in BUNDLED_MODELS else Path(name)
@@ -135,10 +134,7 @@ def _record_validation(model: str, data_dir: str, color: bool, rows) -> str:
     record.setdefault("validation", {})[key] = {
         "command": "napari-dncnn eval " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else "",
         "rows": [r.as_dict() for r in rows]}
-    tmp = jpath.with_name(f".{jpath.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, jpath)
-    return str(jpath)
+    return str(write_json_atomic(jpath, record))
 
 
 def _run_eval(args) -> int:

@@ -29,6 +29,7 @@ __all__ = [
     "load_model",
     "resolve_model_name",
     "save_weights",
+    "write_json_atomic",
 ]
 
 BUNDLED_MODELS = {"jpeg-gray": 1, "jpeg-color": 3}
@@ -72,6 +73,15 @@ def resolve_model_name(model: str, channels: int) -> str:
     return model
 
 
+def write_json_atomic(path: str | os.PathLike, obj) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` through a hidden temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
 def save_weights(network: DnCNN, path: str | os.PathLike, record: dict | None = None) -> Path:
     """Write ``path`` (``.safetensors``) and the JSON record beside it, atomically."""
     path = Path(path)
@@ -89,10 +99,7 @@ def save_weights(network: DnCNN, path: str | os.PathLike, record: dict | None = 
     save_file(tensors, str(tmp), metadata={k: str(v) for k, v in arch.items()} | {"format": FORMAT})
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
-    jpath = path.with_suffix(".json")
-    jtmp = jpath.with_name(f".{jpath.name}.tmp{os.getpid()}")
-    jtmp.write_text(json.dumps(full, indent=2) + "\n")
-    os.replace(jtmp, jpath)
+    write_json_atomic(path.with_suffix(".json"), full)
     return path
 
 

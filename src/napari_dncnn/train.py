@@ -36,7 +36,7 @@ from .evaluate import psnr
 from .io import IMAGE_SUFFIXES
 from .jpeg import jpeg_roundtrip, rgb_to_luma
 from .model import DnCNN
-from .models import load_state, save_weights
+from .models import load_state, save_weights, write_json_atomic
 
 __all__ = ["TrainConfig", "PatchSampler", "extract_patches", "patch_positions", "train", "load_clean_images"]
 
@@ -211,12 +211,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
 
 
-def _atomic_write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
-
-
 # ---------------------------------------------------------------- checkpoints
 
 def save_checkpoint(run_dir: Path, net, opt, step, rng, extra) -> None:
@@ -230,7 +224,7 @@ def save_checkpoint(run_dir: Path, net, opt, step, rng, extra) -> None:
     os.replace(tmp, run_dir / "checkpoint.safetensors")
     meta = {"step": step, "rng": rng.bit_generator.state, "param_groups": sd["param_groups"],
             "torch_rng": torch.get_rng_state().tolist(), **extra}
-    _atomic_write_json(run_dir / "checkpoint.json", meta)
+    write_json_atomic(run_dir / "checkpoint.json", meta)
 
 
 def load_checkpoint(run_dir: Path, net, opt, rng) -> dict:
@@ -346,7 +340,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     else:
         with open(log_path, "w", newline="") as f:
             csv.writer(f).writerow(["step", "elapsed_s", "lr", "loss", "val_gain_db"])
-    _atomic_write_json(run_dir / "config.json", asdict(cfg))
+    write_json_atomic(run_dir / "config.json", asdict(cfg))
     val_pairs = load_validation(cfg)
 
     def record(val_gain: float) -> dict:
