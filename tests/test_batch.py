@@ -3,6 +3,7 @@
 import hashlib
 import os
 import signal
+import json
 import subprocess
 import sys
 import time
@@ -51,8 +52,15 @@ def test_batch_end_to_end(tmp_path, input_folder, tiny_weights, camera_crop):
     assert "truncated.jpg" in r.stdout and "empty.png" in r.stdout and "readme" not in r.stdout
     assert snapshot(input_folder) == before  # inputs untouched
     names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert names == ["cam.png", "cam_residual.tif", "stack.tif", "stack_residual.tif",
-                     "sub/astro.png", "sub/astro_residual.tif"]
+    assert names == ["cam.png", "cam_residual.tif", "napari-dncnn-report.json", "stack.tif",
+                     "stack_residual.tif", "sub/astro.png", "sub/astro_residual.tif"]
+    report = json.loads((out / "napari-dncnn-report.json").read_text())
+    entries = {Path(e["file"]).name: e for e in report["files"]}
+    assert sorted(entries) == ["astro.png", "cam.JPG", "empty.png", "stack.tif", "truncated.jpg"]
+    assert report["counts"] == {"done": 3, "skipped": 0, "failed": 2}
+    assert entries["empty.png"]["status"] == "failed" and "empty" in entries["empty.png"]["error"]
+    assert entries["cam.JPG"]["status"] == "done" and entries["cam.JPG"]["seconds"] > 0
+    assert entries["cam.JPG"]["worker"] and entries["cam.JPG"]["outputs"][0].endswith("cam.png")
     # the same pixels as the API
     cam = np.asarray(Image.open(input_folder / "cam.JPG"))
     np.testing.assert_array_equal(np.asarray(Image.open(out / "cam.png")), restore(cam, tiny_weights).restored)
@@ -101,7 +109,7 @@ def test_colliding_outputs_are_per_file_errors(tmp_path, camera_crop, tiny_weigh
     r = run_cli(src, tmp_path / "out", "--model", tiny_weights)
     assert r.returncode == 1 and "done 1, skipped 0, failed 2" in r.stdout
     assert "would also be written" in r.stdout
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.png", "napari-dncnn-report.json"]
 
 
 def test_kill_9_then_resume_gives_the_complete_result(tmp_path, tiny_weights):

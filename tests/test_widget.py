@@ -156,18 +156,12 @@ def test_cancel_leaves_the_layer_list_as_it_was(vw, qtbot, notes):
 
 
 def test_error_paths_notify(vw, qtbot, notes, tmp_path):
-    import dask.array as da
-
     viewer, widget = vw
     widget.restore_button.native.click()  # no layer at all
     assert any("no image layer" in n for n in notes)
     viewer.add_labels(np.zeros((20, 20), np.uint8), name="labels")
     widget.restore_button.native.click()
     assert sum("no image layer" in n for n in notes) == 2
-    viewer.add_image(da.zeros((64, 64), chunks=32), name="lazy")
-    widget._select_active()
-    widget.restore_button.native.click()
-    assert any("dask or zarr" in n for n in notes)
     viewer.add_image(np.zeros((16, 16), np.uint8), name="small")
     widget._select_active()
     bad = tmp_path / "bad.safetensors"
@@ -176,7 +170,38 @@ def test_error_paths_notify(vw, qtbot, notes, tmp_path):
     click_restore(qtbot, widget)
     assert any("bad.safetensors" in n for n in notes)
     assert not open_bars()
-    assert [ly.name for ly in viewer.layers] == ["labels", "lazy", "small"]
+    assert [ly.name for ly in viewer.layers] == ["labels", "small"]
     widget.weights_edit.value = str(tmp_path / "missing.safetensors")
     widget.restore_button.native.click()
     assert any("missing.safetensors" in n for n in notes)
+
+
+def test_lazy_multiscale_layer_computes_only_what_is_shown(vw, qtbot, tiny_weights):
+    import dask.array as da
+    from skimage import data
+
+    viewer, widget = vw
+    viewer.window.show()  # a drawn canvas: napari fetches the multiscale blocks each draw needs
+    base = np.tile(data.camera(), (2, 2))  # 1024 x 1024, a 3-level pyramid in blocks of 128
+    levels = [da.from_array(base[::s, ::s], chunks=128) for s in (1, 2, 4)]
+    viewer.add_image(levels, multiscale=True, name="pyramid")
+    viewer.camera.center = (100, 100)  # look at a corner at full resolution
+    viewer.camera.zoom = 8
+    widget._select_active()
+    click_restore(qtbot, widget)
+    restored, residual = viewer.layers["pyramid restored"], viewer.layers["pyramid residual"]
+    assert restored.multiscale and residual.multiscale and len(restored.data) == 3
+    assert all(isinstance(lv, da.Array) for lv in list(restored.data) + list(residual.data))
+    qtbot.waitUntil(lambda: restored.data_level == 0 and widget.blocks_done[0][0] > 0, timeout=60_000)
+    qtbot.wait(300)
+    done, total = widget.blocks_done[0]
+    assert total == 64 and 0 < done <= 16, widget.blocks_done  # only blocks around the view, never all
+    viewer.camera.center = (900, 900)  # pan to the opposite corner: its blocks are computed now
+    qtbot.waitUntil(lambda: widget.blocks_done[0][0] > done, timeout=60_000)
+    qtbot.wait(300)
+    assert widget.blocks_done[0][0] <= 2 * 16, widget.blocks_done
+    # what is shown equals the in-memory restoration (a crop whose edges are far from the shown region)
+    ref = restore(base[:256, :256], tiny_weights)
+    shown = np.asarray(restored.data[0][:128, :128])
+    diff = np.abs(shown.astype(int) - ref.restored[:128, :128])
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= 8

@@ -28,13 +28,21 @@ SOURCE_KEY = "napari_dncnn_source"
 GEOMETRY = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels")
 
 
-def lazy_data(layer: Image) -> str:
-    """Why ``layer`` cannot be restored in memory ('' when it can)."""
-    if layer.multiscale:
-        return "it is multiscale"
-    if not isinstance(layer.data, np.ndarray):
-        return f"its data is a {type(layer.data).__module__.split('.')[0]} array (dask or zarr), not in memory"
-    return ""
+def is_lazy_layer(layer: Image) -> bool:
+    """Multiscale, dask- or zarr-backed layers are restored lazily (outputs computed as they are shown)."""
+    return bool(layer.multiscale) or not isinstance(layer.data, np.ndarray)
+
+
+def residual_limit(residual) -> float:
+    """Symmetric contrast limit of a residual; for a lazy one, from a central crop of at most 256 x 256."""
+    if isinstance(residual, np.ndarray):
+        return float(np.max(np.abs(residual))) or 1.0
+    ydim = residual.ndim - 2
+    sl = [0] * ydim + [slice(max(0, n // 2 - 128), n // 2 + 128) for n in residual.shape[ydim:]]
+    if residual.ndim >= 3 and residual.shape[-1] in (3, 4):  # RGB: the two axes before the samples
+        sl = [0] * (residual.ndim - 3) + [slice(max(0, n // 2 - 128), n // 2 + 128) for n in residual.shape[-3:-1]] \
+            + [slice(None)]
+    return float(np.max(np.abs(np.asarray(residual[tuple(sl)])))) or 1.0
 
 
 class RestoreWidget(Container):
@@ -59,6 +67,7 @@ class RestoreWidget(Container):
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
         self.last_progress = (0, 0)  # (tiles done, tiles in all) of the latest run
+        self.blocks_done: dict[int, tuple[int, int]] = {}  # lazy outputs: level -> (blocks computed, blocks)
         self._cancel = threading.Event()
         self._select_active()
         napari_viewer.layers.selection.events.active.connect(self._select_active)
@@ -104,18 +113,14 @@ class RestoreWidget(Container):
         if not isinstance(layer, Image):
             show_error(f"DnCNN: {layer.name!r} is not an image layer; choose an image layer")
             return
-        why = lazy_data(layer)
-        if why:
-            show_error(f"DnCNN: layer {layer.name!r} cannot be restored yet: {why}. Use 'napari-dncnn batch' on "
-                       "the file, or load the data into memory (numpy) first.")
-            return
         try:
             model = self._model()
         except ValueError as exc:
             show_error(f"DnCNN: {exc}")
             return
-        data, index = self._plane(layer)
-        channel_axis = data.ndim - 1 if layer.rgb else None
+        lazy = is_lazy_layer(layer)
+        data, index = ((list(layer.data) if layer.multiscale else layer.data), ()) if lazy else self._plane(layer)
+        channel_axis = layer.ndim if layer.rgb else None
         tile = self.tile_spin.value or None
         device = self.device_combo.value
         self._cancel = threading.Event()
@@ -131,9 +136,12 @@ class RestoreWidget(Container):
 
             # restore() runs here; progress is relayed through yields checked by the main thread
             result_box = {}
+            run = _restore_lazy_levels if lazy else restore
             runner = threading.Thread(target=lambda: result_box.update(
-                out=_safe(restore, data, model, channel_axis=channel_axis, tile_size=tile, device=device,
-                          progress=report, cancel=cancel)))
+                out=_safe(run, data, model, channel_axis=channel_axis, tile_size=tile, device=device,
+                          progress=report, cancel=cancel) if not lazy else
+                _safe(run, data, model, channel_axis=channel_axis, tile_size=tile, device=device,
+                      blocks=self.blocks_done)))
             runner.start()
             while runner.is_alive():
                 runner.join(0.05)
@@ -182,19 +190,24 @@ class RestoreWidget(Container):
 
     # ------------------------------------------------------------ output layers
     def _add_layers(self, src: Image, out, index):
-        restored, residual = out
+        restored, residual = out[:2]
+        multiscale = isinstance(restored, list)
         geometry = {k: getattr(src, k) for k in GEOMETRY if hasattr(src, k)}
         if index:  # a single plane sits where it came from
             translate = np.array(geometry["translate"], float)
             translate[:len(index)] += np.array(index) * np.asarray(geometry["scale"][:len(index)])
             geometry["translate"] = translate
-        lim = float(np.max(np.abs(residual))) or 1.0
+        lim = out[2] if len(out) > 2 else residual_limit(residual)
         res_kwargs = dict(rgb=src.rgb, contrast_limits=(-lim, lim), **geometry)
+        if multiscale:
+            geometry["multiscale"] = res_kwargs["multiscale"] = True
         if not src.rgb:
             res_kwargs["colormap"] = RESIDUAL_CMAP
         rest_kwargs = dict(rgb=src.rgb, **geometry)
         if not src.rgb:
             rest_kwargs.update(colormap=src.colormap, contrast_limits=src.contrast_limits)
+        elif len(out) > 2:  # lazy: napari must not compute the whole image for contrast limits
+            rest_kwargs["contrast_limits"] = src.contrast_limits
         self._put(src, f"{src.name} residual", residual, res_kwargs)
         self._put(src, f"{src.name} restored", restored, rest_kwargs)
         if src in self.viewer.layers:  # keep the source chosen, so Restore again updates these layers
@@ -204,15 +217,45 @@ class RestoreWidget(Container):
     def _put(self, src: Image, name: str, data, kwargs):
         existing = next((ly for ly in self.viewer.layers if ly.name == name
                          and ly.metadata.get(SOURCE_KEY) == id(src)), None)
-        if existing is not None and existing.data.ndim == data.ndim and existing.rgb == kwargs["rgb"]:
+        if (existing is not None and existing.ndim == src.ndim and existing.rgb == kwargs["rgb"]
+                and existing.multiscale == bool(kwargs.get("multiscale")) and not existing.multiscale):
             existing.data = data
             for k, v in kwargs.items():
-                if k != "rgb":
+                if k not in ("rgb", "multiscale"):
                     setattr(existing, k, v)
             return existing
         if existing is not None:
             self.viewer.layers.remove(existing)
         return self.viewer.add_image(data, name=name, metadata={SOURCE_KEY: id(src)}, **kwargs)
+
+
+def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks: dict):
+    """Lazy outputs for a dask/zarr array, or lists of them for a list of pyramid levels (0 = full resolution).
+
+    All levels share level 0's normalisation.  Whole-slide pyramids store every
+    level JPEG-compressed on its own, so each level is restored from its own
+    pixels; panning computes only the blocks shown (``blocks`` counts them).
+    """
+    from .lazy import restore_lazy, value_range
+
+    levels = data if isinstance(data, list) else [data]
+    levels = [_as_dask(lv) if isinstance(lv, np.ndarray) else lv for lv in levels]
+    rng = value_range(levels[0], channel_axis)
+    outs = []
+    for i, level in enumerate(levels):
+        blocks[i] = (0, 0)
+        outs.append(restore_lazy(level, model, channel_axis=channel_axis, tile_size=tile_size, device=device,
+                                 data_range=rng, progress=lambda d, t, i=i: blocks.__setitem__(i, (d, t))))
+    lim = residual_limit(outs[-1].residual)  # computed here, in the worker thread: a few blocks at most
+    if not isinstance(data, list):
+        return outs[0].restored, outs[0].residual, lim
+    return [o.restored for o in outs], [o.residual for o in outs], lim
+
+
+def _as_dask(a: np.ndarray):
+    import dask.array as da
+
+    return da.from_array(a, chunks=tuple(min(n, 512) for n in a.shape))
 
 
 def _safe(fn, *args, **kwargs):

@@ -2,24 +2,43 @@
 
 Output mirrors the input's relative paths and stems: 8-bit (and 16-bit)
 PNG/JPEG/BMP inputs become ``<stem>.png``, TIFF inputs ``<stem>.tif`` with
-dtype and metadata kept, residuals ``<stem>_residual.tif`` (float32).  The
-input folder is never written to.  Every write goes through a hidden
-temporary file that is renamed into place; leftovers of a killed run are
-removed by the next one, and finished outputs are skipped unless
-``overwrite``, so rerunning a batch resumes it.
+dtype and metadata kept, zarr/OME-Zarr folders ``<stem>.zarr`` (OME-Zarr),
+residuals ``<stem>_residual.tif`` / ``.zarr`` (float32).  The input folder is
+never written to.  Every write goes through a hidden temporary file that is
+renamed into place; leftovers of a killed run are removed by the next one,
+and finished outputs are skipped unless ``overwrite``, so rerunning a batch
+resumes it.
+
+Big images (zarr folders, and TIFFs above ``out_of_core_above`` values) take
+the out-of-core path: read lazily, restored block by block with dask, written
+as tiled BigTIFF / OME-Zarr, so memory does not grow with the image.
+
+With ``scheduler`` (an address) or ``workers`` (a LocalCluster of that many
+processes) every file is a dask.distributed task with retries; workers load
+the model from its weights file once per process and read and write files by
+path.  A JSON report (file, status, seconds, worker, error) is written to the
+output folder either way.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import os
+import socket
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .engine import restore
 from .io import IMAGE_SUFFIXES, TIFF_SUFFIXES, TMP_PREFIX, read_image, write_image
 
-__all__ = ["BatchError", "BatchReport", "FileResult", "find_inputs", "plan_outputs", "run_batch"]
+__all__ = ["BatchError", "BatchReport", "BatchOptions", "FileResult", "find_inputs", "plan_outputs",
+           "process_file", "run_batch", "REPORT_NAME", "OUT_OF_CORE_ABOVE"]
+
+REPORT_NAME = "napari-dncnn-report.json"
+OUT_OF_CORE_ABOVE = 16 * 2**20
+"""TIFFs with more values than this (16 Mi, e.g. 4096x4096) are restored out of core."""
 
 
 class BatchError(ValueError):
@@ -33,11 +52,19 @@ class FileResult:
     outputs: list[Path] = field(default_factory=list)
     error: str = ""
     seconds: float = 0.0
+    worker: str = ""
+    out_of_core: bool = False
+
+    def as_dict(self) -> dict:
+        return {"file": str(self.input), "status": self.status, "outputs": [str(o) for o in self.outputs],
+                "seconds": round(self.seconds, 3), "worker": self.worker, "out_of_core": self.out_of_core,
+                "error": self.error}
 
 
 @dataclass
 class BatchReport:
     results: list[FileResult] = field(default_factory=list)
+    path: Path | None = None  # where the JSON report was written
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -49,7 +76,21 @@ class BatchReport:
     def summary(self) -> str:
         lines = [f"done {self.count('done')}, skipped {self.count('skipped')}, failed {self.count('failed')}"]
         lines += [f"  FAILED {r.input}: {r.error}" for r in self.failed]
+        if self.path is not None:
+            lines.append(f"report: {self.path}")
         return "\n".join(lines)
+
+
+@dataclass
+class BatchOptions:
+    """What every file task needs; plain values only, so it travels to workers as a few bytes."""
+
+    model: str = "auto"
+    tile_size: int | None = None
+    device: str = "auto"
+    overwrite: bool = False
+    out_of_core_above: int = OUT_OF_CORE_ABOVE
+    block_size: int = 512
 
 
 def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
@@ -67,32 +108,41 @@ def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
 
 
 def find_inputs(input_dir: Path, *, recursive: bool = False, pattern: str | None = None) -> list[Path]:
-    """Image files (any case of .tif/.tiff/.png/.jpg/.jpeg/.bmp) in ``input_dir``, sorted.
+    """Image files (any case of .tif/.tiff/.png/.jpg/.jpeg/.bmp) and zarr folders in ``input_dir``, sorted.
 
     ``pattern`` (a glob such as ``'*.tif'`` or ``'plate1_*'``) is matched
-    case-insensitively against the file name; hidden files are skipped.
+    case-insensitively against the name; hidden files are skipped, and a
+    zarr folder is one input (never searched inside).
     """
-    walker = input_dir.rglob("*") if recursive else input_dir.glob("*")
-    files = []
-    for p in walker:
-        if not p.is_file() or p.name.startswith("."):
-            continue
-        if any(part.startswith(".") for part in p.relative_to(input_dir).parts[:-1]):
-            continue
-        if p.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        if pattern and not fnmatch.fnmatch(p.name.lower(), pattern.lower()):
-            continue
-        files.append(p)
-    return sorted(files)
+    from .io_lazy import is_zarr_path
+
+    found = []
+
+    def visit(folder: Path) -> None:
+        for p in sorted(folder.iterdir()):
+            if p.name.startswith("."):
+                continue
+            if p.is_dir():
+                if is_zarr_path(p) and p.suffix.lower() == ".zarr":
+                    found.append(p)
+                elif recursive:
+                    visit(p)
+            elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+                found.append(p)
+
+    visit(input_dir)
+    if pattern:
+        found = [p for p in found if fnmatch.fnmatch(p.name.lower(), pattern.lower())]
+    return sorted(found)
 
 
 def output_names(rel: Path, save_residual: bool) -> list[Path]:
     """Relative output paths for input ``rel``: the restoration, then the residual if asked."""
-    suffix = ".tif" if rel.suffix.lower() in TIFF_SUFFIXES else ".png"
+    low = rel.suffix.lower()
+    suffix = ".tif" if low in TIFF_SUFFIXES else (".zarr" if low == ".zarr" else ".png")
     names = [rel.with_name(rel.stem + suffix)]
     if save_residual:
-        names.append(rel.with_name(rel.stem + "_residual.tif"))
+        names.append(rel.with_name(rel.stem + "_residual" + (".zarr" if low == ".zarr" else ".tif")))
     return names
 
 
@@ -114,68 +164,171 @@ def plan_outputs(input_dir: Path, files: list[Path], output_dir: Path, save_resi
 
 
 def remove_leftovers(output_dir: Path) -> int:
-    """Delete temporary files a killed run left in ``output_dir``; return how many."""
+    """Delete temporary files and folders a killed run left in ``output_dir``; return how many."""
+    import shutil
+
     n = 0
     if output_dir.is_dir():
-        for p in output_dir.rglob(f"{TMP_PREFIX}*"):
-            if p.is_file():
-                p.unlink()
+        for p in sorted(output_dir.rglob(f"{TMP_PREFIX}*"), key=lambda q: len(q.parts)):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+                n += 1
+            elif p.is_file() or p.is_symlink():
+                p.unlink(missing_ok=True)
                 n += 1
     return n
 
 
 def run_batch(input_dir, output_dir, *, model="auto", recursive=False, pattern=None, overwrite=False,
-              save_residual=False, tile_size=None, device="auto", progress=True, log=print) -> BatchReport:
+              save_residual=False, tile_size=None, device="auto", progress=True, log=print,
+              scheduler: str | None = None, workers: int | None = None, retries: int = 2,
+              out_of_core_above: int = OUT_OF_CORE_ABOVE) -> BatchReport:
     """Restore every image in ``input_dir`` into ``output_dir``; never raises for a single bad file.
 
-    Raises :class:`BatchError` for bad usage (see :func:`check_folders`) or
-    when no file matches.  Returns a :class:`BatchReport`.
+    ``scheduler`` (address of a running dask.distributed scheduler) or
+    ``workers`` (start a LocalCluster of that many worker processes on this
+    machine) run each file as a task with ``retries``; with neither, files
+    are restored one after another in this process.  Raises
+    :class:`BatchError` for bad usage (see :func:`check_folders`) or when no
+    file matches.  Returns a :class:`BatchReport`; its JSON form is written
+    to ``output_dir/napari-dncnn-report.json``.
     """
     from .devices import pick_device
 
     input_dir, output_dir = check_folders(Path(input_dir), Path(output_dir))
-    pick_device(device)  # a missing device is a usage error, before any file is touched
+    if scheduler is None and workers is None:
+        pick_device(device)  # a missing device is a usage error, before any file is touched
+    if workers is not None and workers < 1:
+        raise BatchError(f"--workers must be at least 1, got {workers}")
     files = find_inputs(input_dir, recursive=recursive, pattern=pattern)
     if not files:
-        what = f"matching {pattern!r}" if pattern else f"with an image extension ({', '.join(sorted(IMAGE_SUFFIXES))})"
+        what = f"matching {pattern!r}" if pattern else (f"with an image extension ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                                                        " or .zarr folders")
         raise BatchError(f"no files {what} in {input_dir}{'' if recursive else ' (add --recursive for subfolders)'}")
     output_dir.mkdir(parents=True, exist_ok=True)
     removed = remove_leftovers(output_dir)
     if removed:
         log(f"removed {removed} unfinished temporary file(s) left by an interrupted run")
     plan, errors = plan_outputs(input_dir, files, output_dir, save_residual)
-    report = BatchReport()
+    opts = BatchOptions(str(model), tile_size, device, overwrite, out_of_core_above)
+    results: dict[Path, FileResult] = {}
+    todo = []
+    for f in files:
+        if f in errors:
+            results[f] = FileResult(f, "failed", [], errors[f])
+        elif not overwrite and all(o.exists() for o in plan[f]):
+            results[f] = FileResult(f, "skipped", plan[f])
+        else:
+            todo.append(f)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(files), desc="restoring", unit="file", dynamic_ncols=True)
+        bar = tqdm(total=len(files), initial=len(results), desc="restoring", unit="file", dynamic_ncols=True)
+
+    def record(r: FileResult) -> None:
+        results[r.input] = r
+        if bar is not None:
+            bar.set_postfix(failed=sum(x.status == "failed" for x in results.values()))
+            bar.update(1)
+
+    started = time.time()
+    where, usage_error = "this process", False
     try:
-        for f in files:
-            outs = plan[f]
-            t0 = time.perf_counter()
-            if f in errors:
-                report.results.append(FileResult(f, "failed", [], errors[f]))
-            elif not overwrite and all(o.exists() for o in outs):
-                report.results.append(FileResult(f, "skipped", outs))
-            else:
-                report.results.append(_restore_file(f, outs, model, tile_size, device, t0))
-            if bar is not None:
-                bar.set_postfix(failed=report.count("failed"))
-                bar.update(1)
+        if scheduler is None and workers is None:
+            for f in todo:
+                record(FileResult(**process_file(str(f), [str(o) for o in plan[f]], asdict(opts))))
+        else:
+            from .cluster import run_on_cluster
+
+            where = run_on_cluster(todo, plan, opts, record, scheduler=scheduler, workers=workers,
+                                   retries=retries, log=log)
+            remove_leftovers(output_dir)  # temporaries of workers that died mid-write
+    except BatchError:
+        usage_error = True
+        raise
     finally:
         if bar is not None:
             bar.close()
+        if not usage_error:
+            report = _final_report(files, results, output_dir, {
+                "input_dir": str(input_dir), "output_dir": str(output_dir), "model": str(model),
+                "scheduler": where, "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+                "seconds": round(time.time() - started, 3)})
     return report
 
 
-def _restore_file(f: Path, outs: list[Path], model, tile_size, device, t0: float) -> FileResult:
+def _final_report(files, results, output_dir: Path, meta: dict) -> BatchReport:
+    """Every input gets exactly one entry (an interrupted run marks the rest as not run); written as JSON."""
+    report = BatchReport([results.get(f) or FileResult(f, "failed", [], "not run: the batch was interrupted")
+                          for f in files])
+    report.path = _write_report(output_dir, report, meta)
+    return report
+
+
+def _write_report(output_dir: Path, report: BatchReport, meta: dict) -> Path:
+    from .models import write_json_atomic
+
+    counts = {k: report.count(k) for k in ("done", "skipped", "failed")}
+    return write_json_atomic(output_dir / REPORT_NAME,
+                             {**meta, "counts": counts, "files": [r.as_dict() for r in report.results]})
+
+
+_INFERENCE_LOCK = threading.Lock()
+"""One restoration at a time per process: the model uses all of the worker's threads."""
+
+
+def _worker_name() -> str:
     try:
-        img = read_image(f)
-        result = restore(img.data, model, channel_axis=img.channel_axis, tile_size=tile_size, device=device)
-        if len(outs) > 1:
-            write_image(outs[1], result.residual, img)
-        write_image(outs[0], result.restored, img)
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def process_file(f: str, outs: list[str], opts: dict) -> dict:
+    """Restore one file into its outputs; returns a :class:`FileResult` as keyword arguments.
+
+    Runs in the batch process or on a dask worker; takes and returns plain
+    values only.  Never raises for a bad file: the error is in the result.
+    """
+    o = BatchOptions(**opts)
+    src, targets = Path(f), [Path(p) for p in outs]
+    t0 = time.perf_counter()
+    base = {"input": src, "worker": _worker_name()}
+    if not o.overwrite and all(t.exists() for t in targets):  # a retry after the outputs were renamed in
+        return {**base, "status": "skipped", "outputs": targets}
+    ooc = False
+    try:
+        from .io_lazy import is_zarr_path, pixel_count
+
+        ooc = is_zarr_path(src) or (src.suffix.lower() in TIFF_SUFFIXES and pixel_count(src) > o.out_of_core_above)
+        with _INFERENCE_LOCK:
+            if ooc:
+                _restore_out_of_core(src, targets, o)
+            else:
+                img = read_image(src)
+                result = restore(img.data, o.model, channel_axis=img.channel_axis, tile_size=o.tile_size,
+                                 device=o.device)
+                if len(targets) > 1:
+                    write_image(targets[1], result.residual, img)
+                write_image(targets[0], result.restored, img)
     except (ValueError, OSError, RuntimeError, MemoryError) as exc:
-        return FileResult(f, "failed", [], str(exc), time.perf_counter() - t0)
-    return FileResult(f, "done", outs, "", time.perf_counter() - t0)
+        return {**base, "status": "failed", "error": str(exc), "seconds": time.perf_counter() - t0,
+                "out_of_core": ooc}
+    return {**base, "status": "done", "outputs": targets, "seconds": time.perf_counter() - t0, "out_of_core": ooc}
+
+
+def _restore_out_of_core(src: Path, targets: list[Path], o: BatchOptions) -> None:
+    from .io_lazy import open_lazy, write_ome_zarr, write_tiled_tiff
+    from .lazy import restore_lazy
+
+    with open_lazy(src) as img:
+        result = restore_lazy(img.data, o.model, channel_axis=img.channel_axis, tile_size=o.tile_size,
+                              device=o.device, block_size=o.block_size)
+        arrays = [result.restored, result.residual][:len(targets)]
+        if img.kind == "zarr":
+            write_ome_zarr(targets, arrays, img, chunks=o.block_size)
+        else:
+            write_tiled_tiff(targets, arrays, img, tile=o.block_size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -63,8 +64,9 @@ def _run_train(args) -> int:
 
 def _add_batch(sub) -> None:
     p = sub.add_parser("batch", help="restore every image in a folder into another folder",
-                       description="Restore every image (.tif .tiff .png .jpg .jpeg .bmp, any case) in INPUT_DIR "
-                       "into OUTPUT_DIR, mirroring relative paths. Exit status: 0 nothing failed, 1 some file "
+                       description="Restore every image (.tif .tiff .png .jpg .jpeg .bmp, any case, and .zarr "
+                       "folders) in INPUT_DIR into OUTPUT_DIR, mirroring relative paths, and write a JSON report "
+                       "(napari-dncnn-report.json) there. Exit status: 0 nothing failed, 1 some file "
                        "failed, 2 bad usage or no matching files, 130 interrupted.")
     p.add_argument("input_dir")
     p.add_argument("output_dir")
@@ -75,6 +77,15 @@ def _add_batch(sub) -> None:
     p.add_argument("--save-residual", action="store_true", help="also write <stem>_residual.tif (float32)")
     p.add_argument("--tile-size", type=int, default=None, help="tile side in px (default: automatic)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--scheduler", default=os.environ.get("DASK_SCHEDULER_ADDRESS") or None,
+                   help="address of a running dask.distributed scheduler (e.g. tcp://10.0.0.5:8786); "
+                   "default: $DASK_SCHEDULER_ADDRESS")
+    p.add_argument("--workers", type=int, default=None,
+                   help="start a LocalCluster of N worker processes on this machine")
+    p.add_argument("--retries", type=int, default=2, help="retries per file on a cluster (default 2)")
+    p.add_argument("--out-of-core-above", type=float, default=16.0, metavar="MVALUES",
+                   help="TIFFs with more than this many million values are read lazily, restored block by "
+                   "block and written as tiled BigTIFF (default 16, e.g. 4096x4096); .zarr folders always are")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -86,6 +97,10 @@ def _run_batch(args) -> int:
         print(f"napari-dncnn batch: error: --tile-size must be a positive number of pixels, got {args.tile_size}",
               file=sys.stderr)
         return EXIT_USAGE
+    if args.scheduler and args.workers:
+        print("napari-dncnn batch: error: give --scheduler (an existing cluster) or --workers (a new local "
+              "one), not both", file=sys.stderr)
+        return EXIT_USAGE
     if args.model not in ("auto",):
         try:
             load_model(args.model)
@@ -96,7 +111,9 @@ def _run_batch(args) -> int:
         report = run_batch(args.input_dir, args.output_dir, model=args.model, recursive=args.recursive,
                            pattern=args.pattern, overwrite=args.overwrite, save_residual=args.save_residual,
                            tile_size=args.tile_size, device=args.device, progress=not args.no_progress,
-                           log=lambda m: print(m, file=sys.stderr))
+                           log=lambda m: print(m, file=sys.stderr), scheduler=args.scheduler,
+                           workers=args.workers, retries=args.retries,
+                           out_of_core_above=int(args.out_of_core_above * 2**20))
     except (BatchError, ValueError) as exc:
         print(f"napari-dncnn batch: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -45,8 +45,18 @@ def _check_array(image) -> np.ndarray:
     if hasattr(image, "__array__") and not isinstance(image, np.ndarray):
         image = np.asarray(image)
     if not isinstance(image, np.ndarray):
-        raise ValueError(f"restore() takes a numpy array, got {type(image).__name__}")
-    dt = image.dtype
+        raise ValueError(f"restore() takes a numpy, dask or zarr array, got {type(image).__name__}")
+    check_dtype_shape(image.dtype, image.shape)
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        n = int(image.size - np.count_nonzero(np.isfinite(image)))
+        raise ValueError(f"restore() got {n} NaN or infinite value(s); replace them first "
+                         "(e.g. numpy.nan_to_num) -- only finite values can be restored")
+    return image
+
+
+def check_dtype_shape(dt, shape) -> None:
+    """Raise ValueError for dtypes and shapes :func:`restore` cannot take (no pass over the data)."""
+    dt = np.dtype(dt)
     if dt == bool:
         raise ValueError("restore() got a boolean (mask) image; it takes integer or float intensity "
                          "images (e.g. uint8, uint16, float32)")
@@ -55,16 +65,11 @@ def _check_array(image) -> np.ndarray:
                          "(integer or float intensities)")
     if not (np.issubdtype(dt, np.integer) or np.issubdtype(dt, np.floating)):
         raise ValueError(f"restore() cannot use images of dtype {dt}; it takes integer or float intensities")
-    if image.ndim < 2:
+    if len(shape) < 2:
         raise ValueError(f"restore() needs an image with at least 2 dimensions (Y, X), got "
-                         f"{image.ndim}-d data of shape {image.shape}")
-    if image.size == 0:
-        raise ValueError(f"restore() got an empty image of shape {image.shape}")
-    if np.issubdtype(dt, np.floating) and not np.isfinite(image).all():
-        n = int(image.size - np.count_nonzero(np.isfinite(image)))
-        raise ValueError(f"restore() got {n} NaN or infinite value(s); replace them first "
-                         "(e.g. numpy.nan_to_num) -- only finite values can be restored")
-    return image
+                         f"{len(shape)}-d data of shape {tuple(shape)}")
+    if math.prod(shape) == 0:
+        raise ValueError(f"restore() got an empty image of shape {tuple(shape)}")
 
 
 def plan_axes(shape: tuple[int, ...], channel_axis: int | None) -> int | None:
@@ -163,15 +168,20 @@ def _residual_plane(net: DnCNN, plane: np.ndarray, tile: int, radius: int, devic
 
 # ---------------------------------------------------------------- the API
 
+def parse_data_range(data_range) -> tuple[float, float]:
+    """``data_range`` (a maximum, or (min, max)) as a (min, max) pair; ValueError unless max > min."""
+    if np.ndim(data_range) == 0:
+        lo, hi = 0.0, float(data_range)
+    else:
+        lo, hi = (float(v) for v in data_range)
+    if not hi > lo:
+        raise ValueError(f"data_range must give max > min, got {data_range}")
+    return lo, hi
+
+
 def _value_range(image: np.ndarray, colour_view: np.ndarray, data_range) -> tuple[float, float]:
     if data_range is not None:
-        if np.ndim(data_range) == 0:
-            lo, hi = 0.0, float(data_range)
-        else:
-            lo, hi = (float(v) for v in data_range)
-        if not hi > lo:
-            raise ValueError(f"data_range must give max > min, got {data_range}")
-        return lo, hi
+        return parse_data_range(data_range)
     if image.dtype == np.uint8:
         return 0.0, 255.0
     return float(colour_view.min()), float(colour_view.max())
@@ -234,6 +244,11 @@ def restore(image, model="auto", *, channel_axis=None, tile_size=None, device="a
     Cancelled
         When ``cancel`` was set.
     """
+    from .lazy import is_lazy, restore_lazy
+
+    if is_lazy(image):
+        return restore_lazy(image, model, channel_axis=channel_axis, tile_size=tile_size, device=device,
+                            progress=progress, cancel=cancel, data_range=data_range, precision=precision)
     image = _check_array(image)
     rgb_axis = plan_axes(image.shape, channel_axis)
     explicit_channels = rgb_axis == -1

@@ -98,25 +98,28 @@ def _read_tiff(path: Path) -> ImageFile:
         if not tf.series:
             raise ImageReadError(f"{path}: the TIFF holds no image")
         series = tf.series[0]
-        data = series.asarray()
-        page = tf.pages[0]
-        meta: dict = {
-            "photometric": page.photometric,
-            "resolution": page.resolution,
-            "resolutionunit": page.resolutionunit,
-        }
-        if tf.is_imagej:
-            meta["imagej"] = {k: v for k, v in (tf.imagej_metadata or {}).items()
-                              if k in ("spacing", "unit", "finterval", "fps", "loop",
-                                       "Labels", "yunit", "xunit", "zunit")}
-        elif tf.is_ome and tf.ome_metadata:
-            pixels = tifffile.xml2dict(tf.ome_metadata)["OME"]["Image"]
-            pixels = (pixels[0] if isinstance(pixels, list) else pixels)["Pixels"]
-            meta["ome"] = {k: v for k, v in pixels.items()
-                           if k.startswith("PhysicalSize") or k.startswith("TimeIncrement")}
-        elif page.description and not page.description.startswith("{"):
-            meta["description"] = page.description
-        return ImageFile(data, path, "tiff", series.axes, meta)
+        return ImageFile(series.asarray(), path, "tiff", series.axes, _tiff_meta(tf))
+
+
+def _tiff_meta(tf: tifffile.TiffFile) -> dict:
+    page = tf.pages[0]
+    meta: dict = {
+        "photometric": page.photometric,
+        "resolution": page.resolution,
+        "resolutionunit": page.resolutionunit,
+    }
+    if tf.is_imagej:
+        meta["imagej"] = {k: v for k, v in (tf.imagej_metadata or {}).items()
+                          if k in ("spacing", "unit", "finterval", "fps", "loop",
+                                   "Labels", "yunit", "xunit", "zunit")}
+    elif tf.is_ome and tf.ome_metadata:
+        pixels = tifffile.xml2dict(tf.ome_metadata)["OME"]["Image"]
+        pixels = (pixels[0] if isinstance(pixels, list) else pixels)["Pixels"]
+        meta["ome"] = {k: v for k, v in pixels.items()
+                       if k.startswith("PhysicalSize") or k.startswith("TimeIncrement")}
+    elif page.description and not page.description.startswith("{"):
+        meta["description"] = page.description
+    return meta
 
 
 def _tmp_path(target: Path) -> Path:

@@ -1,0 +1,89 @@
+"""Batches on dask.distributed: an existing scheduler (``--scheduler``) or a LocalCluster (``--workers``).
+
+Each file is one task holding only plain values (paths and options, a few
+hundred bytes): workers read and write the files by path and load the model
+from its weights file, once per worker process (the engine's cache), never
+through the scheduler.  Torch uses as many threads as the worker has, and a
+worker restores one file at a time.  Tasks are retried; a task whose worker
+died is rerun elsewhere by the scheduler, and atomic writes (temporary file,
+then rename) mean that a killed attempt leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from .batch import BatchError, FileResult, process_file
+
+__all__ = ["run_on_cluster", "file_task", "connect"]
+
+
+def file_task(f: str, outs: list[str], opts: dict) -> dict:
+    """The task a worker runs for one file: :func:`~napari_dncnn.batch.process_file` with torch threads set."""
+    import torch
+
+    try:
+        from distributed import get_worker
+
+        w = get_worker()
+        nthreads = getattr(getattr(w, "state", None), "nthreads", None) or w.nthreads
+        if torch.get_num_threads() != nthreads:
+            torch.set_num_threads(int(nthreads))
+    except (ImportError, ValueError):
+        pass
+    return process_file(f, outs, opts)
+
+
+def connect(scheduler: str | None, workers: int | None, log=print):
+    """A ``(client, cluster)`` pair: connected to ``scheduler``, or to a new LocalCluster of ``workers`` processes."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="10s", set_as_default=False), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise BatchError(f"cannot reach the dask scheduler at {scheduler} ({exc}); start one with "
+                             "'dask scheduler' and workers with 'dask worker ADDRESS', or use --workers N "
+                             "for a cluster on this machine") from exc
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // workers)
+    log(f"starting a LocalCluster: {workers} worker process(es) x {threads} thread(s)")
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, host="127.0.0.1",
+                           dashboard_address=None)
+    return Client(cluster, set_as_default=False), cluster
+
+
+def run_on_cluster(todo: list[Path], plan: dict, opts, record, *, scheduler=None, workers=None, retries=2,
+                   log=print) -> str:
+    """Submit one task per file in ``todo``, call ``record(FileResult)`` as each ends; return where it ran."""
+    from distributed import as_completed
+
+    client, cluster = connect(scheduler, workers, log)
+    where = f"dask scheduler {client.scheduler.address}" if scheduler else f"LocalCluster of {workers} workers"
+    futures = {}
+    try:
+        o = asdict(opts)
+        for i, f in enumerate(todo):
+            fut = client.submit(file_task, str(f), [str(p) for p in plan[f]], o, key=f"napari-dncnn-{i}-{f.name}",
+                                retries=retries, pure=False)
+            futures[fut] = f
+        for fut in as_completed(futures, loop=client.loop):
+            f = futures[fut]
+            try:
+                res = fut.result()
+            except Exception as exc:  # noqa: BLE001 - KilledWorker, lost connection...: this file failed
+                record(FileResult(f, "failed", [], f"{type(exc).__name__}: {exc}"))
+                continue
+            if res["status"] == "skipped":  # an earlier attempt finished the outputs before its worker died
+                res["status"] = "done"
+            record(FileResult(**res))
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return where

@@ -1,0 +1,337 @@
+"""Out-of-core files: lazy reading of TIFF and zarr, chunk-by-chunk writing of tiled BigTIFF and OME-Zarr.
+
+Reading never loads the pixels: uncompressed contiguous TIFFs are memory
+mapped, tiled/strip/compressed TIFFs go through ``tifffile``'s zarr store
+(``aszarr``), zarr arrays and OME-Zarr images (NGFF 0.4 and 0.5; the
+full-resolution level) through ``zarr``.  Writing computes one band of
+blocks at a time, so peak memory does not grow with the image size; like
+:mod:`napari_dncnn.io`, every output goes to a hidden temporary file (or
+folder) that is renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from .io import TIFF_SUFFIXES, TMP_PREFIX, ImageReadError, _tiff_meta, rgb_channel_axis
+
+__all__ = ["LazyImage", "open_lazy", "is_zarr_path", "pixel_count", "write_tiled_tiff", "write_ome_zarr",
+           "NGFF_VERSION", "ZARR_SUFFIX"]
+
+ZARR_SUFFIX = ".zarr"
+NGFF_VERSION = "0.4"
+"""OME-NGFF version of the OME-Zarr outputs (zarr format 2; read by napari-ome-zarr, Fiji, QuPath...)."""
+
+
+def is_zarr_path(path: Path) -> bool:
+    """A folder named ``*.zarr`` or holding zarr metadata."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    return path.suffix.lower() == ZARR_SUFFIX or any(
+        (path / m).exists() for m in (".zarray", ".zgroup", "zarr.json"))
+
+
+@dataclass
+class LazyImage:
+    """A lazily read image: a dask array plus what is needed to write results like it."""
+
+    data: object  # dask.array.Array
+    path: Path
+    kind: str  # "tiff" or "zarr"
+    axes: str = ""  # TIFF axes ("YX", "ZYX", "YXS") or NGFF axis names upper-cased ("CYX")
+    tiff: dict = field(default_factory=dict)
+    ngff: dict = field(default_factory=dict)  # {"axes": [...], "scale": [...]} of the source
+    _closers: list = field(default_factory=list, repr=False)
+
+    @property
+    def channel_axis(self) -> int | None:
+        if self.kind == "tiff":
+            return rgb_channel_axis(self.data.shape, self.axes)
+        return None  # OME-Zarr channels are independent (fluorescence): each is a gray plane
+
+    def close(self) -> None:
+        for c in self._closers:
+            try:
+                c()
+            except Exception:  # noqa: BLE001 - closing a read-only store must not hide the real error
+                pass
+        self._closers.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def pixel_count(path: Path) -> int:
+    """Number of values in the first series of a TIFF (header only) or in a zarr image."""
+    path = Path(path)
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        try:
+            with tifffile.TiffFile(path) as tf:
+                return int(np.prod(tf.series[0].shape)) if tf.series else 0
+        except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError) as exc:
+            raise ImageReadError(f"{path}: cannot read the TIFF header ({exc}); the file may be truncated "
+                                 "or not a TIFF -- re-export it or remove it from the input") from exc
+    with open_lazy(path) as img:
+        return int(np.prod(img.data.shape))
+
+
+def open_lazy(path, block_size: int | None = None) -> LazyImage:
+    """Open a TIFF or a zarr/OME-Zarr folder as a dask array without reading the pixels."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file or folder")
+    try:
+        if path.is_dir():
+            return _open_zarr(path)
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            return _open_tiff(path)
+    except ImageReadError:
+        raise
+    except (OSError, ValueError, KeyError, IndexError, TypeError, tifffile.TiffFileError) as exc:
+        raise ImageReadError(f"{path}: cannot open the image lazily ({type(exc).__name__}: {exc}); the file may "
+                             "be truncated or not an image -- re-export it or remove it from the input") from exc
+    raise ImageReadError(f"{path}: out-of-core reading takes .tif/.tiff files and .zarr folders")
+
+
+def _open_tiff(path: Path) -> LazyImage:
+    import dask.array as da
+    import zarr
+
+    with tifffile.TiffFile(path) as tf:
+        if not tf.series:
+            raise ImageReadError(f"{path}: the TIFF holds no image")
+        series = tf.series[0]
+        meta, axes = _tiff_meta(tf), series.axes
+        contiguous = series.dataoffset is not None and tf.pages[0].compression == 1
+    if contiguous:
+        mm = tifffile.memmap(path, series=0, mode="r")
+        data = da.from_array(mm, chunks=_tiff_chunks(mm.shape, axes), name=f"tiff-{path}-{os.path.getmtime(path)}")
+        return LazyImage(data, path, "tiff", axes, meta)
+    store = tifffile.imread(path, aszarr=True, level=0)
+    z = zarr.open_array(store, mode="r")
+    return LazyImage(da.from_zarr(z), path, "tiff", axes, meta, _closers=[store.close])
+
+
+def _tiff_chunks(shape, axes: str) -> tuple[int, ...]:
+    """Blocks of a memory-mapped TIFF: one plane of 1024x1024 (whole samples axis)."""
+    out = []
+    for i, (n, a) in enumerate(zip(shape, axes)):
+        out.append(n if a == "S" else (min(n, 1024) if a in "YX" else 1))
+    return tuple(out)
+
+
+def _ngff_multiscales(attrs) -> tuple[list, str] | None:
+    if "ome" in attrs and "multiscales" in attrs["ome"]:
+        return attrs["ome"]["multiscales"], str(attrs["ome"].get("version", "0.5"))
+    if "multiscales" in attrs:
+        ms = attrs["multiscales"]
+        return ms, str(ms[0].get("version", "0.4")) if ms else "0.4"
+    return None
+
+
+def _open_zarr(path: Path) -> LazyImage:
+    import dask.array as da
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as exc:  # zarr raises several unrelated types for a folder that is not zarr
+        raise ImageReadError(f"{path}: not a zarr array or OME-Zarr image ({type(exc).__name__}: {exc})") from exc
+    if isinstance(node, zarr.Array):
+        axes = "YX" if node.ndim == 2 else ""
+        return LazyImage(da.from_zarr(node), path, "zarr", axes)
+    found = _ngff_multiscales(node.attrs)
+    if not found or not found[0]:
+        arrays = sorted(k for k, _ in node.arrays())
+        hint = f" (it holds arrays {', '.join(arrays)}: pass one of those folders)" if arrays else ""
+        raise ImageReadError(f"{path}: a zarr group without OME-Zarr 'multiscales' metadata{hint}")
+    ms, version = found
+    ms0 = ms[0]
+    ds0 = ms0["datasets"][0]
+    arr = node[ds0["path"]]
+    ax = ms0.get("axes") or []
+    names = [a["name"] if isinstance(a, dict) else str(a) for a in ax]
+    scale = next((t["scale"] for t in ds0.get("coordinateTransformations", []) if t.get("type") == "scale"), None)
+    ngff = {"axes": ax, "scale": scale, "version": version, "name": ms0.get("name", path.stem)}
+    return LazyImage(da.from_zarr(arr), path, "zarr", "".join(n[:1].upper() for n in names), ngff=ngff)
+
+
+# ---------------------------------------------------------------- writing
+
+def _tmp(target: Path) -> Path:
+    return target.with_name(f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{target.name}")
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
+
+
+def _replace(tmp: Path, target: Path) -> None:
+    """Move a finished temporary file or folder into place (a folder replaces an old one whole)."""
+    if tmp.is_dir() and target.exists():
+        old = target.with_name(f"{TMP_PREFIX}old-{os.getpid()}-{target.name}")
+        os.replace(target, old)
+        os.replace(tmp, target)
+        _remove(old)
+    else:
+        os.replace(tmp, target)
+
+
+def write_tiled_tiff(targets: list[Path], arrays: list, like: LazyImage, *, tile: int = 512,
+                     scheduler: str = "synchronous", progress=None) -> list[Path]:
+    """Write dask ``arrays`` (same shape; TIFF axes ``like.axes``) as tiled BigTIFFs, a band of tiles at a time.
+
+    All arrays are computed together band by band (so a model shared by their
+    graphs runs once per block) and streamed to one writer thread per file.
+    """
+    import dask
+
+    targets = [Path(t) for t in targets]
+    shape = arrays[0].shape
+    axes = like.axes if len(like.axes) == len(shape) else ""
+    samples = axes.endswith("S") and shape[-1] in (3, 4)
+    ydim = len(shape) - (3 if samples else 2)
+    lead = shape[:ydim]
+    height, width = shape[ydim], shape[ydim + 1]
+    tile = max(16, (int(tile) // 16) * 16)  # TIFF tiles are multiples of 16
+    for t in targets:
+        t.parent.mkdir(parents=True, exist_ok=True)
+    tmps = [_tmp(t) for t in targets]
+    queues = [queue.Queue(maxsize=2 * max(1, -(-width // tile))) for _ in targets]
+    errors: list[BaseException] = []
+
+    def tiles(q):
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            yield item
+
+    def writer(tmp: Path, q, dtype):
+        try:
+            tifffile.imwrite(tmp, tiles(q), shape=shape, dtype=dtype, tile=(tile, tile), bigtiff=True,
+                             **_tiff_write_kwargs(like, axes, samples))
+        except BaseException as exc:  # noqa: BLE001 - reported to the producer
+            errors.append(exc)
+            while q.get() is not None:  # drain so the producer never blocks
+                pass
+
+    threads = [threading.Thread(target=writer, args=(tmp, q, a.dtype), daemon=True)
+               for tmp, q, a in zip(tmps, queues, arrays)]
+    for th in threads:
+        th.start()
+    total = int(np.prod(lead)) * -(-height // tile)
+    done = 0
+    try:
+        for idx in np.ndindex(*lead) if lead else [()]:
+            for y0 in range(0, height, tile):
+                sl = idx + (slice(y0, min(y0 + tile, height)),)
+                bands = dask.compute(*(a[sl] for a in arrays), scheduler=scheduler)
+                if errors:
+                    raise errors[0]
+                for band, q in zip(bands, queues):
+                    for x0 in range(0, width, tile):
+                        q.put(np.ascontiguousarray(band[:, x0:x0 + tile]))
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        for q in queues:
+            q.put(None)
+        for th in threads:
+            th.join()
+        if errors:
+            raise errors[0]
+        for tmp, t in zip(tmps, targets):
+            _replace(tmp, t)
+    except BaseException:
+        for q in queues:
+            try:
+                q.put_nowait(None)
+            except queue.Full:
+                pass
+        for th in threads:
+            th.join(timeout=5)
+        raise
+    finally:
+        for tmp in tmps:
+            if tmp.exists():
+                _remove(tmp)
+    return targets
+
+
+def _tiff_write_kwargs(like: LazyImage, axes: str, samples: bool) -> dict:
+    meta = like.tiff if like.kind == "tiff" else {}
+    kw: dict = {"photometric": "rgb" if samples else "minisblack", "ome": True}
+    md = dict(meta.get("ome", {}))
+    if "imagej" in meta:  # ImageJ hyperstacks cannot be BigTIFF: keep the calibration as OME
+        ij = meta["imagej"]
+        if ij.get("spacing"):
+            md["PhysicalSizeZ"] = ij["spacing"]
+        if ij.get("unit"):
+            md["PhysicalSizeXUnit"] = md["PhysicalSizeYUnit"] = ij["unit"]
+    if axes:
+        md["axes"] = axes
+    kw["metadata"] = md
+    if meta.get("resolution") and meta.get("resolutionunit") is not None:
+        kw["resolution"] = tuple(meta["resolution"])
+        kw["resolutionunit"] = meta["resolutionunit"]
+    return kw
+
+
+def _ngff_axes(like: LazyImage, ndim: int) -> list[dict]:
+    ax = like.ngff.get("axes")
+    if ax and len(ax) == ndim:
+        return [dict(a) if isinstance(a, dict) else {"name": str(a)} for a in ax]
+    names = {2: "yx", 3: "zyx", 4: "czyx", 5: "tczyx"}.get(ndim)
+    if names is None:
+        raise ValueError(f"{like.path}: OME-Zarr holds 2 to 5 axes; this image has {ndim}")
+    kinds = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+    return [{"name": n, "type": kinds[n]} for n in names]
+
+
+def write_ome_zarr(targets: list[Path], arrays: list, like: LazyImage, *, chunks: int = 512,
+                   scheduler: str = "synchronous") -> list[Path]:
+    """Write dask ``arrays`` as single-level OME-Zarr images (NGFF 0.4), block by block, computed together."""
+    import dask.array as da
+    import zarr
+
+    targets = [Path(t) for t in targets]
+    tmps = [_tmp(t) for t in targets]
+    try:
+        outs = []
+        for tmp, a in zip(tmps, arrays):
+            axes = _ngff_axes(like, a.ndim)
+            scale = like.ngff.get("scale") if like.ngff.get("scale") and len(like.ngff["scale"]) == a.ndim \
+                else [1.0] * a.ndim
+            root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+            root.attrs["multiscales"] = [{
+                "version": NGFF_VERSION, "name": like.ngff.get("name", like.path.stem), "axes": axes,
+                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+                "metadata": {"method": "napari-dncnn restore", "source": str(like.path.name)}}]
+            zchunks = tuple(min(n, chunks) if i >= a.ndim - 2 else 1 for i, n in enumerate(a.shape))
+            outs.append(root.create_array("0", shape=a.shape, dtype=a.dtype, chunks=zchunks,
+                                          chunk_key_encoding={"name": "v2", "separator": "/"}, fill_value=0))
+        aligned = [a.rechunk(o.chunks) for a, o in zip(arrays, outs)]
+        da.store(aligned, outs, lock=False, scheduler=scheduler)
+        for tmp, t in zip(tmps, targets):
+            _replace(tmp, t)
+    finally:
+        for tmp in tmps:
+            if tmp.exists():
+                _remove(tmp)
+    return targets

@@ -1,0 +1,196 @@
+"""Out-of-core restoration: dask (or zarr) array in, dask arrays out.  No napari or Qt here.
+
+:func:`restore_lazy` builds a graph with :func:`dask.array.map_overlap`
+(overlap = the network's receptive radius, ``boundary="none"``), so that
+every block sees exactly the pixels the whole-image inference would see and
+the result equals it (exactly so in fp32).  Values are normalised once per
+image, before tiling.  The model runs once per block: the block function
+returns the residual only, and ``restored`` is an element-wise function of the
+input and that residual, so computing both outputs together (``dask.compute``,
+``dask.array.store``) shares the model's work.
+
+The graph holds the model's *name or path*, never the network: each process
+that computes blocks loads the weights from disk once (the engine's cache).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import partial
+
+import numpy as np
+
+from .engine import (Cancelled, Restoration, _network_for, _to_dtype, check_dtype_shape, parse_data_range, plan_axes,
+                     restore)
+from .devices import pick_device
+
+__all__ = ["is_lazy", "as_dask", "restore_lazy", "value_range", "receptive_radius", "DEFAULT_BLOCK"]
+
+DEFAULT_BLOCK = 512
+"""Block side used by the batch command's out-of-core path (px, without overlap)."""
+
+
+def is_lazy(image) -> bool:
+    """True for dask arrays and zarr arrays (anything :func:`restore` should not load whole)."""
+    mod = type(image).__module__
+    return mod.startswith("dask.") or mod.startswith("zarr.")
+
+
+def as_dask(image):
+    """A dask array for a dask or zarr array (zarr chunks become dask blocks)."""
+    import dask.array as da
+
+    if isinstance(image, da.Array):
+        return image
+    return da.from_zarr(image)
+
+
+def receptive_radius(model, channels: int = 1, device="cpu") -> int:
+    """The receptive radius (= depth) of ``model``: the overlap blocks need."""
+    return _network_for(model, channels, pick_device(device)).depth
+
+
+def _lazy_range(colour, dtype, data_range) -> tuple[float, float]:
+    if data_range is not None:
+        return parse_data_range(data_range)
+    if dtype == np.uint8:
+        return 0.0, 255.0
+    import dask
+
+    lo, hi = (float(v) for v in dask.compute(colour.min(), colour.max(), scheduler="threads"))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError("restore() got NaN or infinite values in this dask/zarr image; replace them first "
+                         "(e.g. dask.array.nan_to_num) -- only finite values can be restored")
+    return lo, hi
+
+
+def value_range(image, channel_axis=None, data_range=None) -> tuple[float, float]:
+    """The (min, max) :func:`restore_lazy` normalises ``image`` by (one pass unless uint8 or ``data_range``).
+
+    Pass it as ``data_range`` to restore other views of the same image
+    (pyramid levels, crops) with the same normalisation.
+    """
+    arr = as_dask(image)
+    rgb = plan_axes(arr.shape, channel_axis)
+    if rgb is not None and rgb >= 0:
+        arr = arr[tuple(slice(0, 3) if a == rgb else slice(None) for a in range(arr.ndim))]
+    return _lazy_range(arr, arr.dtype, data_range)
+
+
+class _Counter:
+    def __init__(self, total: int, progress, cancel):
+        self.total, self.done, self.progress, self.cancel = total, 0, progress, cancel
+        self.lock = threading.Lock()
+
+    def check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("restoration cancelled")
+
+    def tick(self) -> None:
+        with self.lock:
+            self.done += 1
+            done = self.done
+        if self.progress is not None:
+            self.progress(min(done, self.total), self.total)
+
+
+def _block_residual(block: np.ndarray, *, model, rgb_axis, channel_axis, data_range, tile_size, device,
+                    precision, counter: _Counter | None) -> np.ndarray:
+    """Residual (float32, input units) of one overlapped block."""
+    if block.size == 0:
+        return np.zeros(block.shape, np.float32)
+    if counter is not None:
+        counter.check()
+    cancel = counter.cancel if counter is not None else None
+    kw = dict(tile_size=tile_size, device=device, data_range=data_range, precision=precision, cancel=cancel)
+    if rgb_axis is None and channel_axis is None:
+        # gray planes: one 2-D call per plane, so no block shape is mistaken for RGB
+        flat = block.reshape((-1,) + block.shape[-2:])
+        out = np.empty(flat.shape, np.float32)
+        for i, plane in enumerate(flat):
+            out[i] = restore(plane, model, **kw).residual
+        out = out.reshape(block.shape)
+    else:
+        out = restore(block, model, channel_axis=channel_axis, **kw).residual
+    if counter is not None:
+        counter.tick()
+    return out
+
+
+def _restored_block(image: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    return _to_dtype(image.astype(np.float64) - residual, image.dtype)
+
+
+def _block_tile(tile_size: int | None, chunks: tuple[int, ...], radius: int) -> int | None:
+    """Inner tile for a block: the whole overlapped block when it is not much bigger than the default."""
+    if tile_size:
+        return int(tile_size)
+    from .engine import DEFAULT_TILE
+
+    side = max(chunks) + 2 * radius
+    return side if side <= 2 * DEFAULT_TILE else DEFAULT_TILE
+
+
+def restore_lazy(image, model="auto", *, channel_axis=None, tile_size=None, device="auto", progress=None,
+                 cancel: threading.Event | None = None, data_range=None, precision="auto",
+                 block_size: int | None = None) -> Restoration:
+    """Like :func:`napari_dncnn.restore` for a dask or zarr array; returns two dask arrays.
+
+    Nothing is computed except, for images that are neither uint8 nor given
+    a ``data_range``, one pass for the image's min and max (the single
+    normalisation).  ``block_size`` rechunks the two spatial axes (default:
+    keep the input's chunks).  The channel axis of RGB(A) data is joined into
+    one chunk.  ``progress(done, total)`` counts computed blocks and
+    ``cancel`` is checked before each block when the graph runs in this
+    process (threaded or synchronous scheduler).
+    """
+    arr = as_dask(image)
+    check_dtype_shape(arr.dtype, arr.shape)
+    ndim = arr.ndim
+    rgb = plan_axes(arr.shape, channel_axis)
+    if rgb == -1:
+        ch_axis, rgb_axis, call_axis = channel_axis % ndim, None, channel_axis % ndim
+    elif rgb is not None:
+        ch_axis, rgb_axis, call_axis = rgb, rgb, rgb
+    else:
+        ch_axis = rgb_axis = call_axis = None
+    spatial = [a for a in range(ndim) if a != ch_axis][-2:]
+    dev = pick_device(device)
+    net = _network_for(model, 3 if rgb_axis is not None else 1, dev)
+    if net.channels == 3 and rgb_axis is None:
+        raise ValueError(f"the colour model needs RGB data (a channel axis of size 3 or 4); this image of shape "
+                         f"{arr.shape} is gray -- use model='auto' or 'jpeg-gray', or pass channel_axis")
+    radius = net.depth
+
+    chunks = {}
+    if ch_axis is not None:
+        chunks[ch_axis] = -1
+    if block_size:
+        chunks.update({a: int(block_size) for a in spatial})
+    if chunks:
+        arr = arr.rechunk(chunks)
+    # every spatial block at least as wide as the overlap (merges thin edge blocks), so that
+    # map_overlap keeps these chunks and the outputs line up with the input block for block
+    from dask.array.overlap import ensure_minimum_chunksize
+
+    fixed = {a: ((arr.shape[a],) if arr.shape[a] <= 2 * radius + 1 else
+                 ensure_minimum_chunksize(radius + 1, arr.chunks[a])) for a in spatial}
+    if any(fixed[a] != arr.chunks[a] for a in spatial):
+        arr = arr.rechunk(fixed)
+    if rgb_axis is not None:
+        colour = arr[tuple(slice(0, 3) if a == rgb_axis else slice(None) for a in range(ndim))]
+    else:
+        colour = arr
+    lo, hi = _lazy_range(colour, arr.dtype, data_range)
+
+    counter = _Counter(int(np.prod(arr.numblocks)), progress, cancel) if (progress or cancel) else None
+    block_chunks = tuple(max(arr.chunks[a]) for a in spatial)
+    fn = partial(_block_residual, model=str(model) if isinstance(model, (str, os.PathLike)) else net, rgb_axis=rgb_axis,
+                 channel_axis=call_axis, data_range=(lo, hi), tile_size=_block_tile(tile_size, block_chunks, radius),
+                 device=str(dev), precision=precision, counter=counter)
+    depth = {a: (radius if a in spatial and arr.numblocks[a] > 1 else 0) for a in range(ndim)}
+    residual = arr.map_overlap(fn, depth=depth, boundary="none", trim=True, dtype=np.float32,
+                               meta=np.empty((0,) * ndim, np.float32))
+    restored = arr.map_blocks(_restored_block, residual, dtype=arr.dtype, meta=np.empty((0,) * ndim, arr.dtype))
+    return Restoration(restored, residual)
