@@ -168,3 +168,17 @@ def test_unreachable_scheduler_is_a_usage_error(tmp_path, tiny_weights):
                         "--model", tiny_weights, "--no-progress", "--scheduler", "tcp://127.0.0.1:9"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "cannot reach the dask scheduler at tcp://127.0.0.1:9" in r.stderr
+
+
+def test_cli_workers_starts_a_local_cluster(tmp_path, tiny_weights):
+    make_inputs(tmp_path / "in", 3, 64)
+    r = subprocess.run([sys.executable, "-m", "napari_dncnn", "batch", tmp_path / "in", tmp_path / "out",
+                        "--model", tiny_weights, "--no-progress", "--workers", "2"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "done 3, skipped 0, failed 0" in r.stdout and "2 worker process(es)" in r.stderr
+    report = json.loads((tmp_path / "out" / REPORT_NAME).read_text())
+    assert report["scheduler"] == "LocalCluster of 2 workers" and report["counts"]["done"] == 3
+    r = subprocess.run([sys.executable, "-m", "napari_dncnn", "batch", tmp_path / "in", tmp_path / "out2",
+                        "--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], capture_output=True, text=True)
+    assert r.returncode == 2 and "not both" in r.stderr

@@ -241,6 +241,7 @@ def run_batch(input_dir, output_dir, *, model="auto", recursive=False, pattern=N
         else:
             from .cluster import run_on_cluster
 
+            where = f"dask scheduler {scheduler}" if scheduler else f"LocalCluster of {workers} workers"
             where = run_on_cluster(todo, plan, opts, record, scheduler=scheduler, workers=workers,
                                    retries=retries, log=log)
             remove_leftovers(output_dir)  # temporaries of workers that died mid-write
@@ -251,17 +252,21 @@ def run_batch(input_dir, output_dir, *, model="auto", recursive=False, pattern=N
         if bar is not None:
             bar.close()
         if not usage_error:
-            report = _final_report(files, results, output_dir, {
+            report = _final_report(files, results, plan, output_dir, {
                 "input_dir": str(input_dir), "output_dir": str(output_dir), "model": str(model),
                 "scheduler": where, "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
                 "seconds": round(time.time() - started, 3)})
     return report
 
 
-def _final_report(files, results, output_dir: Path, meta: dict) -> BatchReport:
+def _final_report(files, results, plan, output_dir: Path, meta: dict) -> BatchReport:
     """Every input gets exactly one entry (an interrupted run marks the rest as not run); written as JSON."""
-    report = BatchReport([results.get(f) or FileResult(f, "failed", [], "not run: the batch was interrupted")
-                          for f in files])
+    def missing(f: Path) -> FileResult:
+        if all(o.exists() for o in plan[f]):  # a worker finished it, but its result never came back
+            return FileResult(f, "done", plan[f], "")
+        return FileResult(f, "failed", [], "not run: the batch was interrupted; run the same command again")
+
+    report = BatchReport([results.get(f) or missing(f) for f in files])
     report.path = _write_report(output_dir, report, meta)
     return report
 

@@ -193,10 +193,12 @@ def restore(image, model="auto", *, channel_axis=None, tile_size=None, device="a
 
     Parameters
     ----------
-    image : ndarray
+    image : ndarray, dask array or zarr array
         2D gray (Y, X); RGB/RGBA with a channel axis of size 3 or 4; any
         other leading axes (z, t, extra channels) are processed plane by plane
-        with the gray model.
+        with the gray model.  A dask or zarr array is restored lazily by
+        :func:`napari_dncnn.lazy.restore_lazy`: the result holds two dask
+        arrays, computed block by block when asked for.
     model : str, path, LoadedModel or DnCNN
         ``'auto'`` (gray model for one-channel planes, colour model for RGB),
         ``'jpeg-gray'``, ``'jpeg-color'``, or a ``.safetensors`` weights path.
