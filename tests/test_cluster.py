@@ -72,6 +72,11 @@ def test_cluster_batch_equals_local_batch(tmp_path, cluster, tiny_weights):
     report = json.loads((tmp_path / "dist" / REPORT_NAME).read_text())
     workers = {e["worker"] for e in report["files"]}
     assert all(w.startswith("tcp://127.0.0.1:") for w in workers), workers
+    # each worker process read the weights file once, then restored all its files with it
+    loads = {}
+    for e in report["files"]:
+        loads.setdefault(e["worker"], set()).add(e["model_loads"])
+    assert all(len(v) == 1 for v in loads.values()), loads
     assert "dask scheduler" in report["scheduler"]
     # rerun on the cluster: nothing to do, everything skipped
     again = run_batch(tmp_path / "in", tmp_path / "dist", model=tiny_weights, save_residual=True, progress=False,

@@ -30,7 +30,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .engine import restore
+from .engine import model_loads, restore
 from .io import IMAGE_SUFFIXES, TIFF_SUFFIXES, TMP_PREFIX, read_image, write_image
 
 __all__ = ["BatchError", "BatchReport", "BatchOptions", "FileResult", "find_inputs", "plan_outputs",
@@ -54,11 +54,12 @@ class FileResult:
     seconds: float = 0.0
     worker: str = ""
     out_of_core: bool = False
+    model_loads: int = 0  # weights files loaded by the process that ran it, so far (1 per model)
 
     def as_dict(self) -> dict:
         return {"file": str(self.input), "status": self.status, "outputs": [str(o) for o in self.outputs],
                 "seconds": round(self.seconds, 3), "worker": self.worker, "out_of_core": self.out_of_core,
-                "error": self.error}
+                "model_loads": self.model_loads, "error": self.error}
 
 
 @dataclass
@@ -321,8 +322,9 @@ def process_file(f: str, outs: list[str], opts: dict) -> dict:
                 write_image(targets[0], result.restored, img)
     except (ValueError, OSError, RuntimeError, MemoryError) as exc:
         return {**base, "status": "failed", "error": str(exc), "seconds": time.perf_counter() - t0,
-                "out_of_core": ooc}
-    return {**base, "status": "done", "outputs": targets, "seconds": time.perf_counter() - t0, "out_of_core": ooc}
+                "out_of_core": ooc, "model_loads": model_loads()}
+    return {**base, "status": "done", "outputs": targets, "seconds": time.perf_counter() - t0, "out_of_core": ooc,
+            "model_loads": model_loads()}
 
 
 def _restore_out_of_core(src: Path, targets: list[Path], o: BatchOptions) -> None:

@@ -99,6 +99,11 @@ def _cached_network(key: str, mtime: float, device: str) -> tuple[DnCNN, dict]:
     return net, loaded.record
 
 
+def model_loads() -> int:
+    """How many times this process has read a weights file (once per model, device and file version)."""
+    return _cached_network.cache_info().misses
+
+
 def _network_for(model, channels: int, device: torch.device) -> DnCNN:
     if isinstance(model, LoadedModel):
         model = model.network
