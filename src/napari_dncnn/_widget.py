@@ -136,12 +136,10 @@ class RestoreWidget(Container):
 
             # restore() runs here; progress is relayed through yields checked by the main thread
             result_box = {}
-            run = _restore_lazy_levels if lazy else restore
+            run, extra = ((_restore_lazy_levels, {"blocks": self.blocks_done}) if lazy
+                          else (restore, {"progress": report, "cancel": cancel}))
             runner = threading.Thread(target=lambda: result_box.update(
-                out=_safe(run, data, model, channel_axis=channel_axis, tile_size=tile, device=device,
-                          progress=report, cancel=cancel) if not lazy else
-                _safe(run, data, model, channel_axis=channel_axis, tile_size=tile, device=device,
-                      blocks=self.blocks_done)))
+                out=_safe(run, data, model, channel_axis=channel_axis, tile_size=tile, device=device, **extra)))
             runner.start()
             while runner.is_alive():
                 runner.join(0.05)

@@ -243,7 +243,7 @@ def run_batch(input_dir, output_dir, *, model="auto", recursive=False, pattern=N
             from .cluster import run_on_cluster
 
             where = f"dask scheduler {scheduler}" if scheduler else f"LocalCluster of {workers} workers"
-            where = run_on_cluster(todo, plan, opts, record, scheduler=scheduler, workers=workers,
+            run_on_cluster(todo, plan, opts, record, scheduler=scheduler, workers=workers,
                                    retries=retries, log=log)
             remove_leftovers(output_dir)  # temporaries of workers that died mid-write
     except BatchError:

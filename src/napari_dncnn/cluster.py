@@ -56,12 +56,11 @@ def connect(scheduler: str | None, workers: int | None, log=print):
 
 
 def run_on_cluster(todo: list[Path], plan: dict, opts, record, *, scheduler=None, workers=None, retries=2,
-                   log=print) -> str:
-    """Submit one task per file in ``todo``, call ``record(FileResult)`` as each ends; return where it ran."""
+                   log=print) -> None:
+    """Submit one task per file in ``todo``; call ``record(FileResult)`` as each ends."""
     from distributed import as_completed
 
     client, cluster = connect(scheduler, workers, log)
-    where = f"dask scheduler {client.scheduler.address}" if scheduler else f"LocalCluster of {workers} workers"
     futures = {}
     try:
         o = asdict(opts)
@@ -86,4 +85,3 @@ def run_on_cluster(todo: list[Path], plan: dict, opts, record, *, scheduler=None
         client.close()
         if cluster is not None:
             cluster.close()
-    return where

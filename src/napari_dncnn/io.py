@@ -10,6 +10,7 @@ leaves a file that looks finished.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,7 +124,8 @@ def _tiff_meta(tf: tifffile.TiffFile) -> dict:
 
 
 def _tmp_path(target: Path) -> Path:
-    return target.with_name(f"{TMP_PREFIX}{os.getpid()}-{target.name}")
+    """Hidden temporary path beside ``target``, unique per process and thread."""
+    return target.with_name(f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{target.name}")
 
 
 def write_image(target: str | os.PathLike, data: np.ndarray, like: ImageFile | None = None) -> Path:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from .io import TIFF_SUFFIXES, TMP_PREFIX, ImageReadError, _tiff_meta, rgb_channel_axis
+from .io import TIFF_SUFFIXES, TMP_PREFIX, ImageReadError, _tiff_meta, _tmp_path, rgb_channel_axis
 
 __all__ = ["LazyImage", "open_lazy", "is_zarr_path", "pixel_count", "write_tiled_tiff", "write_ome_zarr",
            "NGFF_VERSION", "ZARR_SUFFIX"]
@@ -127,7 +127,7 @@ def _open_tiff(path: Path) -> LazyImage:
 def _tiff_chunks(shape, axes: str) -> tuple[int, ...]:
     """Blocks of a memory-mapped TIFF: one plane of 1024x1024 (whole samples axis)."""
     out = []
-    for i, (n, a) in enumerate(zip(shape, axes)):
+    for n, a in zip(shape, axes):
         out.append(n if a == "S" else (min(n, 1024) if a in "YX" else 1))
     return tuple(out)
 
@@ -170,10 +170,6 @@ def _open_zarr(path: Path) -> LazyImage:
 
 # ---------------------------------------------------------------- writing
 
-def _tmp(target: Path) -> Path:
-    return target.with_name(f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{target.name}")
-
-
 def _remove(p: Path) -> None:
     if p.is_dir() and not p.is_symlink():
         shutil.rmtree(p, ignore_errors=True)
@@ -211,7 +207,7 @@ def write_tiled_tiff(targets: list[Path], arrays: list, like: LazyImage, *, tile
     tile = max(16, (int(tile) // 16) * 16)  # TIFF tiles are multiples of 16
     for t in targets:
         t.parent.mkdir(parents=True, exist_ok=True)
-    tmps = [_tmp(t) for t in targets]
+    tmps = [_tmp_path(t) for t in targets]
     queues = [queue.Queue(maxsize=2 * max(1, -(-width // tile))) for _ in targets]
     errors: list[BaseException] = []
 
@@ -311,7 +307,7 @@ def write_ome_zarr(targets: list[Path], arrays: list, like: LazyImage, *, chunks
     import zarr
 
     targets = [Path(t) for t in targets]
-    tmps = [_tmp(t) for t in targets]
+    tmps = [_tmp_path(t) for t in targets]
     try:
         outs = []
         for tmp, a in zip(tmps, arrays):

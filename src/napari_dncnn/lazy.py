@@ -178,11 +178,7 @@ def restore_lazy(image, model="auto", *, channel_axis=None, tile_size=None, devi
                  ensure_minimum_chunksize(radius + 1, arr.chunks[a])) for a in spatial}
     if any(fixed[a] != arr.chunks[a] for a in spatial):
         arr = arr.rechunk(fixed)
-    if rgb_axis is not None:
-        colour = arr[tuple(slice(0, 3) if a == rgb_axis else slice(None) for a in range(ndim))]
-    else:
-        colour = arr
-    lo, hi = _lazy_range(colour, arr.dtype, data_range)
+    lo, hi = value_range(arr, channel_axis, data_range)
 
     counter = _Counter(int(np.prod(arr.numblocks)), progress, cancel) if (progress or cancel) else None
     block_chunks = tuple(max(arr.chunks[a]) for a in spatial)
