@@ -90,3 +90,33 @@ def test_eval_command_prints_json_and_records_it(tmp_path, camera_crop, tiny_wei
     r = subprocess.run([sys.executable, "-m", "napari_dncnn", "eval", str(tmp_path / "nothing")],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "nothing" in r.stderr
+
+
+def test_concurrent_record_updates_are_not_lost(tmp_path):
+    # Two `eval --record` runs on one model each read, change and rewrite its JSON record.  Six
+    # processes that each hold the record for 0.3 s between reading and writing: without the lock
+    # all but one update would be lost.
+    import json
+    import subprocess
+    import sys
+
+    record = tmp_path / "w.json"
+    record.write_text(json.dumps({"channels": 1}))
+    code = ("import sys, time\nfrom napari_dncnn.models import update_json\n"
+            "def add(r):\n    time.sleep(0.3)\n    r.setdefault('validation', {})[sys.argv[2]] = int(sys.argv[2])\n"
+            "update_json(sys.argv[1], add)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(record), str(i)]) for i in range(6)]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 6
+    saved = json.loads(record.read_text())
+    assert saved == {"channels": 1, "validation": {str(i): i for i in range(6)}}
+    assert [p.name for p in tmp_path.iterdir()] == ["w.json"]  # no temporary files left
+
+
+def test_record_update_refuses_a_corrupt_record(tmp_path):
+    from napari_dncnn.models import WeightsError, update_json
+
+    record = tmp_path / "w.json"
+    record.write_text("{not json")
+    with pytest.raises(WeightsError, match="w.json.*fix or delete"):
+        update_json(record, lambda r: r.update(x=1))
+    assert record.read_text() == "{not json"  # left as it was

@@ -138,20 +138,20 @@ def _add_eval(sub) -> None:
 
 
 def _record_validation(model: str, data_dir: str, color: bool, rows) -> str:
-    import json
     from pathlib import Path
 
-    from .models import BUNDLED_MODELS, bundled_weights_path, resolve_model_name, write_json_atomic
+    from .models import BUNDLED_MODELS, bundled_weights_path, resolve_model_name, update_json
 
     name = resolve_model_name(model, 3 if color else 1)
     path = bundled_weights_path(name) if name in BUNDLED_MODELS else Path(name)
-    jpath = path.with_suffix(".json")
-    record = json.loads(jpath.read_text()) if jpath.exists() else {}
     key = f"{Path(data_dir).name} ({'RGB' if color else 'gray'})"
-    record.setdefault("validation", {})[key] = {
-        "command": "napari-dncnn eval " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else "",
-        "rows": [r.as_dict() for r in rows]}
-    return str(write_json_atomic(jpath, record))
+    entry = {"command": "napari-dncnn eval " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else "",
+             "rows": [r.as_dict() for r in rows]}
+
+    def add(record: dict) -> None:
+        record.setdefault("validation", {})[key] = entry
+
+    return str(update_json(path.with_suffix(".json"), add))
 
 
 def _run_eval(args) -> int:
@@ -189,7 +189,13 @@ def _run_eval(args) -> int:
         print(format_table(rows, f"{args.data_dir} ({'RGB' if color else 'gray'}, model {args.model}, "
                                  f"{rows[0].images} images)"))
     if args.record:
-        print(f"validation written to {_record_validation(args.model, args.data_dir, color, rows)}", file=sys.stderr)
+        try:
+            where = _record_validation(args.model, args.data_dir, color, rows)
+        except (OSError, WeightsError) as exc:
+            print(f"napari-dncnn eval: error: could not write the results into the model's record: {exc}",
+                  file=sys.stderr)
+            return EXIT_FAILED
+        print(f"validation written to {where}", file=sys.stderr)
     return EXIT_OK
 
 

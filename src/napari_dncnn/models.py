@@ -9,6 +9,7 @@ numbers.  The architecture is also kept in the safetensors header, so a lone
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ __all__ = [
     "load_model",
     "resolve_model_name",
     "save_weights",
+    "update_json",
     "write_json_atomic",
 ]
 
@@ -80,6 +82,43 @@ def write_json_atomic(path: str | os.PathLike, obj) -> Path:
     tmp.write_text(json.dumps(obj, indent=2) + "\n")
     os.replace(tmp, path)
     return path
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """Hold an exclusive lock on ``folder`` (POSIX flock; no lock where flock is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks on folders
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def update_json(path: str | os.PathLike, update) -> Path:
+    """Read the JSON object at ``path`` (``{}`` if missing), apply ``update(obj)`` and write it back.
+
+    The read-modify-write holds a lock on the folder, so concurrent updaters (two ``eval --record``
+    runs on one model) don't lose each other's changes.  A file that is not a JSON object raises
+    ``WeightsError`` naming it.
+    """
+    path = Path(path)
+    with _folder_lock(path.parent):
+        obj = {}
+        if path.exists():
+            try:
+                obj = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise WeightsError(f"{path}: not a readable JSON record ({exc}); fix or delete it") from exc
+            if not isinstance(obj, dict):
+                raise WeightsError(f"{path}: a JSON record must be an object, got {type(obj).__name__}")
+        update(obj)
+        return write_json_atomic(path, obj)
 
 
 def save_weights(network: DnCNN, path: str | os.PathLike, record: dict | None = None) -> Path:
