@@ -3,7 +3,9 @@
     python docs/plot_training.py docs/training-logs/gray-*.csv --out docs/training-gray.png
 
 Several CSVs are stages of one model (each continued with --init from the one
-before) and are drawn one after another on the step axis.  Needs matplotlib
+before) and are drawn one after another on the step axis; ``--kept`` gives, per
+stage, the step whose weights the next stage started from (default: its last),
+so the axis counts the steps behind the final weights.  Needs matplotlib
 (not a dependency of the package).
 """
 
@@ -23,6 +25,8 @@ def main() -> None:
     ap.add_argument("logs", nargs="+")
     ap.add_argument("--out", required=True)
     ap.add_argument("--title", default="")
+    ap.add_argument("--kept", type=int, nargs="*", default=[],
+                    help="per stage, the step the next stage was continued from")
     args = ap.parse_args()
     import matplotlib
 
@@ -31,14 +35,17 @@ def main() -> None:
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     offset = 0
-    for path in args.logs:
+    for i, path in enumerate(args.logs):
         rows = read(path)
         steps = [offset + int(r["step"]) for r in rows]
         a1.plot(steps, [float(r["loss"]) for r in rows], lw=0.8)
         val = [(offset + int(r["step"]), float(r["val_gain_db"])) for r in rows if r["val_gain_db"]]
         if val:
             a2.plot(*zip(*val), "o-", ms=3)
-        offset = steps[-1] if steps else offset
+        if i < len(args.kept):
+            offset += args.kept[i]
+        elif steps:
+            offset = steps[-1]
     a1.set(xlabel="step", ylabel="training loss (MSE, [0,1] units)", yscale="log")
     a2.set(xlabel="step", ylabel="validation PSNR gain at q10 (dB)")
     a2.grid(alpha=0.3)

@@ -40,4 +40,4 @@ def test_color_model_restores_astronaut_at_q10():
 
 # Issue 3 asks for 1.0 dB; the weights bundled now are from an early training checkpoint.
 # Raise this as the bundled weights improve (docs/models.md has their tables).
-MIN_GAIN_DB = 0.4  # measured with the stage-2 weights: camera +0.48 dB, astronaut +0.78 dB (issue target: 1.0)
+MIN_GAIN_DB = 0.5  # measured with the stage-3 weights: camera +0.62 dB, astronaut +0.88 dB (issue target: 1.0)
