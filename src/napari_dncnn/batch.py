@@ -243,8 +243,7 @@ def run_batch(input_dir, output_dir, *, model="auto", recursive=False, pattern=N
             from .cluster import run_on_cluster
 
             where = f"dask scheduler {scheduler}" if scheduler else f"LocalCluster of {workers} workers"
-            run_on_cluster(todo, plan, opts, record, scheduler=scheduler, workers=workers,
-                                   retries=retries, log=log)
+            run_on_cluster(todo, plan, opts, record, scheduler=scheduler, workers=workers, retries=retries, log=log)
             remove_leftovers(output_dir)  # temporaries of workers that died mid-write
     except BatchError:
         usage_error = True
@@ -306,6 +305,10 @@ def process_file(f: str, outs: list[str], opts: dict) -> dict:
     if not o.overwrite and all(t.exists() for t in targets):  # a retry after the outputs were renamed in
         return {**base, "status": "skipped", "outputs": targets}
     ooc = False
+
+    def ran(**result) -> dict:  # what every file that got as far as the model reports
+        return {**base, **result, "seconds": time.perf_counter() - t0, "out_of_core": ooc, "model_loads": model_loads()}
+
     try:
         from .io_lazy import is_zarr_path, pixel_count
 
@@ -321,10 +324,8 @@ def process_file(f: str, outs: list[str], opts: dict) -> dict:
                     write_image(targets[1], result.residual, img)
                 write_image(targets[0], result.restored, img)
     except (ValueError, OSError, RuntimeError, MemoryError) as exc:
-        return {**base, "status": "failed", "error": str(exc), "seconds": time.perf_counter() - t0,
-                "out_of_core": ooc, "model_loads": model_loads()}
-    return {**base, "status": "done", "outputs": targets, "seconds": time.perf_counter() - t0, "out_of_core": ooc,
-            "model_loads": model_loads()}
+        return ran(status="failed", error=str(exc))
+    return ran(status="done", outputs=targets)
 
 
 def _restore_out_of_core(src: Path, targets: list[Path], o: BatchOptions) -> None:
