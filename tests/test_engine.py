@@ -163,3 +163,24 @@ def test_engine_imports_neither_napari_nor_qt():
             "bad = [m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt5', 'magicgui')]\n"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_space_to_depth_network_tiles_exactly_and_round_trips_through_a_file(tmp_path):
+    import torch
+
+    from conftest import randomised
+    from napari_dncnn import DnCNN, load_model, save_weights
+
+    torch.manual_seed(3)
+    net = randomised(DnCNN(1, depth=4, features=8, space_to_depth=2), seed=3)
+    img = np.random.default_rng(1).random((67, 53)).astype(np.float32)
+    whole = restore(img, net, tile_size=1000, precision="fp32", data_range=(0, 1))
+    assert np.abs(whole.residual).max() > 1e-3
+    for tile in (7, 16, 30):  # odd tiles are rounded up to the unshuffle grid
+        tiled = restore(img, net, tile_size=tile, precision="fp32", data_range=(0, 1))
+        np.testing.assert_allclose(tiled.residual, whole.residual, atol=1e-5, rtol=0)
+    path = save_weights(net, tmp_path / "s2d.safetensors")
+    loaded = load_model(path)
+    assert loaded.network.space_to_depth == 2 and loaded.record["receptive_radius"] == 10
+    again = restore(img, str(path), tile_size=16, precision="fp32", data_range=(0, 1))
+    np.testing.assert_allclose(again.residual, whole.residual, atol=1e-5, rtol=0)

@@ -41,3 +41,26 @@ def test_untrained_network_is_the_identity_restoration():
     net = DnCNN(1, 5, 8).eval()
     with torch.no_grad():
         assert torch.count_nonzero(net(torch.rand(1, 1, 16, 16))) == 0
+
+
+def test_space_to_depth_form_keeps_shape_on_odd_sizes_and_sees_twice_as_far():
+    torch.manual_seed(0)
+    net = DnCNN(1, depth=4, features=8, space_to_depth=2)
+    with torch.no_grad():
+        net.body[-1].weight.normal_(std=0.1)
+    assert net.body[0].in_channels == 4 and net.body[-1].out_channels == 4
+    assert net(torch.rand(1, 1, 37, 41)).shape == (1, 1, 37, 41)
+    x = torch.rand(1, 1, 41, 41, requires_grad=True)
+    net.eval()(x)[0, 0, 20, 20].backward()
+    nz = torch.nonzero(x.grad[0, 0])
+    reach = int(max(20 - nz.min(), nz.max() - 20))
+    assert reach == 2 * 4 + 1 <= net.receptive_radius == 10  # radius rounded up to the unshuffle grid
+    assert receptive_field(4, 2) == 21 == net.receptive_field
+
+
+def test_batchnorm_free_form_has_a_bias_in_every_conv():
+    net = DnCNN(1, depth=5, features=8, batchnorm=False)
+    convs = [m for m in net.body if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5 and all(c.bias is not None for c in convs)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert fold_batchnorm(net)(torch.rand(1, 1, 9, 9)).shape == (1, 1, 9, 9)

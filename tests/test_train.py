@@ -121,3 +121,24 @@ def test_init_continues_from_weights_and_counts_earlier_stages(tmp_path, train_f
     record = json.loads((tmp_path / "b" / "w.json").read_text())["training"]
     assert [st["steps"] for st in record["stages"]] == [4, 3] and record["total_steps"] == 7
     assert load_model(second["out"]).depth == 4
+
+
+def test_quality_draws_skew_low_and_leave_a_share_clean(astronaut_crop):
+    s = PatchSampler([astronaut_crop], 24, 8, 5, 100, 4, np.random.default_rng(0), quality_power=2.0,
+                     clean_fraction=0.1)
+    draws = [s.draw_quality() for _ in range(4000)]
+    clean = sum(q is None for q in draws)
+    qs = np.array([q for q in draws if q is not None])
+    assert 300 < clean < 500  # ~10 %
+    assert qs.min() >= 5 and qs.max() <= 100 and np.mean(qs <= 40) > 0.55  # uniform would give 0.37
+
+
+def test_space_to_depth_training_validates_at_several_qualities(tmp_path, train_folder):
+    summary = train(_cfg(tmp_path, train_folder, steps=10, space_to_depth=2, val_dir=str(train_folder),
+                         val_images=2, val_crop=64, val_qualities=[10, 30], val_every=5), progress=False)
+    assert load_model(summary["out"]).network.space_to_depth == 2
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert rows[0] == "step,elapsed_s,train_s,lr,loss,val_gain_db,val_q10_db,val_q30_db"
+    last = rows[-1].split(",")
+    assert float(last[2]) <= float(last[1])  # training time leaves validation out
+    assert abs(float(last[5]) - (float(last[6]) + float(last[7])) / 2) < 1e-3

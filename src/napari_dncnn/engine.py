@@ -280,7 +280,7 @@ def restore(image, model="auto", *, channel_axis=None, tile_size=None, device="a
                          f"{image.shape} is gray -- use model='auto' or 'jpeg-gray', or pass channel_axis")
     if net.channels not in (1, 3):
         raise ValueError(f"model has {net.channels} channels; napari-dncnn runs 1- and 3-channel models")
-    radius = net.depth
+    radius = net.receptive_radius
 
     # planes: (N, C, H, W) float32 normalised
     if is_rgb and net.channels == 3:
@@ -296,6 +296,7 @@ def restore(image, model="auto", *, channel_axis=None, tile_size=None, device="a
     tile = int(tile_size) if tile_size else default_tile_size(net.channels, net.features, dev, radius)
     if tile < 1:
         raise ValueError(f"tile_size must be a positive number of pixels, got {tile_size}")
+    tile = -(-tile // net.space_to_depth) * net.space_to_depth  # tiles start on the unshuffle grid
     total = planes.shape[0] * _count_tiles(h, w, tile)
     done = 0
 

@@ -48,7 +48,7 @@ def as_dask(image):
 
 def receptive_radius(model, channels: int = 1, device="cpu") -> int:
     """The receptive radius (= depth) of ``model``: the overlap blocks need."""
-    return _network_for(model, channels, pick_device(device)).depth
+    return _network_for(model, channels, pick_device(device)).receptive_radius
 
 
 def _lazy_range(colour, dtype, data_range) -> tuple[float, float]:
@@ -122,6 +122,15 @@ def _restored_block(image: np.ndarray, residual: np.ndarray) -> np.ndarray:
     return _to_dtype(image.astype(np.float64) - residual, image.dtype)
 
 
+def _aligned_chunks(chunks: tuple[int, ...], step: int) -> tuple[int, ...]:
+    """``chunks`` moved so every block but the last starts on a multiple of ``step``."""
+    if all(c % step == 0 for c in chunks[:-1]):
+        return tuple(chunks)
+    total, size = sum(chunks), -(-max(chunks) // step) * step
+    out = [size] * (total // size)
+    return tuple(out + [total % size] if total % size else out)
+
+
 def _block_tile(tile_size: int | None, chunks: tuple[int, ...], radius: int) -> int | None:
     """Inner tile for a block: the whole overlapped block when it is not much bigger than the default."""
     if tile_size:
@@ -161,7 +170,7 @@ def restore_lazy(image, model="auto", *, channel_axis=None, tile_size=None, devi
     if net.channels == 3 and rgb_axis is None:
         raise ValueError(f"the colour model needs RGB data (a channel axis of size 3 or 4); this image of shape "
                          f"{arr.shape} is gray -- use model='auto' or 'jpeg-gray', or pass channel_axis")
-    radius = net.depth
+    radius, step = net.receptive_radius, net.space_to_depth
 
     chunks = {}
     if ch_axis is not None:
@@ -176,6 +185,8 @@ def restore_lazy(image, model="auto", *, channel_axis=None, tile_size=None, devi
 
     fixed = {a: ((arr.shape[a],) if arr.shape[a] <= 2 * radius + 1 else
                  ensure_minimum_chunksize(radius + 1, arr.chunks[a])) for a in spatial}
+    if step > 1:  # blocks start on the space-to-depth grid
+        fixed = {a: _aligned_chunks(fixed[a], step) for a in spatial}
     if any(fixed[a] != arr.chunks[a] for a in spatial):
         arr = arr.rechunk(fixed)
     lo, hi = value_range(arr, channel_axis, data_range)

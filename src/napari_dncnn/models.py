@@ -128,7 +128,8 @@ def save_weights(network: DnCNN, path: str | os.PathLike, record: dict | None = 
         path = path.with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
     arch = {"architecture": "DnCNN", "channels": network.channels, "depth": network.depth,
-            "features": network.features, "batchnorm": True}
+            "features": network.features, "batchnorm": network.batchnorm,
+            "space_to_depth": network.space_to_depth, "receptive_radius": network.receptive_radius}
     full = {"format": FORMAT, "version": 1, **arch,
             "normalisation": "uint8 / 255 (others: image min..max or data_range), residual = input - clean"}
     full.update(record or {})
@@ -164,10 +165,19 @@ def _read_weights(path: Path) -> tuple[dict, dict]:
             record = json.loads(jpath.read_text())
         except (OSError, ValueError) as exc:
             raise WeightsError(f"cannot read the record {jpath} of weights {path}: {exc}") from exc
-    for key in ("channels", "depth", "features"):
+    for key in ("channels", "depth", "features", "space_to_depth"):
         if key not in record and key in meta:
             record[key] = int(meta[key])
+    if "batchnorm" not in record and "batchnorm" in meta:
+        record["batchnorm"] = meta["batchnorm"] == "True"
     return tensors, record
+
+
+def network_from_record(record: dict) -> DnCNN:
+    """An untrained DnCNN of the architecture a weights record describes."""
+    return DnCNN(int(record["channels"]), int(record["depth"]), int(record["features"]),
+                 batchnorm=bool(record.get("batchnorm", True)),
+                 space_to_depth=int(record.get("space_to_depth", 1)))
 
 
 def load_model(model: str | os.PathLike = "jpeg-gray", *, channels: int | None = None) -> LoadedModel:
@@ -187,7 +197,7 @@ def load_model(model: str | os.PathLike = "jpeg-gray", *, channels: int | None =
                            "or the path of a .safetensors weights file")
     tensors, record = _read_weights(path)
     try:
-        net = DnCNN(int(record["channels"]), int(record["depth"]), int(record["features"]))
+        net = network_from_record(record)
         net.load_state_dict(tensors)
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise WeightsError(f"{path} does not hold DnCNN weights napari-dncnn understands: {exc}") from exc

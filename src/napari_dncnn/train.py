@@ -49,12 +49,15 @@ class TrainConfig:
     channels: int = 1
     depth: int = 17
     features: int = 64
+    space_to_depth: int = 1  # 2: FFDNet-style half-resolution body
     patch_size: int = 50
     stride: int = 10
     batch_size: int = 32
     patches_per_image: int = 4
     quality_min: int = 5
     quality_max: int = 95
+    quality_power: float = 1.0  # > 1 draws low qualities more often
+    clean_fraction: float = 0.0  # share of samples left uncompressed (target: residual 0)
     downscale: int = 0  # 0: 2 for colour, 1 for gray
     steps: int = 10000
     lr: float = 1e-3
@@ -69,7 +72,9 @@ class TrainConfig:
     val_dir: str = ""
     val_every: int = 250
     val_images: int = 8
-    val_quality: int = 10
+    val_qualities: list[int] = field(default_factory=lambda: [10])
+    val_crop: int = 0  # centre crop side of validation images (0: whole images)
+    val_minutes: float = 0.0  # validate every this many training minutes (0: every val_every steps)
     log_every: int = 10
     max_minutes: float = 0.0
     pause_at: int = 0  # stop (with a checkpoint) at this step; --resume continues
@@ -165,7 +170,8 @@ def augment(image: np.ndarray, k: int, flip: bool) -> np.ndarray:
 class PatchSampler:
     """Draws training batches (degraded, residual) as float32 (N, C, P, P) arrays in [0, 1] units."""
 
-    def __init__(self, images, patch_size, stride, quality_min, quality_max, patches_per_image, rng):
+    def __init__(self, images, patch_size, stride, quality_min, quality_max, patches_per_image, rng,
+                 quality_power=1.0, clean_fraction=0.0):
         self.images = [im for im in images if min(im.shape[:2]) >= patch_size]
         if not self.images:
             raise ValueError(f"no training image is at least {patch_size} px on each side")
@@ -173,13 +179,21 @@ class PatchSampler:
         self.qmin, self.qmax = quality_min, quality_max
         self.per_image = patches_per_image
         self.rng = rng
+        self.power, self.clean_fraction = quality_power, clean_fraction
+
+    def draw_quality(self) -> int | None:
+        """A JPEG quality in qmin..qmax (skewed low by ``quality_power``), or None for a clean sample."""
+        if self.clean_fraction and self.rng.random() < self.clean_fraction:
+            return None
+        u = self.rng.random() ** self.power
+        return min(self.qmax, self.qmin + int(u * (self.qmax - self.qmin + 1)))
 
     def sample_image(self):
         rng = self.rng
         img = self.images[int(rng.integers(len(self.images)))]
         img = augment(img, int(rng.integers(4)), bool(rng.integers(2)))
-        q = int(rng.integers(self.qmin, self.qmax + 1))
-        degraded = jpeg_roundtrip(img, q)
+        q = self.draw_quality()
+        degraded = img if q is None else jpeg_roundtrip(img, q)
         pos = patch_positions(img.shape, self.patch_size, self.stride)
         pick = pos[rng.choice(len(pos), size=min(self.per_image, len(pos)), replace=False)]
         return extract_patches(img, degraded, self.patch_size, self.stride, pick)
@@ -256,10 +270,19 @@ def _truncate_log(log_path: Path, step: int) -> None:
 # ---------------------------------------------------------------- validation
 
 def load_validation(cfg: TrainConfig):
+    """``{quality: [(clean, jpeg), ...]}`` for the periodic validation (centre crops if ``val_crop``)."""
     if not cfg.val_dir:
-        return []
+        return {}
     clean = load_clean_images([cfg.val_dir], cfg.channels, 1, limit=cfg.val_images)
-    return [(c, jpeg_roundtrip(c, cfg.val_quality)) for c in clean]
+    if cfg.val_crop:
+        clean = [_centre_crop(c, cfg.val_crop) for c in clean]
+    return {q: [(c, jpeg_roundtrip(c, q)) for c in clean] for q in cfg.val_qualities}
+
+
+def _centre_crop(image: np.ndarray, side: int) -> np.ndarray:
+    y = max(0, (image.shape[0] - side) // 2)
+    x = max(0, (image.shape[1] - side) // 2)
+    return np.ascontiguousarray(image[y:y + side, x:x + side])
 
 
 @torch.no_grad()
@@ -317,8 +340,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     downscale = cfg.downscale or (2 if cfg.channels == 3 else 1)
     images = load_clean_images(cfg.data, cfg.channels, downscale)
     sampler = PatchSampler(images, cfg.patch_size, cfg.stride, cfg.quality_min, cfg.quality_max,
-                           cfg.patches_per_image, rng)
-    net = DnCNN(cfg.channels, cfg.depth, cfg.features)
+                           cfg.patches_per_image, rng, cfg.quality_power, cfg.clean_fraction)
+    net = DnCNN(cfg.channels, cfg.depth, cfg.features, space_to_depth=cfg.space_to_depth)
     earlier: list[dict] = []  # the stages that made the --init weights
     if cfg.init:
         net.load_state_dict(load_state(cfg.init))
@@ -329,19 +352,22 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
                                                    if k in prev}] if prev else [])
     net = net.to(device).to(memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    step, elapsed, best = 0, 0.0, -float("inf")
+    step, elapsed, best, val_s = 0, 0.0, -float("inf"), 0.0
     log_path = run_dir / "log.csv"
     if resume:
         if not (run_dir / "checkpoint.json").exists():
             raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}; start without --resume")
         meta = load_checkpoint(run_dir, net, opt, rng)
         step, elapsed, best = meta["step"], meta["elapsed_s"], meta["best_val_gain_db"]
+        val_s = meta.get("val_s", 0.0)
         _truncate_log(log_path, step)
-    else:
+    val_sets = load_validation(cfg)
+    val_cols = [f"val_q{q}_db" for q in val_sets]
+    if not resume:
         with open(log_path, "w", newline="") as f:
-            csv.writer(f).writerow(["step", "elapsed_s", "lr", "loss", "val_gain_db"])
+            csv.writer(f).writerow(["step", "elapsed_s", "train_s", "lr", "loss", "val_gain_db", *val_cols])
     write_json_atomic(run_dir / "config.json", asdict(cfg))
-    val_pairs = load_validation(cfg)
+    val_pairs = [p for pairs in val_sets.values() for p in pairs]
 
     def record(val_gain: float) -> dict:
         hardware = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
@@ -355,15 +381,18 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
                 "data": [str(d) for d in cfg.data], "command": cfg.command, "steps": step,
                 "wall_time_s": round(elapsed, 1), "device": str(device),
                 "hardware": hardware,
-                "bf16": bf16, "patch_size": cfg.patch_size, "stride": cfg.stride, "batch_size": cfg.batch_size,
+                "bf16": bf16, "quality_power": cfg.quality_power, "clean_fraction": cfg.clean_fraction,
+                "patch_size": cfg.patch_size, "stride": cfg.stride, "batch_size": cfg.batch_size,
                 "qualities": [cfg.quality_min, cfg.quality_max], "downscale": downscale,
             },
-            "training_validation": {"folder": cfg.val_dir, "images": len(val_pairs), "quality": cfg.val_quality,
+            "training_validation": {"folder": cfg.val_dir, "images": cfg.val_images, "crop": cfg.val_crop,
+                                    "qualities": list(val_sets),
                                     "psnr_gain_db": None if math.isnan(val_gain) else round(val_gain, 4)},
         }
 
     def checkpoint():
-        save_checkpoint(run_dir, net, opt, step, rng, {"elapsed_s": elapsed, "best_val_gain_db": best})
+        save_checkpoint(run_dir, net, opt, step, rng, {"elapsed_s": elapsed, "best_val_gain_db": best,
+                                                       "val_s": val_s})
 
     bar = None
     if progress:
@@ -374,6 +403,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     losses: list[float] = []
     old_term = _raise_on_sigterm()
     start_elapsed, t0 = elapsed, time.monotonic()
+    next_val_s = elapsed - val_s + cfg.val_minutes * 60
     try:
         while step < cfg.steps:
             if cfg.max_minutes and (time.monotonic() - t0) > cfg.max_minutes * 60:
@@ -394,16 +424,24 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
             step += 1
             elapsed = start_elapsed + time.monotonic() - t0
             losses.append(float(loss.detach()))
-            val = float("nan")
-            if val_pairs and (step % cfg.val_every == 0 or step == cfg.steps):
-                val = validation_gain(net, val_pairs, device, bf16)
+            val, per_q = float("nan"), []
+            due = (elapsed - val_s - next_val_s >= 0) if cfg.val_minutes else step % cfg.val_every == 0
+            if val_sets and (due or step == cfg.steps):
+                tv = time.monotonic()
+                per_q = [validation_gain(net, pairs, device, bf16) for pairs in val_sets.values()]
+                val = float(np.mean(per_q))
+                val_s += time.monotonic() - tv
+                elapsed = start_elapsed + time.monotonic() - t0
+                next_val_s = elapsed - val_s + cfg.val_minutes * 60
                 if val > best:
                     best = val
                     save_weights(net, cfg.out, record(val))
             if step % cfg.log_every == 0 or not math.isnan(val):
                 with open(log_path, "a", newline="") as f:
-                    csv.writer(f).writerow([step, round(elapsed, 1), f"{lr_at(step - 1, cfg):.3g}",
-                                            f"{np.mean(losses):.4g}", "" if math.isnan(val) else f"{val:.4f}"])
+                    csv.writer(f).writerow([step, round(elapsed, 1), round(elapsed - val_s, 1),
+                                            f"{lr_at(step - 1, cfg):.3g}", f"{np.mean(losses):.4g}",
+                                            "" if math.isnan(val) else f"{val:.4f}"]
+                                           + ([f"{v:.4f}" for v in per_q] if per_q else [""] * len(val_cols)))
                 if bar is not None:
                     bar.set_postfix(loss=f"{np.mean(losses):.3g}", val_db=f"{best:+.3f}" if best > -1e9 else "-")
                 losses = []
