@@ -24,7 +24,7 @@ import numpy as np, torch
 from skimage import data, transform
 from napari_dncnn import restore, load_model
 from napari_dncnn.jpeg import jpeg_roundtrip
-from napari_dncnn.evaluate import psnr
+from napari_dncnn.training.evaluate import psnr
 
 size, method, repeats, model = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 cam = data.camera()
@@ -52,27 +52,38 @@ print(json.dumps({"mps": size * size / 1e6 / float(np.median(times)), "rss_mib":
 
 
 def run_row(size: int, method: str, repeats: int, model: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(size), method, str(repeats), model],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(size), method, str(repeats), model],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 2048])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--model", default="jpeg-gray")
     args = ap.parse_args()
-    print(f"CPU cores: {os.cpu_count()}; model {args.model}; median of {args.repeats} runs per row\n")
+    print(
+        f"CPU cores: {os.cpu_count()}; model {args.model}; median of {args.repeats} runs per row\n"
+    )
     print("| image | method | MP/s | speed-up | peak RSS (MiB) | PSNR (dB) | PSNR ours - eager |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for size in args.sizes:
         ref = run_row(size, "eager", args.repeats, args.model)
         ours = run_row(size, "ours", args.repeats, args.model)
         for name, row in (("eager fp32 (reference)", ref), ("napari-dncnn restore()", ours)):
-            print(f"| {size}x{size} gray | {name} | {row['mps']:.4f} | {row['mps'] / ref['mps']:.2f}x | "
-                  f"{row['rss_mib']:.0f} | {row['psnr']:.3f} | "
-                  f"{row['psnr'] - ref['psnr']:+.4f} |", flush=True)
+            print(
+                f"| {size}x{size} gray | {name} | {row['mps']:.4f} | {row['mps'] / ref['mps']:.2f}x | "
+                f"{row['rss_mib']:.0f} | {row['psnr']:.3f} | "
+                f"{row['psnr'] - ref['psnr']:+.4f} |",
+                flush=True,
+            )
     print(f"\nJPEG q10 input PSNR: {ref['jpeg_psnr']:.3f} dB; torch threads {ref['threads']}")
 
 

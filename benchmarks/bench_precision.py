@@ -17,8 +17,8 @@ from skimage import data
 
 from napari_dncnn import restore
 from napari_dncnn.devices import cpu_has_native_bf16
-from napari_dncnn.evaluate import psnr
 from napari_dncnn.jpeg import jpeg_roundtrip, rgb_to_luma
+from napari_dncnn.training.evaluate import psnr
 
 
 def images(size: int):
@@ -33,14 +33,16 @@ def main() -> None:
     ap.add_argument("--quality", type=int, default=10)
     ap.add_argument("--model", default="jpeg-gray")
     args = ap.parse_args()
-    print(f"native bf16 on this CPU: {cpu_has_native_bf16()}; JPEG q{args.quality}; {args.size}px centre crops\n")
+    print(
+        f"native bf16 on this CPU: {cpu_has_native_bf16()}; JPEG q{args.quality}; {args.size}px centre crops\n"
+    )
     print("| image | JPEG PSNR | fp32 PSNR | bf16 PSNR | bf16 - fp32 (dB) | fp32 s | bf16 s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     diffs = []
     for name, img in images(args.size):
         h, w = img.shape
         s = args.size
-        clean = np.ascontiguousarray(img[(h - s) // 2:(h + s) // 2, (w - s) // 2:(w + s) // 2])
+        clean = np.ascontiguousarray(img[(h - s) // 2 : (h + s) // 2, (w - s) // 2 : (w + s) // 2])
         jpeg = jpeg_roundtrip(clean, args.quality)
         row = {}
         for prec in ("fp32", "bf16"):
@@ -50,8 +52,11 @@ def main() -> None:
             row[prec] = (psnr(clean, out), time.perf_counter() - t)
         d = row["bf16"][0] - row["fp32"][0]
         diffs.append(d)
-        print(f"| {name} | {psnr(clean, jpeg):.3f} | {row['fp32'][0]:.3f} | {row['bf16'][0]:.3f} | {d:+.4f} | "
-              f"{row['fp32'][1]:.2f} | {row['bf16'][1]:.2f} |", flush=True)
+        print(
+            f"| {name} | {psnr(clean, jpeg):.3f} | {row['fp32'][0]:.3f} | {row['bf16'][0]:.3f} | {d:+.4f} | "
+            f"{row['fp32'][1]:.2f} | {row['bf16'][1]:.2f} |",
+            flush=True,
+        )
     print(f"\nmean bf16 - fp32: {np.mean(diffs):+.4f} dB; worst: {min(diffs):+.4f} dB")
 
 

@@ -70,8 +70,12 @@ def rss_rows(sizes, model: str, tmp: Path) -> list[dict]:
         src, out = tmp / f"rss{size}", tmp / f"rss{size}-out"
         src.mkdir()
         tifffile.imwrite(src / "big.tif", textured(size), tile=(512, 512), compression="zlib")
-        res = subprocess.run([sys.executable, "-c", CHILD, str(src), str(out), model],
-                             capture_output=True, text=True, check=True)
+        res = subprocess.run(
+            [sys.executable, "-c", CHILD, str(src), str(out), model],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         row = json.loads(res.stdout.strip().splitlines()[-1])
         with tifffile.TiffFile(out / "big.tif") as tf:
             assert tf.pages[0].is_tiled and tf.pages[0].shape == (size, size)
@@ -88,7 +92,7 @@ def folder_of(n: int, size: int, folder: Path) -> Path:
     base = textured(max(size, 512))
     for i in range(n):
         y, x = (37 * i) % (base.shape[0] - size + 1), (53 * i) % (base.shape[1] - size + 1)
-        Image.fromarray(base[y:y + size, x:x + size]).save(folder / f"f{i:04d}.png")
+        Image.fromarray(base[y : y + size, x : x + size]).save(folder / f"f{i:04d}.png")
     return folder
 
 
@@ -103,9 +107,15 @@ def timed_batch(src: Path, out: Path, model: str, workers: int | None) -> tuple[
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
-    ap.add_argument("--rss-model", default="", help="weights for the RSS rows (default: random depth-3/64 DnCNN)")
+    ap.add_argument(
+        "--rss-model",
+        default="",
+        help="weights for the RSS rows (default: random depth-3/64 DnCNN)",
+    )
     ap.add_argument("--model", default="jpeg-gray", help="model for the throughput rows")
-    ap.add_argument("--files", type=int, default=16, help="files of 256x256 for the throughput rows")
+    ap.add_argument(
+        "--files", type=int, default=16, help="files of 256x256 for the throughput rows"
+    )
     ap.add_argument("--tiny", type=int, default=1000, help="16x16 files for the overhead rows")
     ap.add_argument("--only", choices=("rss", "cluster"), default=None)
     args = ap.parse_args()
@@ -115,27 +125,41 @@ def main() -> None:
         if args.only in (None, "rss"):
             model = args.rss_model or make_weights(tmp / "depth3.safetensors", 3)
             rows = rss_rows(args.sizes, model, tmp)
-            print(f"\nPeak RSS, out-of-core batch (tiled TIFF in, tiled BigTIFF restored + residual out), "
-                  f"model {args.rss_model or 'random DnCNN depth 3 / 64 features'}, blocks of 512:\n")
+            print(
+                f"\nPeak RSS, out-of-core batch (tiled TIFF in, tiled BigTIFF restored + residual out), "
+                f"model {args.rss_model or 'random DnCNN depth 3 / 64 features'}, blocks of 512:\n"
+            )
             print("| input | values | seconds | peak RSS MiB |")
             print("|---|---|---|---|")
             for r in rows:
-                print(f"| {r['size']}x{r['size']} uint8 | {r['mp']:.1f} M | {r['seconds']:.0f} | {r['rss_mib']:.0f} |")
+                print(
+                    f"| {r['size']}x{r['size']} uint8 | {r['mp']:.1f} M | {r['seconds']:.0f} | {r['rss_mib']:.0f} |"
+                )
             if len(rows) > 1:
-                print(f"\nlargest / smallest peak RSS: {rows[-1]['rss_mib'] / rows[0]['rss_mib']:.3f}")
+                print(
+                    f"\nlargest / smallest peak RSS: {rows[-1]['rss_mib'] / rows[0]['rss_mib']:.3f}"
+                )
         if args.only in (None, "cluster"):
             src = folder_of(args.files, 256, tmp / "tp")
             mp = args.files * 256 * 256 / 1e6
-            timed_batch(folder_of(2, 64, tmp / "warm"), tmp / "warm-out", args.model, None)  # load weights once
+            timed_batch(
+                folder_of(2, 64, tmp / "warm"), tmp / "warm-out", args.model, None
+            )  # load weights once
             t_local, r1 = timed_batch(src, tmp / "tp-local", args.model, None)
             t_dist, r2 = timed_batch(src, tmp / "tp-dist", args.model, 2)
             assert r1.count("done") == r2.count("done") == args.files
-            print(f"\nThroughput, {args.files} files of 256x256, model {args.model} "
-                  "(the LocalCluster row includes starting it):\n")
+            print(
+                f"\nThroughput, {args.files} files of 256x256, model {args.model} "
+                "(the LocalCluster row includes starting it):\n"
+            )
             print("| run | seconds | MP/s | time vs local |")
             print("|---|---|---|---|")
-            print(f"| 1 local process ({os.cpu_count()} threads) | {t_local:.1f} | {mp / t_local:.4f} | 1.00 |")
-            print(f"| LocalCluster 2 workers x 1 thread | {t_dist:.1f} | {mp / t_dist:.4f} | {t_dist / t_local:.2f} |")
+            print(
+                f"| 1 local process ({os.cpu_count()} threads) | {t_local:.1f} | {mp / t_local:.4f} | 1.00 |"
+            )
+            print(
+                f"| LocalCluster 2 workers x 1 thread | {t_dist:.1f} | {mp / t_dist:.4f} | {t_dist / t_local:.2f} |"
+            )
             tiny = folder_of(args.tiny, 16, tmp / "tiny")
             t_local, r1 = timed_batch(tiny, tmp / "tiny-local", args.model, None)
             t_dist, r2 = timed_batch(tiny, tmp / "tiny-dist", args.model, 2)
@@ -144,9 +168,13 @@ def main() -> None:
             print("| run | seconds | ms per file |")
             print("|---|---|---|")
             print(f"| 1 local process | {t_local:.1f} | {1000 * t_local / args.tiny:.1f} |")
-            print(f"| LocalCluster 2 workers (incl. start) | {t_dist:.1f} | {1000 * t_dist / args.tiny:.1f} |")
-            print(f"\nscheduler overhead per file: {1000 * (t_dist - t_local) / args.tiny:+.1f} ms "
-                  "(cluster minus local, on 2 workers)")
+            print(
+                f"| LocalCluster 2 workers (incl. start) | {t_dist:.1f} | {1000 * t_dist / args.tiny:.1f} |"
+            )
+            print(
+                f"\nscheduler overhead per file: {1000 * (t_dist - t_local) / args.tiny:+.1f} ms "
+                "(cluster minus local, on 2 workers)"
+            )
 
 
 if __name__ == "__main__":

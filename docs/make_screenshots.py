@@ -43,8 +43,17 @@ def main() -> None:
     Image.fromarray(shot).save(OUT / "viewer.png")
     restored = viewer.layers["camera q10 restored"].data
     y, x, s = 60, 180, 160
-    crop = np.concatenate([src.data[y:y + s, x:x + s], np.full((s, 6), 255, np.uint8), restored[y:y + s, x:x + s]], 1)
-    Image.fromarray(crop).resize((crop.shape[1] * 2, s * 2), Image.NEAREST).save(OUT / "before_after.png")
+    crop = np.concatenate(
+        [
+            src.data[y : y + s, x : x + s],
+            np.full((s, 6), 255, np.uint8),
+            restored[y : y + s, x : x + s],
+        ],
+        1,
+    )
+    Image.fromarray(crop).resize((crop.shape[1] * 2, s * 2), Image.NEAREST).save(
+        OUT / "before_after.png"
+    )
 
     # timing on a 1 MP image (1024 x 1024 uint8: camera tiled 2 x 2)
     big = viewer.add_image(np.tile(src.data, (2, 2)), name="1MP")
@@ -56,8 +65,10 @@ def main() -> None:
     while widget.worker is not None:
         QApplication.processEvents()
         time.sleep(0.01)
-    print(f"widget restore of a 1024x1024 uint8 image on CPU: {time.perf_counter() - t0:.1f} s "
-          f"(the click returned after {click * 1000:.0f} ms)")
+    print(
+        f"widget restore of a 1024x1024 uint8 image on CPU: {time.perf_counter() - t0:.1f} s "
+        f"(the click returned after {click * 1000:.0f} ms)"
+    )
     viewer.close()
 
 

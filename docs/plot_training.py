@@ -25,8 +25,13 @@ def main() -> None:
     ap.add_argument("logs", nargs="+")
     ap.add_argument("--out", required=True)
     ap.add_argument("--title", default="")
-    ap.add_argument("--kept", type=int, nargs="*", default=[],
-                    help="per stage, the step the next stage was continued from")
+    ap.add_argument(
+        "--kept",
+        type=int,
+        nargs="*",
+        default=[],
+        help="per stage, the step the next stage was continued from",
+    )
     args = ap.parse_args()
     import matplotlib
 

@@ -1,9 +1,9 @@
 """The batch command end to end, in a subprocess, on real files in a temporary folder."""
 
 import hashlib
+import json
 import os
 import signal
-import json
 import subprocess
 import sys
 import time
@@ -15,17 +15,27 @@ import tifffile
 from PIL import Image
 
 from napari_dncnn import restore
-from napari_dncnn.io import TMP_PREFIX
+from napari_dncnn.files.atomic import TMP_PREFIX
 
 
 def run_cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "napari_dncnn", "batch", *map(str, args), "--no-progress"],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "napari_dncnn", "batch", *map(str, args), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def snapshot(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+            p.stat().st_mtime_ns,
+        )
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -34,8 +44,13 @@ def input_folder(tmp_path, camera_crop, astronaut_crop):
     (src / "sub").mkdir(parents=True)
     Image.fromarray(camera_crop).save(src / "cam.JPG", quality=20)
     Image.fromarray(astronaut_crop).save(src / "sub" / "astro.png")
-    tifffile.imwrite(src / "stack.tif", np.stack([camera_crop, camera_crop[::-1]]).astype(np.uint16) * 200,
-                     imagej=True, resolution=(2.0, 2.0), metadata={"axes": "ZYX", "spacing": 4.0, "unit": "um"})
+    tifffile.imwrite(
+        src / "stack.tif",
+        np.stack([camera_crop, camera_crop[::-1]]).astype(np.uint16) * 200,
+        imagej=True,
+        resolution=(2.0, 2.0),
+        metadata={"axes": "ZYX", "spacing": 4.0, "unit": "um"},
+    )
     good = (src / "cam.JPG").read_bytes()
     (src / "truncated.jpg").write_bytes(good[: len(good) // 2])
     (src / "empty.png").write_bytes(b"")
@@ -52,8 +67,15 @@ def test_batch_end_to_end(tmp_path, input_folder, tiny_weights, camera_crop):
     assert "truncated.jpg" in r.stdout and "empty.png" in r.stdout and "readme" not in r.stdout
     assert snapshot(input_folder) == before  # inputs untouched
     names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert names == ["cam.png", "cam_residual.tif", "napari-dncnn-report.json", "stack.tif",
-                     "stack_residual.tif", "sub/astro.png", "sub/astro_residual.tif"]
+    assert names == [
+        "cam.png",
+        "cam_residual.tif",
+        "napari-dncnn-report.json",
+        "stack.tif",
+        "stack_residual.tif",
+        "sub/astro.png",
+        "sub/astro_residual.tif",
+    ]
     report = json.loads((out / "napari-dncnn-report.json").read_text())
     entries = {Path(e["file"]).name: e for e in report["files"]}
     assert sorted(entries) == ["astro.png", "cam.JPG", "empty.png", "stack.tif", "truncated.jpg"]
@@ -63,12 +85,16 @@ def test_batch_end_to_end(tmp_path, input_folder, tiny_weights, camera_crop):
     assert entries["cam.JPG"]["worker"] and entries["cam.JPG"]["outputs"][0].endswith("cam.png")
     # the same pixels as the API
     cam = np.asarray(Image.open(input_folder / "cam.JPG"))
-    np.testing.assert_array_equal(np.asarray(Image.open(out / "cam.png")), restore(cam, tiny_weights).restored)
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(out / "cam.png")), restore(cam, tiny_weights).restored
+    )
     assert np.asarray(Image.open(out / "sub" / "astro.png")).shape == (80, 100, 3)
     # TIFF: dtype, axes and metadata kept
     with tifffile.TiffFile(out / "stack.tif") as tf:
         assert tf.series[0].dtype == np.uint16 and tf.series[0].axes == "ZYX"
-        assert tf.imagej_metadata["spacing"] == 4.0 and tf.pages[0].resolution == pytest.approx((2.0, 2.0))
+        assert tf.imagej_metadata["spacing"] == 4.0 and tf.pages[0].resolution == pytest.approx(
+            (2.0, 2.0)
+        )
     assert tifffile.imread(out / "stack_residual.tif").dtype == np.float32
     # rerun: everything finished is skipped, failures stay failures
     r2 = run_cli(input_folder, out, "--model", tiny_weights, "--recursive", "--save-residual")
@@ -81,7 +107,11 @@ def test_all_skipped_is_success_and_pattern_filters(tmp_path, input_folder, tiny
     assert r.returncode == 0 and "done 1, skipped 0, failed 0" in r.stdout
     mtime = (out / "stack.tif").stat().st_mtime_ns
     r = run_cli(input_folder, out, "--model", tiny_weights, "--pattern", "*.tif")
-    assert r.returncode == 0 and "skipped 1" in r.stdout and (out / "stack.tif").stat().st_mtime_ns == mtime
+    assert (
+        r.returncode == 0
+        and "skipped 1" in r.stdout
+        and (out / "stack.tif").stat().st_mtime_ns == mtime
+    )
     r = run_cli(input_folder, out, "--model", tiny_weights, "--pattern", "*.tif", "--overwrite")
     assert r.returncode == 0 and "done 1" in r.stdout
 
@@ -109,7 +139,10 @@ def test_colliding_outputs_are_per_file_errors(tmp_path, camera_crop, tiny_weigh
     r = run_cli(src, tmp_path / "out", "--model", tiny_weights)
     assert r.returncode == 1 and "done 1, skipped 0, failed 2" in r.stdout
     assert "would also be written" in r.stdout
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.png", "napari-dncnn-report.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "b.png",
+        "napari-dncnn-report.json",
+    ]
 
 
 def test_kill_9_then_resume_gives_the_complete_result(tmp_path, tiny_weights):
@@ -117,11 +150,26 @@ def test_kill_9_then_resume_gives_the_complete_result(tmp_path, tiny_weights):
     src.mkdir()
     rng = np.random.default_rng(0)
     for i in range(12):
-        Image.fromarray(rng.integers(0, 256, (384, 384), dtype=np.uint8)).save(src / f"img{i:02d}.png")
+        Image.fromarray(rng.integers(0, 256, (384, 384), dtype=np.uint8)).save(
+            src / f"img{i:02d}.png"
+        )
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "napari_dncnn", "batch", str(src), str(out), "--model",
-                             tiny_weights, "--save-residual", "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "napari_dncnn",
+            "batch",
+            str(src),
+            str(out),
+            "--model",
+            tiny_weights,
+            "--save-residual",
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not (out.exists() and any(out.glob("img*.png"))):
         time.sleep(0.01)
@@ -137,6 +185,7 @@ def test_kill_9_then_resume_gives_the_complete_result(tmp_path, tiny_weights):
     assert not list(out.glob(f"{TMP_PREFIX}*"))  # leftovers removed
     for i in range(12):
         img = np.asarray(Image.open(src / f"img{i:02d}.png"))
-        np.testing.assert_array_equal(np.asarray(Image.open(out / f"img{i:02d}.png")),
-                                      restore(img, tiny_weights).restored)
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(out / f"img{i:02d}.png")), restore(img, tiny_weights).restored
+        )
         assert tifffile.imread(out / f"img{i:02d}_residual.tif").shape == (384, 384)

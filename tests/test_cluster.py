@@ -19,17 +19,19 @@ import torch
 from distributed import Client, LocalCluster
 from PIL import Image
 
+from conftest import randomised
 from napari_dncnn import DnCNN, save_weights
 from napari_dncnn.batch import REPORT_NAME, run_batch
-from napari_dncnn.io import TMP_PREFIX
+from napari_dncnn.files.atomic import TMP_PREFIX
 
-from conftest import randomised
+pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="session")
 def cluster():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as c:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as c:
         yield c
 
 
@@ -45,7 +47,11 @@ def slow_weights(tmp_path_factory) -> str:
 def make_inputs(folder: Path, n: int, size: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(n)
-    base = np.asarray(Image.fromarray(rng.integers(0, 255, (size // 8, size // 8), dtype=np.uint8)).resize((size, size)))
+    base = np.asarray(
+        Image.fromarray(rng.integers(0, 255, (size // 8, size // 8), dtype=np.uint8)).resize(
+            (size, size)
+        )
+    )
     files = []
     for i in range(n):
         p = folder / f"img{i:02d}.png"
@@ -60,14 +66,26 @@ def outputs(folder: Path) -> list[str]:
 
 def test_cluster_batch_equals_local_batch(tmp_path, cluster, tiny_weights):
     make_inputs(tmp_path / "in", 5, 96)
-    local = run_batch(tmp_path / "in", tmp_path / "local", model=tiny_weights, save_residual=True, progress=False)
-    dist = run_batch(tmp_path / "in", tmp_path / "dist", model=tiny_weights, save_residual=True, progress=False,
-                     scheduler=cluster.scheduler_address)
+    local = run_batch(
+        tmp_path / "in", tmp_path / "local", model=tiny_weights, save_residual=True, progress=False
+    )
+    dist = run_batch(
+        tmp_path / "in",
+        tmp_path / "dist",
+        model=tiny_weights,
+        save_residual=True,
+        progress=False,
+        scheduler=cluster.scheduler_address,
+    )
     assert local.count("done") == dist.count("done") == 5
     assert outputs(tmp_path / "local") == outputs(tmp_path / "dist")
     for name in outputs(tmp_path / "local"):
-        a, b = (np.asarray(Image.open(tmp_path / d / name)) if name.endswith(".png") else
-                __import__("tifffile").imread(tmp_path / d / name) for d in ("local", "dist"))
+        a, b = (
+            np.asarray(Image.open(tmp_path / d / name))
+            if name.endswith(".png")
+            else __import__("tifffile").imread(tmp_path / d / name)
+            for d in ("local", "dist")
+        )
         np.testing.assert_array_equal(a, b)
     report = json.loads((tmp_path / "dist" / REPORT_NAME).read_text())
     workers = {e["worker"] for e in report["files"]}
@@ -79,8 +97,14 @@ def test_cluster_batch_equals_local_batch(tmp_path, cluster, tiny_weights):
     assert all(len(v) == 1 for v in loads.values()), loads
     assert "dask scheduler" in report["scheduler"]
     # rerun on the cluster: nothing to do, everything skipped
-    again = run_batch(tmp_path / "in", tmp_path / "dist", model=tiny_weights, save_residual=True, progress=False,
-                      scheduler=cluster.scheduler_address)
+    again = run_batch(
+        tmp_path / "in",
+        tmp_path / "dist",
+        model=tiny_weights,
+        save_residual=True,
+        progress=False,
+        scheduler=cluster.scheduler_address,
+    )
     assert again.count("skipped") == 5
 
 
@@ -88,34 +112,67 @@ def test_model_is_not_sent_through_the_scheduler(tmp_path, cluster, slow_weights
     """The scheduler's copy of each task holds paths and options only, far smaller than the weights."""
     make_inputs(tmp_path / "in", 4, 256)
     result = {}
-    t = threading.Thread(target=lambda: result.setdefault("r", run_batch(
-        tmp_path / "in", tmp_path / "out", model=slow_weights, progress=False, scheduler=cluster.scheduler_address)))
+    t = threading.Thread(
+        target=lambda: result.setdefault(
+            "r",
+            run_batch(
+                tmp_path / "in",
+                tmp_path / "out",
+                model=slow_weights,
+                progress=False,
+                scheduler=cluster.scheduler_address,
+            ),
+        )
+    )
     t.start()
     sizes = []
     with Client(cluster.scheduler_address, set_as_default=False) as client:
         while t.is_alive() and not sizes:
-            sizes = client.run_on_scheduler(lambda dask_scheduler: [
-                len(pickle.dumps(ts.run_spec)) for k, ts in dask_scheduler.tasks.items()
-                if str(k).startswith("napari-dncnn")])
+            sizes = client.run_on_scheduler(
+                lambda dask_scheduler: [
+                    len(pickle.dumps(ts.run_spec))
+                    for k, ts in dask_scheduler.tasks.items()
+                    if str(k).startswith("napari-dncnn")
+                ]
+            )
             time.sleep(0.05)
     t.join()
     assert result["r"].count("done") == 4
-    assert sizes and max(sizes) < 2000 < os.path.getsize(slow_weights) / 10, (sizes, os.path.getsize(slow_weights))
+    assert sizes and max(sizes) < 2000 < os.path.getsize(slow_weights) / 10, (
+        sizes,
+        os.path.getsize(slow_weights),
+    )
 
 
 def test_worker_killed_mid_task_every_file_exactly_once(tmp_path, cluster, slow_weights):
     files = make_inputs(tmp_path / "in", 8, 320)
     result = {}
-    t = threading.Thread(target=lambda: result.setdefault("r", run_batch(
-        tmp_path / "in", tmp_path / "out", model=slow_weights, progress=False, save_residual=True,
-        scheduler=cluster.scheduler_address)))
+    t = threading.Thread(
+        target=lambda: result.setdefault(
+            "r",
+            run_batch(
+                tmp_path / "in",
+                tmp_path / "out",
+                model=slow_weights,
+                progress=False,
+                save_residual=True,
+                scheduler=cluster.scheduler_address,
+            ),
+        )
+    )
     t.start()
     killed = None
     with Client(cluster.scheduler_address, set_as_default=False) as client:
         deadline = time.time() + 120
         while killed is None and time.time() < deadline and t.is_alive():
-            busy = [w for w, keys in client.processing().items() if any("napari-dncnn" in str(k) for k in keys)]
-            done_files = list((tmp_path / "out").glob("img*.png")) if (tmp_path / "out").exists() else []
+            busy = [
+                w
+                for w, keys in client.processing().items()
+                if any("napari-dncnn" in str(k) for k in keys)
+            ]
+            done_files = (
+                list((tmp_path / "out").glob("img*.png")) if (tmp_path / "out").exists() else []
+            )
             if busy and done_files:  # at least one file finished, and a worker is on another
                 pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
                 os.kill(pid, signal.SIGKILL)
@@ -127,7 +184,9 @@ def test_worker_killed_mid_task_every_file_exactly_once(tmp_path, cluster, slow_
     report = result["r"]
     assert report.count("done") == 8 and not report.failed, report.summary()
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    expected = sorted([f.stem + ".png" for f in files] + [f.stem + "_residual.tif" for f in files] + [REPORT_NAME])
+    expected = sorted(
+        [f.stem + ".png" for f in files] + [f.stem + "_residual.tif" for f in files] + [REPORT_NAME]
+    )
     assert names == expected  # exactly one output per input, no temporaries
     entries = json.loads((tmp_path / "out" / REPORT_NAME).read_text())["files"]
     assert sorted(Path(e["file"]).name for e in entries) == [f.name for f in files]
@@ -138,23 +197,68 @@ def test_cli_on_a_separate_dask_scheduler_and_worker(tmp_path, tiny_weights):
     make_inputs(tmp_path / "in", 3, 64)
     sched_file = tmp_path / "scheduler.json"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                               "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(sched_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+    ]
     try:
         deadline = time.time() + 60
         while not sched_file.exists() and time.time() < deadline:
             time.sleep(0.2)
         address = json.loads(sched_file.read_text())["address"]
-        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads",
-                                       "1", "--no-dashboard", "--host", "127.0.0.1"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        )
         with Client(address, set_as_default=False) as c:
             c.wait_for_workers(1, timeout=60)
         # the address from the environment, as a cluster job script would set it
-        r = subprocess.run([sys.executable, "-m", "napari_dncnn", "batch", tmp_path / "in", tmp_path / "out",
-                            "--model", tiny_weights, "--no-progress"], capture_output=True, text=True, timeout=300,
-                           env={**env, "DASK_SCHEDULER_ADDRESS": address})
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "napari_dncnn",
+                "batch",
+                tmp_path / "in",
+                tmp_path / "out",
+                "--model",
+                tiny_weights,
+                "--no-progress",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**env, "DASK_SCHEDULER_ADDRESS": address},
+        )
         assert r.returncode == 0, r.stderr
         assert "done 3, skipped 0, failed 0" in r.stdout
         report = json.loads((tmp_path / "out" / REPORT_NAME).read_text())
@@ -169,21 +273,65 @@ def test_cli_on_a_separate_dask_scheduler_and_worker(tmp_path, tiny_weights):
 
 def test_unreachable_scheduler_is_a_usage_error(tmp_path, tiny_weights):
     make_inputs(tmp_path / "in", 1, 32)
-    r = subprocess.run([sys.executable, "-m", "napari_dncnn", "batch", tmp_path / "in", tmp_path / "out",
-                        "--model", tiny_weights, "--no-progress", "--scheduler", "tcp://127.0.0.1:9"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napari_dncnn",
+            "batch",
+            tmp_path / "in",
+            tmp_path / "out",
+            "--model",
+            tiny_weights,
+            "--no-progress",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "cannot reach the dask scheduler at tcp://127.0.0.1:9" in r.stderr
 
 
 def test_cli_workers_starts_a_local_cluster(tmp_path, tiny_weights):
     make_inputs(tmp_path / "in", 3, 64)
-    r = subprocess.run([sys.executable, "-m", "napari_dncnn", "batch", tmp_path / "in", tmp_path / "out",
-                        "--model", tiny_weights, "--no-progress", "--workers", "2"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napari_dncnn",
+            "batch",
+            tmp_path / "in",
+            tmp_path / "out",
+            "--model",
+            tiny_weights,
+            "--no-progress",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "done 3, skipped 0, failed 0" in r.stdout and "2 worker process(es)" in r.stderr
     report = json.loads((tmp_path / "out" / REPORT_NAME).read_text())
     assert report["scheduler"] == "LocalCluster of 2 workers" and report["counts"]["done"] == 3
-    r = subprocess.run([sys.executable, "-m", "napari_dncnn", "batch", tmp_path / "in", tmp_path / "out2",
-                        "--workers", "2", "--scheduler", "tcp://127.0.0.1:9"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napari_dncnn",
+            "batch",
+            tmp_path / "in",
+            tmp_path / "out2",
+            "--workers",
+            "2",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "not both" in r.stderr

@@ -19,7 +19,12 @@ def test_tiled_equals_whole_image_on_odd_sizes(tiny_gray):
 
 def test_progress_counts_tiles(tiny_gray):
     calls = []
-    restore(np.zeros((2, 40, 25), np.uint8), tiny_gray, tile_size=16, progress=lambda d, t: calls.append((d, t)))
+    restore(
+        np.zeros((2, 40, 25), np.uint8),
+        tiny_gray,
+        tile_size=16,
+        progress=lambda d, t: calls.append((d, t)),
+    )
     # 2 planes x ceil(40/16) x ceil(25/16) = 2 x 3 x 2 tiles
     assert calls[0] == (0, 12) and calls[-1] == (12, 12) and len(calls) == 13
 
@@ -39,8 +44,12 @@ def test_same_picture_in_three_dtypes_restores_alike(tiny_gray, camera_crop):
     f32 = restore(camera_crop.astype(np.float32) / 255, tiny_gray, precision="fp32")
     assert u16.restored.dtype == np.uint16 and f32.restored.dtype == np.float32
     np.testing.assert_allclose(u16.restored / 257.0, u8.restored, atol=0.51)
-    assert (u8.restored == 255).any() and (u16.restored == 65535).any()  # clipping at the dtype limits
-    np.testing.assert_allclose(np.clip(f32.restored * 255.0, 0, 255), u8.restored, atol=0.51)  # floats: unclipped
+    assert (u8.restored == 255).any() and (
+        u16.restored == 65535
+    ).any()  # clipping at the dtype limits
+    np.testing.assert_allclose(
+        np.clip(f32.restored * 255.0, 0, 255), u8.restored, atol=0.51
+    )  # floats: unclipped
     np.testing.assert_allclose(u16.residual / 257.0, u8.residual, atol=1e-3)
     np.testing.assert_allclose(f32.residual * 255.0, u8.residual, atol=1e-3)
 
@@ -52,11 +61,15 @@ def test_float_output_is_not_clipped_and_int_output_is(tiny_gray):
     assert r.restored.min() >= 0 and r.restored.max() <= 255
     f = restore(img.astype(np.float64) / 255, tiny_gray)
     assert f.restored.dtype == np.float64
-    assert f.restored.max() > 1 or f.restored.min() < 0  # the untrained net overshoots; floats keep it
+    assert (
+        f.restored.max() > 1 or f.restored.min() < 0
+    )  # the untrained net overshoots; floats keep it
 
 
 def test_stacks_are_restored_plane_by_plane(tiny_gray, camera_crop):
-    stack = np.stack([camera_crop, camera_crop[::-1], camera_crop[:, ::-1]])[None].repeat(2, 0)  # (2,3,Y,X)
+    stack = np.stack([camera_crop, camera_crop[::-1], camera_crop[:, ::-1]])[None].repeat(
+        2, 0
+    )  # (2,3,Y,X)
     r = restore(stack, tiny_gray)
     assert r.restored.shape == stack.shape
     one = restore(camera_crop[::-1], tiny_gray)
@@ -75,7 +88,9 @@ def test_three_planes_are_gray_unless_channel_axis_says_rgb(tiny_gray, tiny_colo
 
 
 def test_rgba_alpha_passes_through(tiny_color, astronaut_crop):
-    alpha = np.linspace(0, 255, astronaut_crop.shape[0] * astronaut_crop.shape[1]).reshape(astronaut_crop.shape[:2])
+    alpha = np.linspace(0, 255, astronaut_crop.shape[0] * astronaut_crop.shape[1]).reshape(
+        astronaut_crop.shape[:2]
+    )
     rgba = np.dstack([astronaut_crop, alpha.astype(np.uint8)])
     r = restore(rgba, tiny_color)
     np.testing.assert_array_equal(r.restored[..., 3], rgba[..., 3])
@@ -86,7 +101,9 @@ def test_rgba_alpha_passes_through(tiny_color, astronaut_crop):
 def test_two_channel_data_is_two_gray_planes(tiny_gray, camera_crop):
     two = np.dstack([camera_crop, camera_crop[::-1]])  # (Y, X, 2): last axis is not RGB
     r = restore(two, tiny_gray, channel_axis=-1)
-    np.testing.assert_array_equal(r.restored[..., 1], restore(camera_crop[::-1], tiny_gray).restored)
+    np.testing.assert_array_equal(
+        r.restored[..., 1], restore(camera_crop[::-1], tiny_gray).restored
+    )
 
 
 def test_images_smaller_than_the_receptive_field(tiny_gray):
@@ -95,16 +112,19 @@ def test_images_smaller_than_the_receptive_field(tiny_gray):
         assert r.restored.shape == shape
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.array([[np.nan, 1.0], [2.0, 3.0]]), "NaN or infinite"),
-    (np.array([[np.inf, 1.0], [2.0, 3.0]]), "NaN or infinite"),
-    (np.zeros((0, 5)), "empty"),
-    (np.float32(3), "at least 2 dimensions"),
-    (np.arange(5), "at least 2 dimensions"),
-    (np.ones((4, 4), bool), "boolean"),
-    (np.ones((4, 4), np.complex64), "complex"),
-    (np.array([["a", "b"], ["c", "d"]]), "dtype"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.array([[np.nan, 1.0], [2.0, 3.0]]), "NaN or infinite"),
+        (np.array([[np.inf, 1.0], [2.0, 3.0]]), "NaN or infinite"),
+        (np.zeros((0, 5)), "empty"),
+        (np.float32(3), "at least 2 dimensions"),
+        (np.arange(5), "at least 2 dimensions"),
+        (np.ones((4, 4), bool), "boolean"),
+        (np.ones((4, 4), np.complex64), "complex"),
+        (np.array([["a", "b"], ["c", "d"]]), "dtype"),
+    ],
+)
 def test_bad_inputs_say_what_is_wrong(tiny_gray, bad, message):
     with pytest.raises(ValueError, match=message):
         restore(bad, tiny_gray)
@@ -127,7 +147,9 @@ def test_cancel_stops_within_one_tile(tiny_gray):
             cancel.set()
 
     with pytest.raises(Cancelled):
-        restore(np.zeros((64, 64), np.uint8), tiny_gray, tile_size=8, progress=progress, cancel=cancel)
+        restore(
+            np.zeros((64, 64), np.uint8), tiny_gray, tile_size=8, progress=progress, cancel=cancel
+        )
     assert max(seen) == 3  # 64 tiles planned, stopped right after the third
 
 
@@ -158,10 +180,12 @@ def test_engine_imports_neither_napari_nor_qt():
     import subprocess
     import sys
 
-    code = ("import sys, napari_dncnn, napari_dncnn.engine, napari_dncnn.batch, napari_dncnn.cli, "
-            "napari_dncnn.train, napari_dncnn.evaluate, napari_dncnn.io\n"
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt5', 'magicgui')]\n"
-            "assert not bad, bad")
+    code = (
+        "import sys, napari_dncnn, napari_dncnn.engine, napari_dncnn.batch, napari_dncnn.cli, "
+        "napari_dncnn.training, napari_dncnn.training.evaluate, napari_dncnn.files.lazy_images\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt5', 'magicgui')]\n"
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -184,3 +208,8 @@ def test_space_to_depth_network_tiles_exactly_and_round_trips_through_a_file(tmp
     assert loaded.network.space_to_depth == 2 and loaded.record["receptive_radius"] == 10
     again = restore(img, str(path), tile_size=16, precision="fp32", data_range=(0, 1))
     np.testing.assert_allclose(again.residual, whole.residual, atol=1e-5, rtol=0)
+
+
+def test_unknown_precision_is_an_error(tiny_gray, camera_crop):
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        restore(camera_crop, tiny_gray, precision="fp16")

@@ -3,13 +3,23 @@ import math
 import numpy as np
 import pytest
 
-from napari_dncnn.evaluate import blocking_effect_factor, evaluate_folder, psnr, psnrb, ssim
 from napari_dncnn.jpeg import jpeg_roundtrip, rgb_to_luma
+from napari_dncnn.training.evaluate import (
+    blocking_effect_factor,
+    evaluate_folder,
+    psnr,
+    psnrb,
+    ssim,
+)
 
 
 def test_identical_images():
     img = np.add.outer(np.arange(64), 2 * np.arange(64)).astype(np.uint8)  # a ramp: no blocking
-    assert psnr(img, img) == math.inf and ssim(img, img) == pytest.approx(1.0) and psnrb(img, img) == math.inf
+    assert (
+        psnr(img, img) == math.inf
+        and ssim(img, img) == pytest.approx(1.0)
+        and psnrb(img, img) == math.inf
+    )
     # PSNR-B judges the test image alone: an image with edges on the block grid is penalised even
     # against itself (Yim & Bovik's definition)
     blocky = np.kron(np.arange(16).reshape(4, 4) * 10, np.ones((8, 8))).astype(np.uint8)
@@ -19,7 +29,7 @@ def test_identical_images():
 def test_constant_offset():
     img = np.full((64, 64), 100, np.uint8)
     off = img + 5
-    assert psnr(img, off) == pytest.approx(10 * math.log10(255 ** 2 / 25))
+    assert psnr(img, off) == pytest.approx(10 * math.log10(255**2 / 25))
     assert blocking_effect_factor(off) == 0  # flat: no blocking
     assert psnrb(img, off) == pytest.approx(psnr(img, off))
 
@@ -35,8 +45,8 @@ def test_blocky_image_is_penalised():
     assert blocking_effect_factor(blocky) == pytest.approx(0.5 * d_b)
     clean = blocky.copy()
     clean[0, 0] += 1
-    mse = 1 / 64 ** 2
-    assert psnrb(clean, blocky) == pytest.approx(10 * math.log10(255 ** 2 / (mse + 0.5 * d_b)))
+    mse = 1 / 64**2
+    assert psnrb(clean, blocky) == pytest.approx(10 * math.log10(255**2 / (mse + 0.5 * d_b)))
     shifted = np.roll(blocky, 4, axis=(0, 1))  # same edges off the grid: not blocking
     assert blocking_effect_factor(shifted) == 0
 
@@ -52,7 +62,9 @@ def test_evaluate_folder_with_identity_model(tmp_path, camera_crop):
     from napari_dncnn import DnCNN
 
     Image.fromarray(camera_crop).save(tmp_path / "a.png")
-    rows, color = evaluate_folder(tmp_path, DnCNN(1, 3, 4), qualities=(10, 30))  # untrained = identity
+    rows, color = evaluate_folder(
+        tmp_path, DnCNN(1, 3, 4), qualities=(10, 30)
+    )  # untrained = identity
     assert not color and [r.quality for r in rows] == [10, 30]
     j = jpeg_roundtrip(camera_crop, 10)
     assert rows[0].jpeg_psnr == pytest.approx(psnr(camera_crop, j))
@@ -60,7 +72,7 @@ def test_evaluate_folder_with_identity_model(tmp_path, camera_crop):
 
 
 def test_evaluate_empty_folder_fails(tmp_path):
-    from napari_dncnn.io import ImageReadError
+    from napari_dncnn.files.images import ImageReadError
 
     (tmp_path / "x.txt").write_text("hi")
     with pytest.raises(ImageReadError, match="no readable"):
@@ -80,15 +92,36 @@ def test_eval_command_prints_json_and_records_it(tmp_path, camera_crop, tiny_wei
     weights = tmp_path / "w.safetensors"
     shutil.copy(tiny_weights, weights)
     shutil.copy(tiny_weights.replace(".safetensors", ".json"), weights.with_suffix(".json"))
-    r = subprocess.run([sys.executable, "-m", "napari_dncnn", "eval", str(tmp_path / "val"), "--model", str(weights),
-                        "--qualities", "10", "--json", "--record", "--no-progress"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napari_dncnn",
+            "eval",
+            str(tmp_path / "val"),
+            "--model",
+            str(weights),
+            "--qualities",
+            "10",
+            "--json",
+            "--record",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["mode"] == "gray" and out["rows"][0]["quality"] == 10 and out["rows"][0]["images"] == 1
+    assert (
+        out["mode"] == "gray" and out["rows"][0]["quality"] == 10 and out["rows"][0]["images"] == 1
+    )
     record = json.loads(weights.with_suffix(".json").read_text())
     assert record["validation"]["val (gray)"]["rows"] == out["rows"]
-    r = subprocess.run([sys.executable, "-m", "napari_dncnn", "eval", str(tmp_path / "nothing")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "napari_dncnn", "eval", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and "nothing" in r.stderr
 
 
@@ -102,9 +135,11 @@ def test_concurrent_record_updates_are_not_lost(tmp_path):
 
     record = tmp_path / "w.json"
     record.write_text(json.dumps({"channels": 1}))
-    code = ("import sys, time\nfrom napari_dncnn.models import update_json\n"
-            "def add(r):\n    time.sleep(0.3)\n    r.setdefault('validation', {})[sys.argv[2]] = int(sys.argv[2])\n"
-            "update_json(sys.argv[1], add)\n")
+    code = (
+        "import sys, time\nfrom napari_dncnn.files.atomic import update_json\n"
+        "def add(r):\n    time.sleep(0.3)\n    r.setdefault('validation', {})[sys.argv[2]] = int(sys.argv[2])\n"
+        "update_json(sys.argv[1], add)\n"
+    )
     procs = [subprocess.Popen([sys.executable, "-c", code, str(record), str(i)]) for i in range(6)]
     assert [p.wait(timeout=120) for p in procs] == [0] * 6
     saved = json.loads(record.read_text())
@@ -113,10 +148,10 @@ def test_concurrent_record_updates_are_not_lost(tmp_path):
 
 
 def test_record_update_refuses_a_corrupt_record(tmp_path):
-    from napari_dncnn.models import WeightsError, update_json
+    from napari_dncnn.files.atomic import JsonRecordError, update_json
 
     record = tmp_path / "w.json"
     record.write_text("{not json")
-    with pytest.raises(WeightsError, match="w.json.*fix or delete"):
+    with pytest.raises(JsonRecordError, match="w.json.*fix or delete"):
         update_json(record, lambda r: r.update(x=1))
     assert record.read_text() == "{not json"  # left as it was

@@ -19,9 +19,9 @@ import zarr
 from skimage import data
 
 from napari_dncnn import restore
-from napari_dncnn.io import ImageReadError
-from napari_dncnn.io_lazy import open_lazy, write_ome_zarr, write_tiled_tiff
-from napari_dncnn.lazy import restore_lazy
+from napari_dncnn.engine.lazy import restore_lazy
+from napari_dncnn.files.images import ImageReadError
+from napari_dncnn.files.lazy_images import open_lazy, write_ome_zarr, write_tiled_tiff
 
 
 @pytest.fixture
@@ -52,35 +52,52 @@ def test_dask_gray_equals_in_memory(big_gray, tiny_gray, chunks):
 
 def test_stack_rgba_and_float_equal_in_memory(tiny_gray, tiny_color):
     rng = np.random.default_rng(0)
-    stack = rng.integers(0, 4000, (3, 130, 90), dtype=np.uint16)  # min/max computed once, before tiling
+    stack = rng.integers(
+        0, 4000, (3, 130, 90), dtype=np.uint16
+    )  # min/max computed once, before tiling
     ref = restore(stack, tiny_gray, device="cpu")
-    assert_same(restore(da.from_array(stack, chunks=(2, 50, 40)), tiny_gray, device="cpu"), ref, 4000)
+    assert_same(
+        restore(da.from_array(stack, chunks=(2, 50, 40)), tiny_gray, device="cpu"), ref, 4000
+    )
     rgba = rng.random((120, 100, 4)).astype(np.float32)
     ref = restore(rgba, tiny_color, device="cpu")
     out = restore(da.from_array(rgba, chunks=(50, 40, 2)), tiny_color, device="cpu")
     np.testing.assert_allclose(out.restored.compute(), ref.restored, atol=1e-6)
-    np.testing.assert_array_equal(out.restored.compute()[..., 3], rgba[..., 3])  # alpha passed through
+    np.testing.assert_array_equal(
+        out.restored.compute()[..., 3], rgba[..., 3]
+    )  # alpha passed through
 
 
 def test_model_runs_once_per_block_for_both_outputs(big_gray, tiny_gray):
     calls = []
-    out = restore_lazy(da.from_array(big_gray, chunks=(100, 90)), tiny_gray, device="cpu",
-                       progress=lambda done, total: calls.append((done, total)))
+    out = restore_lazy(
+        da.from_array(big_gray, chunks=(100, 90)),
+        tiny_gray,
+        device="cpu",
+        progress=lambda done, total: calls.append((done, total)),
+    )
     dask.compute(out.restored, out.residual, scheduler="synchronous")
     assert len(calls) == 9 and calls[-1] == (9, 9)  # 3 x 3 blocks, each run once
 
 
 def test_zarr_array_input_and_bad_values(tmp_path, big_gray, tiny_gray):
-    z = zarr.open_array(tmp_path / "a.zarr", mode="w", shape=big_gray.shape, chunks=(128, 128), dtype=np.uint8)
+    z = zarr.open_array(
+        tmp_path / "a.zarr", mode="w", shape=big_gray.shape, chunks=(128, 128), dtype=np.uint8
+    )
     z[:] = big_gray
     out = restore(z, tiny_gray, device="cpu")
     assert_same(out, restore(big_gray, tiny_gray, device="cpu"), 255)
     bad = da.from_array(np.array([[0.0, np.nan] * 20, [1.0, 2.0] * 20] * 20, np.float32), chunks=10)
     with pytest.raises(ValueError, match="NaN or infinite"):
         restore(bad, tiny_gray, device="cpu")
-    tiny = np.arange(12, dtype=np.float32).reshape(3, 4)  # smaller than the overlap: one block, no overlap
-    np.testing.assert_allclose(restore(da.from_array(tiny, chunks=2), tiny_gray, device="cpu").residual.compute(),
-                               restore(tiny, tiny_gray, device="cpu").residual, atol=1e-4)
+    tiny = np.arange(12, dtype=np.float32).reshape(
+        3, 4
+    )  # smaller than the overlap: one block, no overlap
+    np.testing.assert_allclose(
+        restore(da.from_array(tiny, chunks=2), tiny_gray, device="cpu").residual.compute(),
+        restore(tiny, tiny_gray, device="cpu").residual,
+        atol=1e-4,
+    )
     with pytest.raises(ValueError, match="boolean"):
         restore(da.zeros((40, 40), dtype=bool), tiny_gray, device="cpu")
 
@@ -91,14 +108,19 @@ def test_tiled_tiff_in_bigtiff_out(tmp_path, big_gray, tiny_gray):
     with open_lazy(src) as img:
         assert img.data.numblocks == (5, 5)  # read lazily, tile by tile
         out = restore_lazy(img.data, tiny_gray, device="cpu")
-        targets = write_tiled_tiff([tmp_path / "r.tif", tmp_path / "res.tif"], [out.restored, out.residual],
-                                   img, tile=128)
+        targets = write_tiled_tiff(
+            [tmp_path / "r.tif", tmp_path / "res.tif"], [out.restored, out.residual], img, tile=128
+        )
     ref = restore(big_gray, tiny_gray, device="cpu")
     assert_same(type(ref)(tifffile.imread(targets[0]), tifffile.imread(targets[1])), ref, 255)
     with tifffile.TiffFile(targets[0]) as tf:
         assert tf.is_bigtiff and tf.pages[0].is_tiled and tf.pages[0].tilelength == 128
         assert tf.pages[0].resolution == pytest.approx((2.0, 2.0))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif", "r.tif", "res.tif"]  # no temporaries
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.tif",
+        "r.tif",
+        "res.tif",
+    ]  # no temporaries
 
 
 def test_ome_zarr_in_and_out_valid_ngff(tmp_path, tiny_gray):
@@ -109,22 +131,51 @@ def test_ome_zarr_in_and_out_valid_ngff(tmp_path, tiny_gray):
     src = tmp_path / "vol.zarr"
     root = zarr.open_group(src, mode="w", zarr_format=2)
     root.create_array("0", shape=vol.shape, chunks=(1, 64, 64), dtype=np.uint8)[:] = vol
-    root.create_array("1", shape=(2, 75, 70), chunks=(1, 64, 64), dtype=np.uint8)[:] = vol[:, ::2, ::2]
-    axes = [{"name": "z", "type": "space", "unit": "micrometer"}, {"name": "y", "type": "space", "unit": "micrometer"},
-            {"name": "x", "type": "space", "unit": "micrometer"}]
-    root.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [
-        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [2.0, 0.5, 0.5]}]},
-        {"path": "1", "coordinateTransformations": [{"type": "scale", "scale": [2.0, 1.0, 1.0]}]}]}]
+    root.create_array("1", shape=(2, 75, 70), chunks=(1, 64, 64), dtype=np.uint8)[:] = vol[
+        :, ::2, ::2
+    ]
+    axes = [
+        {"name": "z", "type": "space", "unit": "micrometer"},
+        {"name": "y", "type": "space", "unit": "micrometer"},
+        {"name": "x", "type": "space", "unit": "micrometer"},
+    ]
+    root.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "axes": axes,
+            "datasets": [
+                {
+                    "path": "0",
+                    "coordinateTransformations": [{"type": "scale", "scale": [2.0, 0.5, 0.5]}],
+                },
+                {
+                    "path": "1",
+                    "coordinateTransformations": [{"type": "scale", "scale": [2.0, 1.0, 1.0]}],
+                },
+            ],
+        }
+    ]
     with open_lazy(src) as img:
         assert img.data.shape == vol.shape and img.axes == "ZYX"  # full-resolution level
         out = restore_lazy(img.data, tiny_gray, device="cpu", block_size=64)
-        write_ome_zarr([tmp_path / "o.zarr", tmp_path / "o_res.zarr"], [out.restored, out.residual], img, chunks=64)
+        write_ome_zarr(
+            [tmp_path / "o.zarr", tmp_path / "o_res.zarr"],
+            [out.restored, out.residual],
+            img,
+            chunks=64,
+        )
     ref = restore(vol, tiny_gray, device="cpu")
     group = zarr.open_group(tmp_path / "o.zarr", mode="r")
     ngff = NgffImage.from_zarr(group)  # raises if not valid OME-NGFF 0.4
     assert ngff.attributes.multiscales[0].axes[0].unit == "micrometer"
-    assert group.attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"] == [2.0, 0.5, 0.5]
-    assert_same(type(ref)(group["0"][:], zarr.open_group(tmp_path / "o_res.zarr", mode="r")["0"][:]), ref, 255)
+    assert group.attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][0][
+        "scale"
+    ] == [2.0, 0.5, 0.5]
+    assert_same(
+        type(ref)(group["0"][:], zarr.open_group(tmp_path / "o_res.zarr", mode="r")["0"][:]),
+        ref,
+        255,
+    )
 
 
 def test_open_lazy_errors_name_the_file(tmp_path):
@@ -143,25 +194,62 @@ def test_batch_takes_the_out_of_core_path(tmp_path, big_gray, tiny_weights):
     src.mkdir()
     tifffile.imwrite(src / "big.tif", big_gray, tile=(64, 64))
     tifffile.imwrite(src / "small.tif", big_gray[:50, :50])
-    z = zarr.open_array(src / "vol.zarr", mode="w", shape=big_gray.shape, chunks=(100, 100), dtype=np.uint8)
+    z = zarr.open_array(
+        src / "vol.zarr", mode="w", shape=big_gray.shape, chunks=(100, 100), dtype=np.uint8
+    )
     z[:] = big_gray
     # threshold 0.05 M values: big.tif (81,000 values) goes out of core, small.tif (2,500) stays in memory
-    r = subprocess.run([sys.executable, "-m", "napari_dncnn", "batch", src, out, "--model", tiny_weights,
-                        "--save-residual", "--out-of-core-above", "0.05", "--no-progress"],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napari_dncnn",
+            "batch",
+            src,
+            out,
+            "--model",
+            tiny_weights,
+            "--save-residual",
+            "--out-of-core-above",
+            "0.05",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
-    report = {e["file"].rsplit("/", 1)[-1]: e for e in json.loads((out / "napari-dncnn-report.json").read_text())["files"]}
+    report = {
+        e["file"].rsplit("/", 1)[-1]: e
+        for e in json.loads((out / "napari-dncnn-report.json").read_text())["files"]
+    }
     assert report["big.tif"]["out_of_core"] and report["vol.zarr"]["out_of_core"]
     assert not report["small.tif"]["out_of_core"]
     ref = restore(big_gray, tiny_weights)
-    assert_same(type(ref)(tifffile.imread(out / "big.tif"), tifffile.imread(out / "big_residual.tif")), ref, 255)
-    assert_same(type(ref)(zarr.open_group(out / "vol.zarr", mode="r")["0"][:],
-                          zarr.open_group(out / "vol_residual.zarr", mode="r")["0"][:]), ref, 255)
+    assert_same(
+        type(ref)(tifffile.imread(out / "big.tif"), tifffile.imread(out / "big_residual.tif")),
+        ref,
+        255,
+    )
+    assert_same(
+        type(ref)(
+            zarr.open_group(out / "vol.zarr", mode="r")["0"][:],
+            zarr.open_group(out / "vol_residual.zarr", mode="r")["0"][:],
+        ),
+        ref,
+        255,
+    )
     with tifffile.TiffFile(out / "big.tif") as tf:
         assert tf.pages[0].is_tiled and tf.is_bigtiff
-    assert sorted(p.name for p in out.iterdir()) == ["big.tif", "big_residual.tif", "napari-dncnn-report.json",
-                                                     "small.tif", "small_residual.tif", "vol.zarr",
-                                                     "vol_residual.zarr"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "big.tif",
+        "big_residual.tif",
+        "napari-dncnn-report.json",
+        "small.tif",
+        "small_residual.tif",
+        "vol.zarr",
+        "vol_residual.zarr",
+    ]
 
 
 def test_space_to_depth_network_on_odd_dask_chunks_equals_numpy(big_gray):
@@ -174,5 +262,7 @@ def test_space_to_depth_network_on_odd_dask_chunks_equals_numpy(big_gray):
     net = randomised(DnCNN(1, depth=3, features=8, space_to_depth=2), seed=4)
     ref = restore(big_gray, net, precision="fp32")
     lazy = restore(da.from_array(big_gray, chunks=(63, 71)), net, precision="fp32")
-    assert all(c % 2 == 0 for c in lazy.residual.chunks[0][:-1])  # blocks start on the unshuffle grid
+    assert all(
+        c % 2 == 0 for c in lazy.residual.chunks[0][:-1]
+    )  # blocks start on the unshuffle grid
     assert_same(lazy, ref, scale=10)  # residuals up to ~50 grey levels: float32 rounding

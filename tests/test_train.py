@@ -7,8 +7,9 @@ import torch
 from PIL import Image, JpegImagePlugin
 
 from napari_dncnn.jpeg import encode_jpeg, jpeg_roundtrip
-from napari_dncnn.models import load_model
-from napari_dncnn.train import PatchSampler, TrainConfig, extract_patches, patch_positions, train
+from napari_dncnn.training import TrainConfig, train
+from napari_dncnn.training.data import PatchSampler, extract_patches, patch_positions
+from napari_dncnn.weights import load_model
 
 
 def test_patch_count_and_positions():
@@ -25,8 +26,8 @@ def test_patches_come_from_the_whole_compressed_image(camera_crop):
     cp, dp, pos = extract_patches(clean, degraded, 40, 10)
     assert len(cp) == len(pos) == 36
     for c, d, (y, x) in zip(cp, dp, pos):
-        np.testing.assert_array_equal(c, clean[y:y + 40, x:x + 40])
-        np.testing.assert_array_equal(d, degraded[y:y + 40, x:x + 40])
+        np.testing.assert_array_equal(c, clean[y : y + 40, x : x + 40])
+        np.testing.assert_array_equal(d, degraded[y : y + 40, x : x + 40])
     # a patch at x = 10 carries the image's block grid (edges at x = 16, 24, ... in image coordinates),
     # which differs from compressing the patch alone (edges at 8, 16, ... in patch coordinates)
     y, x = pos[1]
@@ -50,7 +51,7 @@ def test_sampler_batches(astronaut_crop):
     s = PatchSampler([astronaut_crop], 24, 8, 5, 95, 4, rng)
     x, y = s.batch(10)
     assert x.shape == y.shape == (10, 3, 24, 24) and x.dtype == np.float32
-    assert 0 <= x.min() and x.max() <= 1 and np.abs(y).max() > 0
+    assert x.min() >= 0 and x.max() <= 1 and np.abs(y).max() > 0
 
 
 @pytest.fixture
@@ -61,21 +62,37 @@ def train_folder(tmp_path, camera_crop):
     folder.mkdir()
     cam = data.camera()
     for i, (y, x) in enumerate([(0, 0), (100, 200), (300, 100), (250, 350)]):
-        Image.fromarray(cam[y:y + 96, x:x + 96]).save(folder / f"c{i}.png")
+        Image.fromarray(cam[y : y + 96, x : x + 96]).save(folder / f"c{i}.png")
     return folder
 
 
 def _cfg(tmp_path, folder, **kw):
-    base = dict(data=[str(folder)], out=str(tmp_path / "w.safetensors"), depth=4, features=16, patch_size=32,
-                stride=8, batch_size=8, patches_per_image=2, steps=40, lr=2e-3, warmup=5, threads=1,
-                run_dir=str(tmp_path / "run"), checkpoint_minutes=100, log_every=5, quality_min=10,
-                quality_max=10, command="test")
+    base = {
+        "data": [str(folder)],
+        "out": str(tmp_path / "w.safetensors"),
+        "depth": 4,
+        "features": 16,
+        "patch_size": 32,
+        "stride": 8,
+        "batch_size": 8,
+        "patches_per_image": 2,
+        "steps": 40,
+        "lr": 2e-3,
+        "warmup": 5,
+        "threads": 1,
+        "run_dir": str(tmp_path / "run"),
+        "checkpoint_minutes": 100,
+        "log_every": 5,
+        "quality_min": 10,
+        "quality_max": 10,
+        "command": "test",
+    }
     base.update(kw)
     return TrainConfig(**base)
 
 
 def _fixed_batch_loss(weights, folder):
-    from napari_dncnn.train import load_clean_images
+    from napari_dncnn.training.data import load_clean_images
 
     net = load_model(weights).network.eval()
     s = PatchSampler(load_clean_images([folder], 1), 32, 8, 10, 10, 2, np.random.default_rng(123))
@@ -124,8 +141,17 @@ def test_init_continues_from_weights_and_counts_earlier_stages(tmp_path, train_f
 
 
 def test_quality_draws_skew_low_and_leave_a_share_clean(astronaut_crop):
-    s = PatchSampler([astronaut_crop], 24, 8, 5, 100, 4, np.random.default_rng(0), quality_power=2.0,
-                     clean_fraction=0.1)
+    s = PatchSampler(
+        [astronaut_crop],
+        24,
+        8,
+        5,
+        100,
+        4,
+        np.random.default_rng(0),
+        quality_power=2.0,
+        clean_fraction=0.1,
+    )
     draws = [s.draw_quality() for _ in range(4000)]
     clean = sum(q is None for q in draws)
     qs = np.array([q for q in draws if q is not None])
@@ -134,8 +160,20 @@ def test_quality_draws_skew_low_and_leave_a_share_clean(astronaut_crop):
 
 
 def test_space_to_depth_training_validates_at_several_qualities(tmp_path, train_folder):
-    summary = train(_cfg(tmp_path, train_folder, steps=10, space_to_depth=2, val_dir=str(train_folder),
-                         val_images=2, val_crop=64, val_qualities=[10, 30], val_every=5), progress=False)
+    summary = train(
+        _cfg(
+            tmp_path,
+            train_folder,
+            steps=10,
+            space_to_depth=2,
+            val_dir=str(train_folder),
+            val_images=2,
+            val_crop=64,
+            val_qualities=[10, 30],
+            val_every=5,
+        ),
+        progress=False,
+    )
     assert load_model(summary["out"]).network.space_to_depth == 2
     rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
     assert rows[0] == "step,elapsed_s,train_s,lr,loss,val_gain_db,val_q10_db,val_q30_db"

@@ -4,13 +4,14 @@ import subprocess
 import sys
 import time
 
+import napari  # noqa: F401  (installed by the README's test command; never skipped)
 import numpy as np
 import pytest
-
-import napari  # noqa: F401  (installed by the README's test command; never skipped)
 from qtpy.QtCore import QTimer
 
 from napari_dncnn import restore
+
+pytestmark = pytest.mark.gui
 
 PLUGIN, WIDGET = "napari-dncnn", "DnCNN restore"
 
@@ -71,12 +72,16 @@ def check_outputs(viewer, src, rgb=False):
     if np.issubdtype(src.data.dtype, np.integer):  # rounded and clipped to the dtype's limits
         info = np.iinfo(src.data.dtype)
         expect = np.clip(expect, info.min, info.max)
-    assert np.abs(expect - restored.data).max() <= 0.5 + 1e-3  # restored == source - residual within rounding
+    assert (
+        np.abs(expect - restored.data).max() <= 0.5 + 1e-3
+    )  # restored == source - residual within rounding
     return restored, residual
 
 
 def test_manifest_validates_and_menu_entry_exists():
-    r = subprocess.run([sys.executable, "-m", "npe2", "validate", PLUGIN], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", PLUGIN], capture_output=True, text=True
+    )
     assert r.returncode == 0 and "valid" in (r.stdout + r.stderr)
     from napari._app_model import get_app_model
     from napari.plugins import _initialize_plugins
@@ -86,8 +91,10 @@ def test_manifest_validates_and_menu_entry_exists():
     assert any(PLUGIN in getattr(getattr(i, "command", None), "id", "") for i in items)
 
 
-@pytest.mark.parametrize("key, shape", [("camera_q10", (512, 512)), ("astronaut_q10", (512, 512, 3)),
-                                        ("stack_q10", (6, 256, 256))])
+@pytest.mark.parametrize(
+    "key, shape",
+    [("camera_q10", (512, 512)), ("astronaut_q10", (512, 512, 3)), ("stack_q10", (6, 256, 256))],
+)
 def test_sample_data_loads(make_napari_viewer, key, shape):
     viewer = make_napari_viewer()
     viewer.open_sample(PLUGIN, key)
@@ -97,15 +104,21 @@ def test_sample_data_loads(make_napari_viewer, key, shape):
 def test_restore_2d_gray_keeps_the_viewer_responsive(vw, qtbot):
     viewer, widget = vw
     rng = np.random.default_rng(0)
-    src = viewer.add_image(rng.integers(0, 256, (768, 768), dtype=np.uint8), name="img", scale=(0.5, 0.25),
-                           translate=(10, -3))
+    src = viewer.add_image(
+        rng.integers(0, 256, (768, 768), dtype=np.uint8),
+        name="img",
+        scale=(0.5, 0.25),
+        translate=(10, -3),
+    )
     widget.tile_spin.value = 64  # 144 tiles: a run long enough to watch the event loop
     click_s, ticks = click_restore(qtbot, widget)
     assert click_s < 0.5, f"the click took {click_s:.2f} s"
     assert not open_bars()
     assert ticks >= 5, "the Qt event loop stalled while the worker ran"
     restored, residual = check_outputs(viewer, src)
-    np.testing.assert_array_equal(restored.data, restore(src.data, str(widget.weights_edit.value), tile_size=64).restored)
+    np.testing.assert_array_equal(
+        restored.data, restore(src.data, str(widget.weights_edit.value), tile_size=64).restored
+    )
     lo, hi = residual.contrast_limits
     assert lo == pytest.approx(-hi) and hi > 0  # diverging, centred on zero
     # running again updates the two layers instead of adding more
@@ -192,10 +205,14 @@ def test_lazy_multiscale_layer_computes_only_what_is_shown(vw, qtbot, tiny_weigh
     restored, residual = viewer.layers["pyramid restored"], viewer.layers["pyramid residual"]
     assert restored.multiscale and residual.multiscale and len(restored.data) == 3
     assert all(isinstance(lv, da.Array) for lv in list(restored.data) + list(residual.data))
-    qtbot.waitUntil(lambda: restored.data_level == 0 and widget.blocks_done[0][0] > 0, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: restored.data_level == 0 and widget.blocks_done[0][0] > 0, timeout=60_000
+    )
     qtbot.wait(300)
     done, total = widget.blocks_done[0]
-    assert total == 64 and 0 < done <= 16, widget.blocks_done  # only blocks around the view, never all
+    assert total == 64 and 0 < done <= 16, (
+        widget.blocks_done
+    )  # only blocks around the view, never all
     viewer.camera.center = (900, 900)  # pan to the opposite corner: its blocks are computed now
     qtbot.waitUntil(lambda: widget.blocks_done[0][0] > done, timeout=60_000)
     qtbot.wait(300)

@@ -6,11 +6,16 @@ The public API works without napari or Qt::
     restored, residual = restore(image)          # numpy in, numpy out
 """
 
-from .engine import Cancelled, Restoration, restore
-from .model import DnCNN, fold_batchnorm, receptive_field
-from .models import BUNDLED_MODELS, LoadedModel, WeightsError, load_model, save_weights
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = "0.1.0"
+from .engine import Cancelled, Restoration, iter_restore, restore
+from .network import DnCNN, fold_batchnorm, receptive_field
+from .weights import BUNDLED_MODELS, LoadedModel, WeightsError, load_model, save_weights
+
+try:
+    __version__ = version("napari-dncnn")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "BUNDLED_MODELS",
@@ -20,6 +25,7 @@ __all__ = [
     "Restoration",
     "WeightsError",
     "fold_batchnorm",
+    "iter_restore",
     "load_model",
     "receptive_field",
     "restore",

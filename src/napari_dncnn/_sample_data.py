@@ -27,6 +27,10 @@ def stack_q10():
     from skimage import data
 
     cam = data.camera()
-    planes = [jpeg_roundtrip(np.ascontiguousarray(cam[40 + 12 * z:296 + 12 * z, 150 + 8 * z:406 + 8 * z]), 10)
-              for z in range(6)]
+    planes = [
+        jpeg_roundtrip(
+            np.ascontiguousarray(cam[40 + 12 * z : 296 + 12 * z, 150 + 8 * z : 406 + 8 * z]), 10
+        )
+        for z in range(6)
+    ]
     return [(np.stack(planes), {"name": "camera stack q10", "scale": (4.0, 1.0, 1.0)})]

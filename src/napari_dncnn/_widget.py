@@ -8,22 +8,32 @@ within one tile and leaves the layer list as it was.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, SpinBox, create_widget
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
 from napari.layers import Image
 from napari.qt.threading import thread_worker
 from napari.utils import Colormap, progress
 from napari.utils.notifications import show_error, show_info
 
 from .devices import available_devices
-from .engine import Cancelled, restore
+from .engine import iter_restore
 
 MODEL_CHOICES = ["auto", "jpeg-gray", "jpeg-color", "weights file"]
-RESIDUAL_CMAP = Colormap([[0.1, 0.3, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.3, 0.1, 1.0]],
-                         name="dncnn residual (blue - black - red)")
+RESIDUAL_CMAP = Colormap(
+    [[0.1, 0.3, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.3, 0.1, 1.0]],
+    name="dncnn residual (blue - black - red)",
+)
 SOURCE_KEY = "napari_dncnn_source"
 GEOMETRY = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels")
 
@@ -40,8 +50,11 @@ def residual_limit(residual) -> float:
     ydim = residual.ndim - 2
     sl = [0] * ydim + [slice(max(0, n // 2 - 128), n // 2 + 128) for n in residual.shape[ydim:]]
     if residual.ndim >= 3 and residual.shape[-1] in (3, 4):  # RGB: the two axes before the samples
-        sl = [0] * (residual.ndim - 3) + [slice(max(0, n // 2 - 128), n // 2 + 128) for n in residual.shape[-3:-1]] \
+        sl = (
+            [0] * (residual.ndim - 3)
+            + [slice(max(0, n // 2 - 128), n // 2 + 128) for n in residual.shape[-3:-1]]
             + [slice(None)]
+        )
     return float(np.max(np.abs(np.asarray(residual[tuple(sl)])))) or 1.0
 
 
@@ -53,22 +66,40 @@ class RestoreWidget(Container):
         self.viewer = napari_viewer
         self.layer_combo = create_widget(annotation=Image, label="image")
         self.model_combo = ComboBox(choices=MODEL_CHOICES, value="auto", label="model")
-        self.weights_edit = FileEdit(mode="r", filter="*.safetensors", label="weights file", visible=False)
-        self.device_combo = ComboBox(choices=["auto"] + available_devices(), value="auto", label="device")
+        self.weights_edit = FileEdit(
+            mode="r", filter="*.safetensors", label="weights file", visible=False
+        )
+        self.device_combo = ComboBox(
+            choices=["auto"] + available_devices(), value="auto", label="device"
+        )
         self.tile_spin = SpinBox(value=0, min=0, max=8192, step=64, label="tile size (0 = auto)")
         self.plane_check = CheckBox(value=False, text="current plane only")
         self.restore_button = PushButton(text="Restore")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
-        self.extend([self.layer_combo, self.model_combo, self.weights_edit, self.device_combo, self.tile_spin,
-                     self.plane_check, self.restore_button, self.cancel_button, self.status])
-        self.model_combo.changed.connect(lambda v: setattr(self.weights_edit, "visible", v == "weights file"))
+        self.extend(
+            [
+                self.layer_combo,
+                self.model_combo,
+                self.weights_edit,
+                self.device_combo,
+                self.tile_spin,
+                self.plane_check,
+                self.restore_button,
+                self.cancel_button,
+                self.status,
+            ]
+        )
+        self.model_combo.changed.connect(
+            lambda v: setattr(self.weights_edit, "visible", v == "weights file")
+        )
         self.restore_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
         self.last_progress = (0, 0)  # (tiles done, tiles in all) of the latest run
-        self.blocks_done: dict[int, tuple[int, int]] = {}  # lazy outputs: level -> (blocks computed, blocks)
-        self._cancel = threading.Event()
+        self.blocks_done: dict[
+            int, tuple[int, int]
+        ] = {}  # lazy outputs: level -> (blocks computed, blocks)
         self._select_active()
         napari_viewer.layers.selection.events.active.connect(self._select_active)
 
@@ -84,7 +115,11 @@ class RestoreWidget(Container):
         if choice != "weights file":
             return choice
         path = Path(self.weights_edit.value)
-        if not str(self.weights_edit.value) or str(self.weights_edit.value) == "." or not path.is_file():
+        if (
+            not str(self.weights_edit.value)
+            or str(self.weights_edit.value) == "."
+            or not path.is_file()
+        ):
             raise ValueError(f"choose a .safetensors weights file (got {str(path)!r})")
         return str(path)
 
@@ -95,9 +130,11 @@ class RestoreWidget(Container):
         if not self.plane_check.value or data.ndim <= spatial:
             return data, ()
         lead = data.ndim - spatial
-        point = self.viewer.dims.point[-layer.ndim:]
+        point = self.viewer.dims.point[-layer.ndim :]
         pos = layer.world_to_data(point)[:lead]
-        index = tuple(int(np.clip(round(float(p)), 0, n - 1)) for p, n in zip(pos, data.shape[:lead]))
+        index = tuple(
+            int(np.clip(round(float(p)), 0, n - 1)) for p, n in zip(pos, data.shape[:lead])
+        )
         return data[index][(None,) * lead], index
 
     # ------------------------------------------------------------ actions
@@ -108,7 +145,9 @@ class RestoreWidget(Container):
             return
         layer = self.layer_combo.value
         if layer is None:
-            show_error("DnCNN: no image layer to restore -- open an image first (File > Open, or drag a file in)")
+            show_error(
+                "DnCNN: no image layer to restore -- open an image first (File > Open, or drag a file in)"
+            )
             return
         if not isinstance(layer, Image):
             show_error(f"DnCNN: {layer.name!r} is not an image layer; choose an image layer")
@@ -119,58 +158,48 @@ class RestoreWidget(Container):
             show_error(f"DnCNN: {exc}")
             return
         lazy = is_lazy_layer(layer)
-        data, index = ((list(layer.data) if layer.multiscale else layer.data), ()) if lazy else self._plane(layer)
-        channel_axis = layer.ndim if layer.rgb else None
-        tile = self.tile_spin.value or None
-        device = self.device_combo.value
-        self._cancel = threading.Event()
+        data, index = (
+            ((list(layer.data) if layer.multiscale else layer.data), ())
+            if lazy
+            else self._plane(layer)
+        )
+        options = {
+            "channel_axis": layer.ndim if layer.rgb else None,
+            "tile_size": self.tile_spin.value or None,
+            "device": self.device_combo.value,
+        }
         bar = progress(total=0, desc=f"DnCNN {layer.name}")
-        cancel = self._cancel
-
-        @thread_worker
-        def work():
-            done_total = [0, 0]
-
-            def report(done, total):
-                done_total[:] = [done, total]
-
-            # restore() runs here; progress is relayed through yields checked by the main thread
-            result_box = {}
-            run, extra = ((_restore_lazy_levels, {"blocks": self.blocks_done}) if lazy
-                          else (restore, {"progress": report, "cancel": cancel}))
-            runner = threading.Thread(target=lambda: result_box.update(
-                out=_safe(run, data, model, channel_axis=channel_axis, tile_size=tile, device=device, **extra)))
-            runner.start()
-            while runner.is_alive():
-                runner.join(0.05)
-                yield tuple(done_total)
-            return (result_box["out"],)  # the restoration or the exception it raised, boxed: a worker
-            # that returns an exception re-raises it
-
-        worker = work()
-
-        def on_progress(dt):
-            done, total = dt
-            self.last_progress = (done, total)
-            if total and bar.total != total:
-                bar.total = total
-            bar.n = done
-            bar.refresh()
-
-        worker.yielded.connect(on_progress)
-        worker.returned.connect(lambda box: self._on_error(box[0]) if isinstance(box[0], BaseException)
-                                else self._add_layers(layer, box[0], index))
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(lambda: self._finish(bar))
-        self.worker = worker
         self.restore_button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = "restoring..."
-        worker.start()
+        connect = {
+            "yielded": lambda done_total: self._on_progress(bar, *done_total),
+            "returned": lambda out: self._add_layers(layer, out, index),
+            "errored": self._on_error,
+            "aborted": self._on_cancelled,
+            "finished": lambda: self._finish(bar),
+        }
+        blocks = self.blocks_done if lazy else None
+        self.worker = _restore_steps(
+            data, model, blocks, _connect=connect, **options
+        )  # starts the thread
+
+    def _on_progress(self, bar, done: int, total: int) -> None:
+        self.last_progress = (done, total)
+        if total and bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
 
     def cancel(self, *_):
-        self._cancel.set()
+        """Stop the running restoration within one tile; no layer is added or changed."""
+        if self.worker is not None:
+            self.worker.quit()
         self.status.value = "cancelling..."
+
+    def _on_cancelled(self):
+        self.status.value = "cancelled"
+        show_info("DnCNN: restoration cancelled; no layer was changed")
 
     def _finish(self, bar):
         bar.close()
@@ -179,12 +208,8 @@ class RestoreWidget(Container):
         self.cancel_button.enabled = False
 
     def _on_error(self, exc):
-        if isinstance(exc, Cancelled):
-            self.status.value = "cancelled"
-            show_info("DnCNN: restoration cancelled; no layer was changed")
-        else:
-            self.status.value = "failed"
-            show_error(f"DnCNN: {exc}")
+        self.status.value = "failed"
+        show_error(f"DnCNN: {exc}")
 
     # ------------------------------------------------------------ output layers
     def _add_layers(self, src: Image, out, index):
@@ -193,9 +218,9 @@ class RestoreWidget(Container):
         geometry = {k: getattr(src, k) for k in GEOMETRY if hasattr(src, k)}
         if index:  # a single plane sits where it came from
             translate = np.array(geometry["translate"], float)
-            translate[:len(index)] += np.array(index) * np.asarray(geometry["scale"][:len(index)])
+            translate[: len(index)] += np.array(index) * np.asarray(geometry["scale"][: len(index)])
             geometry["translate"] = translate
-        lim = out[2] if len(out) > 2 else residual_limit(residual)
+        lim = out[2] if out[2] is not None else residual_limit(residual)
         res_kwargs = dict(rgb=src.rgb, contrast_limits=(-lim, lim), **geometry)
         if multiscale:
             geometry["multiscale"] = res_kwargs["multiscale"] = True
@@ -204,19 +229,34 @@ class RestoreWidget(Container):
         rest_kwargs = dict(rgb=src.rgb, **geometry)
         if not src.rgb:
             rest_kwargs.update(colormap=src.colormap, contrast_limits=src.contrast_limits)
-        elif len(out) > 2:  # lazy: napari must not compute the whole image for contrast limits
+        elif (
+            out[2] is not None
+        ):  # lazy: napari must not compute the whole image for contrast limits
             rest_kwargs["contrast_limits"] = src.contrast_limits
         self._put(src, f"{src.name} residual", residual, res_kwargs)
         self._put(src, f"{src.name} restored", restored, rest_kwargs)
-        if src in self.viewer.layers:  # keep the source chosen, so Restore again updates these layers
+        if (
+            src in self.viewer.layers
+        ):  # keep the source chosen, so Restore again updates these layers
             self.viewer.layers.selection.active = src
         self.status.value = f"done: {src.name} restored"
 
     def _put(self, src: Image, name: str, data, kwargs):
-        existing = next((ly for ly in self.viewer.layers if ly.name == name
-                         and ly.metadata.get(SOURCE_KEY) == id(src)), None)
-        if (existing is not None and existing.ndim == src.ndim and existing.rgb == kwargs["rgb"]
-                and existing.multiscale == bool(kwargs.get("multiscale")) and not existing.multiscale):
+        existing = next(
+            (
+                ly
+                for ly in self.viewer.layers
+                if ly.name == name and ly.metadata.get(SOURCE_KEY) == id(src)
+            ),
+            None,
+        )
+        if (
+            existing is not None
+            and existing.ndim == src.ndim
+            and existing.rgb == kwargs["rgb"]
+            and existing.multiscale == bool(kwargs.get("multiscale"))
+            and not existing.multiscale
+        ):
             existing.data = data
             for k, v in kwargs.items():
                 if k not in ("rgb", "multiscale"):
@@ -227,6 +267,20 @@ class RestoreWidget(Container):
         return self.viewer.add_image(data, name=name, metadata={SOURCE_KEY: id(src)}, **kwargs)
 
 
+@thread_worker
+def _restore_steps(data, model, blocks: dict | None, **options):
+    """The worker: yields ``(tiles done, tiles in all)``, returns ``(restored, residual, residual limit or None)``.
+
+    ``blocks`` (a dict) marks a lazy layer: its outputs are dask arrays computed
+    as they are shown, and ``blocks`` counts the computed blocks per level.
+    """
+    if blocks is not None:
+        yield 0, 0
+        return _restore_lazy_levels(data, model, blocks=blocks, **options)
+    result = yield from iter_restore(data, model, **options)
+    return result.restored, result.residual, None
+
+
 def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks: dict):
     """Lazy outputs for a dask/zarr array, or lists of them for a list of pyramid levels (0 = full resolution).
 
@@ -234,7 +288,7 @@ def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks
     level JPEG-compressed on its own, so each level is restored from its own
     pixels; panning computes only the blocks shown (``blocks`` counts them).
     """
-    from .lazy import restore_lazy, value_range
+    from .engine.lazy import restore_lazy, value_range
 
     levels = data if isinstance(data, list) else [data]
     levels = [_as_dask(lv) if isinstance(lv, np.ndarray) else lv for lv in levels]
@@ -242,9 +296,20 @@ def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks
     outs = []
     for i, level in enumerate(levels):
         blocks[i] = (0, 0)
-        outs.append(restore_lazy(level, model, channel_axis=channel_axis, tile_size=tile_size, device=device,
-                                 data_range=rng, progress=lambda d, t, i=i: blocks.__setitem__(i, (d, t))))
-    lim = residual_limit(outs[-1].residual)  # computed here, in the worker thread: a few blocks at most
+        outs.append(
+            restore_lazy(
+                level,
+                model,
+                channel_axis=channel_axis,
+                tile_size=tile_size,
+                device=device,
+                data_range=rng,
+                progress=lambda d, t, i=i: blocks.__setitem__(i, (d, t)),
+            )
+        )
+    lim = residual_limit(
+        outs[-1].residual
+    )  # computed here, in the worker thread: a few blocks at most
     if not isinstance(data, list):
         return outs[0].restored, outs[0].residual, lim
     return [o.restored for o in outs], [o.residual for o in outs], lim
@@ -254,10 +319,3 @@ def _as_dask(a: np.ndarray):
     import dask.array as da
 
     return da.from_array(a, chunks=tuple(min(n, 512) for n in a.shape))
-
-
-def _safe(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except BaseException as exc:  # handed to the worker, which re-raises it in its own thread
-        return exc

@@ -9,104 +9,138 @@ import sys
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+def _add_config_options(p, config_class) -> None:
+    """One option per dataclass field, with the field's type, default and help ("positional" fields first)."""
+    import dataclasses
+
+    for f in dataclasses.fields(config_class):
+        meta = dict(f.metadata)
+        if meta.pop("cli", True) is False:
+            continue
+        positional = meta.pop("positional", False)
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        kind = {"int": int, "float": float, "str": str, "list[str]": str, "list[int]": int}[
+            str(f.type)
+        ]
+        kw = {"type": kind, **meta}
+        if str(f.type).startswith("list"):
+            kw["nargs"] = "+"
+        if positional:
+            p.add_argument(f.name, **kw)
+            continue
+        if default is not dataclasses.MISSING:
+            kw.update(default=default, help=f"{kw['help']} (default: %(default)s)")
+        p.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a DnCNN on folders of clean images")
-    p.add_argument("data", nargs="+", help="folders of clean training images")
-    p.add_argument("--out", required=True, help="output weights (.safetensors; a .json record is written beside it)")
-    p.add_argument("--channels", type=int, choices=(1, 3), default=1, help="1: gray model, 3: RGB model")
-    p.add_argument("--depth", type=int, default=17)
-    p.add_argument("--features", type=int, default=64)
-    p.add_argument("--space-to-depth", type=int, choices=(1, 2), default=1,
-                   help="2: FFDNet-style body at half resolution (pixel-unshuffle by 2)")
-    p.add_argument("--patch-size", type=int, default=50)
-    p.add_argument("--stride", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--patches-per-image", type=int, default=4)
-    p.add_argument("--quality-min", type=int, default=5)
-    p.add_argument("--quality-max", type=int, default=95)
-    p.add_argument("--quality-power", type=float, default=1.0, help="> 1 draws low qualities more often")
-    p.add_argument("--clean-fraction", type=float, default=0.0, help="share of samples left uncompressed")
-    p.add_argument("--downscale", type=int, default=0, help="downscale factor of training images (0: 2 for colour, 1 for gray)")
-    p.add_argument("--steps", type=int, default=10000)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lr-min", type=float, default=1e-5)
-    p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--bf16", choices=("auto", "on", "off"), default="auto")
-    p.add_argument("--run-dir", default="", help="checkpoint and log folder (default runs/<out stem>)")
-    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    p.add_argument("--val-dir", default="", help="folder of clean validation images for the periodic PSNR gain")
-    p.add_argument("--val-every", type=int, default=250)
-    p.add_argument("--val-images", type=int, default=8)
-    p.add_argument("--val-qualities", type=int, nargs="+", default=[10])
-    p.add_argument("--val-crop", type=int, default=0, help="centre crop side of validation images (0: whole)")
-    p.add_argument("--val-minutes", type=float, default=0.0,
-                   help="validate every this many training minutes (0: every --val-every steps)")
-    p.add_argument("--max-minutes", type=float, default=0.0, help="stop (and save) after this many minutes")
-    p.add_argument("--pause-at", type=int, default=0, help="stop with a checkpoint at this step (resume later)")
-    p.add_argument("--init", default="", help="start from these weights (.safetensors)")
+    from .training import TrainConfig
+
+    p = sub.add_parser(
+        "train",
+        help="train a DnCNN on folders of clean images",
+        description="Train a DnCNN on JPEG-compressed versions of clean images.",
+    )
+    _add_config_options(p, TrainConfig)
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir exactly")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _run_train(args) -> int:
-    from .train import TrainConfig, train
+    from .training import TrainConfig, train
 
     fields = {k: v for k, v in vars(args).items() if k not in ("cmd", "resume", "no_progress")}
     cfg = TrainConfig(**fields)
     try:
         summary = train(cfg, resume=args.resume, progress=not args.no_progress)
     except KeyboardInterrupt:
-        print("interrupted: checkpoint saved; continue with the same command plus --resume", file=sys.stderr)
+        print(
+            "interrupted: checkpoint saved; continue with the same command plus --resume",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"napari-dncnn train: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"trained {summary['steps']} steps in {summary['elapsed_s'] / 60:.1f} min; "
-          f"best validation gain {summary['best_val_gain_db']:+.3f} dB; weights: {summary['out']}")
+    print(
+        f"trained {summary['steps']} steps in {summary['elapsed_s'] / 60:.1f} min; "
+        f"best validation gain {summary['best_val_gain_db']:+.3f} dB; weights: {summary['out']}"
+    )
     return EXIT_OK
 
 
 def _add_batch(sub) -> None:
-    p = sub.add_parser("batch", help="restore every image in a folder into another folder",
-                       description="Restore every image (.tif .tiff .png .jpg .jpeg .bmp, any case, and .zarr "
-                       "folders) in INPUT_DIR into OUTPUT_DIR, mirroring relative paths, and write a JSON report "
-                       "(napari-dncnn-report.json) there. Exit status: 0 nothing failed, 1 some file "
-                       "failed, 2 bad usage or no matching files, 130 interrupted.")
+    p = sub.add_parser(
+        "batch",
+        help="restore every image in a folder into another folder",
+        description="Restore every image (.tif .tiff .png .jpg .jpeg .bmp, any case, and .zarr "
+        "folders) in INPUT_DIR into OUTPUT_DIR, mirroring relative paths, and write a JSON report "
+        "(napari-dncnn-report.json) there. Exit status: 0 nothing failed, 1 some file "
+        "failed, 2 bad usage or no matching files, 130 interrupted.",
+    )
     p.add_argument("input_dir")
     p.add_argument("output_dir")
-    p.add_argument("--model", default="auto", help="auto (default), jpeg-gray, jpeg-color, or a .safetensors path")
+    p.add_argument(
+        "--model",
+        default="auto",
+        help="auto (default), jpeg-gray, jpeg-color, or a .safetensors path",
+    )
     p.add_argument("--recursive", action="store_true", help="include subfolders")
-    p.add_argument("--pattern", default=None, help="only file names matching this glob (case-insensitive), e.g. '*.tif'")
+    p.add_argument(
+        "--pattern",
+        default=None,
+        help="only file names matching this glob (case-insensitive), e.g. '*.tif'",
+    )
     p.add_argument("--overwrite", action="store_true", help="recompute outputs that already exist")
-    p.add_argument("--save-residual", action="store_true", help="also write <stem>_residual.tif (float32)")
-    p.add_argument("--tile-size", type=int, default=None, help="tile side in px (default: automatic)")
+    p.add_argument(
+        "--save-residual", action="store_true", help="also write <stem>_residual.tif (float32)"
+    )
+    p.add_argument(
+        "--tile-size", type=int, default=None, help="tile side in px (default: automatic)"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--scheduler", default=os.environ.get("DASK_SCHEDULER_ADDRESS") or None,
-                   help="address of a running dask.distributed scheduler (e.g. tcp://10.0.0.5:8786); "
-                   "default: $DASK_SCHEDULER_ADDRESS")
-    p.add_argument("--workers", type=int, default=None,
-                   help="start a LocalCluster of N worker processes on this machine")
-    p.add_argument("--retries", type=int, default=2, help="retries per file on a cluster (default 2)")
-    p.add_argument("--out-of-core-above", type=float, default=16.0, metavar="MVALUES",
-                   help="TIFFs with more than this many million values are read lazily, restored block by "
-                   "block and written as tiled BigTIFF (default 16, e.g. 4096x4096); .zarr folders always are")
+    p.add_argument(
+        "--scheduler",
+        default=os.environ.get("DASK_SCHEDULER_ADDRESS") or None,
+        help="address of a running dask.distributed scheduler (e.g. tcp://10.0.0.5:8786); "
+        "default: $DASK_SCHEDULER_ADDRESS",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="start a LocalCluster of N worker processes on this machine",
+    )
+    p.add_argument(
+        "--retries", type=int, default=2, help="retries per file on a cluster (default 2)"
+    )
+    p.add_argument(
+        "--out-of-core-above",
+        type=float,
+        default=16.0,
+        metavar="MVALUES",
+        help="TIFFs with more than this many million values are read lazily, restored block by "
+        "block and written as tiled BigTIFF (default 16, e.g. 4096x4096); .zarr folders always are",
+    )
     p.add_argument("--no-progress", action="store_true")
 
 
 def _run_batch(args) -> int:
     from .batch import BatchError, run_batch
-    from .models import WeightsError, load_model
+    from .weights import WeightsError, load_model
 
     if args.tile_size is not None and args.tile_size < 1:
-        print(f"napari-dncnn batch: error: --tile-size must be a positive number of pixels, got {args.tile_size}",
-              file=sys.stderr)
+        print(
+            f"napari-dncnn batch: error: --tile-size must be a positive number of pixels, got {args.tile_size}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if args.scheduler and args.workers:
-        print("napari-dncnn batch: error: give --scheduler (an existing cluster) or --workers (a new local "
-              "one), not both", file=sys.stderr)
+        print(
+            "napari-dncnn batch: error: give --scheduler (an existing cluster) or --workers (a new local "
+            "one), not both",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if args.model not in ("auto",):
         try:
@@ -115,12 +149,23 @@ def _run_batch(args) -> int:
             print(f"napari-dncnn batch: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
     try:
-        report = run_batch(args.input_dir, args.output_dir, model=args.model, recursive=args.recursive,
-                           pattern=args.pattern, overwrite=args.overwrite, save_residual=args.save_residual,
-                           tile_size=args.tile_size, device=args.device, progress=not args.no_progress,
-                           log=lambda m: print(m, file=sys.stderr), scheduler=args.scheduler,
-                           workers=args.workers, retries=args.retries,
-                           out_of_core_above=int(args.out_of_core_above * 2**20))
+        report = run_batch(
+            args.input_dir,
+            args.output_dir,
+            model=args.model,
+            recursive=args.recursive,
+            pattern=args.pattern,
+            overwrite=args.overwrite,
+            save_residual=args.save_residual,
+            tile_size=args.tile_size,
+            device=args.device,
+            progress=not args.no_progress,
+            log=lambda m: print(m, file=sys.stderr),
+            scheduler=args.scheduler,
+            workers=args.workers,
+            retries=args.retries,
+            out_of_core_above=int(args.out_of_core_above * 2**20),
+        )
     except (BatchError, ValueError) as exc:
         print(f"napari-dncnn batch: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -129,31 +174,43 @@ def _run_batch(args) -> int:
 
 
 def _add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="PSNR / SSIM / PSNR-B of JPEG and restored images over a folder")
+    p = sub.add_parser(
+        "eval", help="PSNR / SSIM / PSNR-B of JPEG and restored images over a folder"
+    )
     p.add_argument("data_dir", help="folder of clean images")
     p.add_argument("--model", default="auto")
     p.add_argument("--qualities", type=int, nargs="+", default=[10, 20, 30, 40])
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--gray", action="store_true", help="evaluate gray (BT.601 luma of colour sources)")
+    mode.add_argument(
+        "--gray", action="store_true", help="evaluate gray (BT.601 luma of colour sources)"
+    )
     mode.add_argument("--color", action="store_true", help="evaluate RGB")
     p.add_argument("--device", default="auto")
     p.add_argument("--tile-size", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--record", action="store_true",
-                   help="also write the results into the model's JSON record (validation section)")
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="also write the results into the model's JSON record (validation section)",
+    )
     p.add_argument("--no-progress", action="store_true")
 
 
 def _record_validation(model: str, data_dir: str, color: bool, rows) -> str:
     from pathlib import Path
 
-    from .models import BUNDLED_MODELS, bundled_weights_path, resolve_model_name, update_json
+    from .files.atomic import update_json
+    from .training.config import portable_path
+    from .weights import BUNDLED_MODELS, bundled_weights_path, resolve_model_name
 
     name = resolve_model_name(model, 3 if color else 1)
     path = bundled_weights_path(name) if name in BUNDLED_MODELS else Path(name)
     key = f"{Path(data_dir).name} ({'RGB' if color else 'gray'})"
-    entry = {"command": "napari-dncnn eval " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["eval"] else "",
-             "rows": [r.as_dict() for r in rows]}
+    args = [portable_path(a) for a in sys.argv[2:]]
+    entry = {
+        "command": "napari-dncnn eval " + " ".join(args) if sys.argv[1:2] == ["eval"] else "",
+        "rows": [r.as_dict() for r in rows],
+    }
 
     def add(record: dict) -> None:
         record.setdefault("validation", {})[key] = entry
@@ -164,9 +221,9 @@ def _record_validation(model: str, data_dir: str, color: bool, rows) -> str:
 def _run_eval(args) -> int:
     import json
 
-    from .evaluate import evaluate_folder, format_table
-    from .io import ImageReadError
-    from .models import WeightsError
+    from .files.images import ImageReadError
+    from .training.evaluate import evaluate_folder, format_table
+    from .weights import WeightsError
 
     color = True if args.color else (False if args.gray else None)
     bar = None
@@ -181,8 +238,15 @@ def _run_eval(args) -> int:
         bar.refresh()
 
     try:
-        rows, color = evaluate_folder(args.data_dir, args.model, args.qualities, color, args.device,
-                                      args.tile_size, progress if bar is not None else None)
+        rows, color = evaluate_folder(
+            args.data_dir,
+            args.model,
+            args.qualities,
+            color,
+            args.device,
+            args.tile_size,
+            progress if bar is not None else None,
+        )
     except (ImageReadError, WeightsError, ValueError) as exc:
         print(f"napari-dncnn eval: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -190,17 +254,33 @@ def _run_eval(args) -> int:
         if bar is not None:
             bar.close()
     if args.json:
-        print(json.dumps({"data_dir": str(args.data_dir), "model": str(args.model),
-                          "mode": "color" if color else "gray", "rows": [r.as_dict() for r in rows]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "data_dir": str(args.data_dir),
+                    "model": str(args.model),
+                    "mode": "color" if color else "gray",
+                    "rows": [r.as_dict() for r in rows],
+                },
+                indent=2,
+            )
+        )
     else:
-        print(format_table(rows, f"{args.data_dir} ({'RGB' if color else 'gray'}, model {args.model}, "
-                                 f"{rows[0].images} images)"))
+        print(
+            format_table(
+                rows,
+                f"{args.data_dir} ({'RGB' if color else 'gray'}, model {args.model}, "
+                f"{rows[0].images} images)",
+            )
+        )
     if args.record:
         try:
             where = _record_validation(args.model, args.data_dir, color, rows)
         except (OSError, WeightsError) as exc:
-            print(f"napari-dncnn eval: error: could not write the results into the model's record: {exc}",
-                  file=sys.stderr)
+            print(
+                f"napari-dncnn eval: error: could not write the results into the model's record: {exc}",
+                file=sys.stderr,
+            )
             return EXIT_FAILED
         print(f"validation written to {where}", file=sys.stderr)
     return EXIT_OK

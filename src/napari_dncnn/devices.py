@@ -17,7 +17,9 @@ def _mps_available() -> bool:
 
 def available_devices() -> list[str]:
     """Devices present on this machine, best first (``cuda:N``..., ``mps``, ``cpu``)."""
-    devs = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    devs = (
+        [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    )
     if _mps_available():
         devs.append("mps")
     return devs + ["cpu"]
@@ -32,19 +34,29 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from exc
+        raise ValueError(
+            f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} was asked for but this machine has no CUDA GPU; "
-                             "use device='cpu' or 'auto'")
+            raise ValueError(
+                f"device {device!r} was asked for but this machine has no CUDA GPU; "
+                "use device='cpu' or 'auto'"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} does not exist: this machine has "
-                             f"{torch.cuda.device_count()} CUDA GPU(s)")
+            raise ValueError(
+                f"device {device!r} does not exist: this machine has "
+                f"{torch.cuda.device_count()} CUDA GPU(s)"
+            )
     elif dev.type == "mps" and not _mps_available():
-        raise ValueError(f"device {device!r} was asked for but Apple MPS is not available here; "
-                         "use device='cpu' or 'auto'")
+        raise ValueError(
+            f"device {device!r} was asked for but Apple MPS is not available here; "
+            "use device='cpu' or 'auto'"
+        )
     elif dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unsupported device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        raise ValueError(
+            f"unsupported device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        )
     return dev
 
 
@@ -59,9 +71,13 @@ def cpu_has_native_bf16() -> bool:
 
 
 def use_bf16(setting, device: torch.device) -> bool:
-    """Resolve a precision setting (``'auto'``, ``'on'``/``'bf16'``, ``'off'``/``'fp32'``)."""
+    """Resolve a precision setting (``'auto'``, ``'on'``/``'bf16'``, ``'off'``/``'fp32'``); others raise."""
     if setting in ("on", "bf16", True):
         return True
     if setting in ("off", "fp32", False):
         return False
+    if setting != "auto":
+        raise ValueError(
+            f"unknown precision {setting!r}; use 'auto', 'fp32' (or 'off') or 'bf16' (or 'on')"
+        )
     return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())

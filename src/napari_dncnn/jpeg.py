@@ -39,7 +39,9 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
         pil = Image.fromarray(image, mode="RGB")
         kwargs = {"subsampling": 2}  # 4:2:0, libjpeg's default
     else:
-        raise ValueError(f"jpeg_roundtrip takes (H, W) or (H, W, 3) arrays, got shape {image.shape}")
+        raise ValueError(
+            f"jpeg_roundtrip takes (H, W) or (H, W, 3) arrays, got shape {image.shape}"
+        )
     buf = io.BytesIO()
     pil.save(buf, format="JPEG", quality=int(quality), **kwargs)
     return buf.getvalue()

@@ -17,10 +17,19 @@ from pathlib import Path
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from .io import IMAGE_SUFFIXES, ImageReadError, read_image
-from .jpeg import jpeg_roundtrip, rgb_to_luma
+from ..engine import restore
+from ..files.images import IMAGE_SUFFIXES, ImageReadError, read_image
+from ..jpeg import jpeg_roundtrip, rgb_to_luma
 
-__all__ = ["psnr", "ssim", "psnrb", "blocking_effect_factor", "evaluate_folder", "EvalRow", "format_table"]
+__all__ = [
+    "psnr",
+    "ssim",
+    "psnrb",
+    "blocking_effect_factor",
+    "evaluate_folder",
+    "EvalRow",
+    "format_table",
+]
 
 
 def psnr(clean: np.ndarray, test: np.ndarray) -> float:
@@ -32,9 +41,17 @@ def psnr(clean: np.ndarray, test: np.ndarray) -> float:
 
 def ssim(clean: np.ndarray, test: np.ndarray) -> float:
     """SSIM with the standard 11x11 Gaussian window (sigma 1.5), mean over channels for RGB."""
-    return float(structural_similarity(clean, test, data_range=255, gaussian_weights=True, sigma=1.5,
-                                       use_sample_covariance=False,
-                                       channel_axis=-1 if clean.ndim == 3 else None))
+    return float(
+        structural_similarity(
+            clean,
+            test,
+            data_range=255,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            channel_axis=-1 if clean.ndim == 3 else None,
+        )
+    )
 
 
 def blocking_effect_factor(image: np.ndarray, block: int = 8) -> float:
@@ -49,9 +66,9 @@ def blocking_effect_factor(image: np.ndarray, block: int = 8) -> float:
     dh = (y[:, 1:] - y[:, :-1]) ** 2  # pairs (x, x+1)
     dv = (y[1:, :] - y[:-1, :]) ** 2
     hb = np.zeros(w - 1, bool)
-    hb[block - 1::block] = True
+    hb[block - 1 :: block] = True
     vb = np.zeros(h - 1, bool)
-    vb[block - 1::block] = True
+    vb[block - 1 :: block] = True
     # pair counts as the paper writes them, N_V (N_H / B - 1) etc. with integer division
     # (this reproduces the published PSNR-B numbers on sizes that are not multiples of B)
     nb = h * (w // block - 1) + w * (h // block - 1)
@@ -70,8 +87,10 @@ def psnrb(clean: np.ndarray, test: np.ndarray) -> float:
     """PSNR-B (dB): PSNR with the MSE plus the test image's blocking effect factor."""
     if clean.ndim == 3:
         return float(np.mean([psnrb(clean[..., c], test[..., c]) for c in range(clean.shape[-1])]))
-    mse = np.mean((clean.astype(np.float64) - test.astype(np.float64)) ** 2) + blocking_effect_factor(test)
-    return float("inf") if mse == 0 else float(10 * math.log10(255.0 ** 2 / mse))
+    mse = np.mean(
+        (clean.astype(np.float64) - test.astype(np.float64)) ** 2
+    ) + blocking_effect_factor(test)
+    return float("inf") if mse == 0 else float(10 * math.log10(255.0**2 / mse))
 
 
 @dataclass
@@ -100,7 +119,9 @@ def load_eval_images(folder, color: bool | None):
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageReadError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
     images, problems = [], []
     for p in files:
         try:
@@ -115,7 +136,7 @@ def load_eval_images(folder, color: bool | None):
     if color is None:
         color = bool(images) and images[0][1].ndim == 3
     out = []
-    for p, d in images:
+    for _path, d in images:
         if color:
             out.append(np.repeat(d[..., None], 3, 2) if d.ndim == 2 else d)
         else:
@@ -123,13 +144,19 @@ def load_eval_images(folder, color: bool | None):
     return out, color, problems
 
 
-def evaluate_folder(folder, model="auto", qualities=(10, 20, 30, 40), color: bool | None = None,
-                    device="auto", tile_size=None, progress=None) -> tuple[list[EvalRow], bool]:
+def evaluate_folder(
+    folder,
+    model="auto",
+    qualities=(10, 20, 30, 40),
+    color: bool | None = None,
+    device="auto",
+    tile_size=None,
+    progress=None,
+) -> tuple[list[EvalRow], bool]:
     """Mean metrics of JPEG and restored images over ``folder`` for each quality.
 
-    Raises :class:`~napari_dncnn.io.ImageReadError` when the folder holds no readable image.
+    Raises :class:`~napari_dncnn.files.images.ImageReadError` when the folder holds no readable image.
     """
-    from .engine import restore
 
     images, color, problems = load_eval_images(folder, color)
     if not images:
@@ -141,10 +168,17 @@ def evaluate_folder(folder, model="auto", qualities=(10, 20, 30, 40), color: boo
         acc = np.zeros(6)
         for clean in images:
             jpeg = jpeg_roundtrip(clean, q)
-            restored = restore(jpeg, model, channel_axis=-1 if color else None, device=device,
-                               tile_size=tile_size).restored
-            acc += [psnr(clean, jpeg), ssim(clean, jpeg), psnrb(clean, jpeg),
-                    psnr(clean, restored), ssim(clean, restored), psnrb(clean, restored)]
+            restored = restore(
+                jpeg, model, channel_axis=-1 if color else None, device=device, tile_size=tile_size
+            ).restored
+            acc += [
+                psnr(clean, jpeg),
+                ssim(clean, jpeg),
+                psnrb(clean, jpeg),
+                psnr(clean, restored),
+                ssim(clean, restored),
+                psnrb(clean, restored),
+            ]
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -156,6 +190,8 @@ def format_table(rows: list[EvalRow], title: str = "") -> str:
     head = "| Q | JPEG PSNR / SSIM / PSNR-B | restored PSNR / SSIM / PSNR-B | gain (dB) |"
     lines = ([f"{title}", ""] if title else []) + [head, "| --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r.quality} | {r.jpeg_psnr:.2f} / {r.jpeg_ssim:.4f} / {r.jpeg_psnrb:.2f} | "
-                     f"{r.psnr:.2f} / {r.ssim:.4f} / {r.psnrb:.2f} | {r.gain:+.2f} |")
+        lines.append(
+            f"| {r.quality} | {r.jpeg_psnr:.2f} / {r.jpeg_ssim:.4f} / {r.jpeg_psnrb:.2f} | "
+            f"{r.psnr:.2f} / {r.ssim:.4f} / {r.psnrb:.2f} | {r.gain:+.2f} |"
+        )
     return "\n".join(lines)

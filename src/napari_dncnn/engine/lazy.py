@@ -10,7 +10,8 @@ input and that residual, so computing both outputs together (``dask.compute``,
 ``dask.array.store``) shares the model's work.
 
 The graph holds the model's *name or path*, never the network: each process
-that computes blocks loads the weights from disk once (the engine's cache).
+that computes blocks loads the weights from disk once (the weights cache).
+Each block goes through :func:`.arrays.restore_array`, the numpy path.
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ from functools import partial
 
 import numpy as np
 
-from .engine import (Cancelled, Restoration, _network_for, _to_dtype, check_dtype_shape, parse_data_range, plan_axes,
-                     restore)
-from .devices import pick_device
+from ..devices import pick_device
+from ..weights import network_for
+from .arrays import Cancelled, Restoration, check_model_fits, restore_array
+from .axes import AxesPlan, check_dtype_shape, parse_data_range, to_dtype
+from .tiles import DEFAULT_TILE
 
-__all__ = ["is_lazy", "as_dask", "restore_lazy", "value_range", "receptive_radius", "DEFAULT_BLOCK"]
-
-DEFAULT_BLOCK = 512
-"""Block side used by the batch command's out-of-core path (px, without overlap)."""
+__all__ = ["is_lazy", "as_dask", "restore_lazy", "value_range"]
 
 
 def is_lazy(image) -> bool:
@@ -46,11 +46,6 @@ def as_dask(image):
     return da.from_zarr(image)
 
 
-def receptive_radius(model, channels: int = 1, device="cpu") -> int:
-    """The receptive radius (= depth) of ``model``: the overlap blocks need."""
-    return _network_for(model, channels, pick_device(device)).receptive_radius
-
-
 def _lazy_range(colour, dtype, data_range) -> tuple[float, float]:
     if data_range is not None:
         return parse_data_range(data_range)
@@ -60,8 +55,10 @@ def _lazy_range(colour, dtype, data_range) -> tuple[float, float]:
 
     lo, hi = (float(v) for v in dask.compute(colour.min(), colour.max(), scheduler="threads"))
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise ValueError("restore() got NaN or infinite values in this dask/zarr image; replace them first "
-                         "(e.g. dask.array.nan_to_num) -- only finite values can be restored")
+        raise ValueError(
+            "restore() got NaN or infinite values in this dask/zarr image; replace them first "
+            "(e.g. dask.array.nan_to_num) -- only finite values can be restored"
+        )
     return lo, hi
 
 
@@ -72,9 +69,11 @@ def value_range(image, channel_axis=None, data_range=None) -> tuple[float, float
     (pyramid levels, crops) with the same normalisation.
     """
     arr = as_dask(image)
-    rgb = plan_axes(arr.shape, channel_axis)
-    if rgb is not None and rgb >= 0:
-        arr = arr[tuple(slice(0, 3) if a == rgb else slice(None) for a in range(arr.ndim))]
+    plan = AxesPlan.for_shape(arr.shape, channel_axis)
+    if plan.rgb:
+        arr = arr[
+            tuple(slice(0, 3) if a == plan.channel_axis else slice(None) for a in range(arr.ndim))
+        ]
     return _lazy_range(arr, arr.dtype, data_range)
 
 
@@ -95,31 +94,47 @@ class _Counter:
             self.progress(min(done, self.total), self.total)
 
 
-def _block_residual(block: np.ndarray, *, model, rgb_axis, channel_axis, data_range, tile_size, device,
-                    precision, counter: _Counter | None) -> np.ndarray:
+def _block_residual(
+    block: np.ndarray,
+    *,
+    model,
+    rgb_axis,
+    channel_axis,
+    data_range,
+    tile_size,
+    device,
+    precision,
+    counter: _Counter | None,
+) -> np.ndarray:
     """Residual (float32, input units) of one overlapped block."""
     if block.size == 0:
         return np.zeros(block.shape, np.float32)
     if counter is not None:
         counter.check()
     cancel = counter.cancel if counter is not None else None
-    kw = dict(tile_size=tile_size, device=device, data_range=data_range, precision=precision, cancel=cancel)
+    kw = {
+        "tile_size": tile_size,
+        "device": device,
+        "data_range": data_range,
+        "precision": precision,
+        "cancel": cancel,
+    }
     if rgb_axis is None and channel_axis is None:
         # gray planes: one 2-D call per plane, so no block shape is mistaken for RGB
         flat = block.reshape((-1,) + block.shape[-2:])
         out = np.empty(flat.shape, np.float32)
         for i, plane in enumerate(flat):
-            out[i] = restore(plane, model, **kw).residual
+            out[i] = restore_array(plane, model, **kw).residual
         out = out.reshape(block.shape)
     else:
-        out = restore(block, model, channel_axis=channel_axis, **kw).residual
+        out = restore_array(block, model, channel_axis=channel_axis, **kw).residual
     if counter is not None:
         counter.tick()
     return out
 
 
 def _restored_block(image: np.ndarray, residual: np.ndarray) -> np.ndarray:
-    return _to_dtype(image.astype(np.float64) - residual, image.dtype)
+    return to_dtype(image.astype(np.float64) - residual, image.dtype)
 
 
 def _aligned_chunks(chunks: tuple[int, ...], step: int) -> tuple[int, ...]:
@@ -135,15 +150,51 @@ def _block_tile(tile_size: int | None, chunks: tuple[int, ...], radius: int) -> 
     """Inner tile for a block: the whole overlapped block when it is not much bigger than the default."""
     if tile_size:
         return int(tile_size)
-    from .engine import DEFAULT_TILE
-
     side = max(chunks) + 2 * radius
     return side if side <= 2 * DEFAULT_TILE else DEFAULT_TILE
 
 
-def restore_lazy(image, model="auto", *, channel_axis=None, tile_size=None, device="auto", progress=None,
-                 cancel: threading.Event | None = None, data_range=None, precision="auto",
-                 block_size: int | None = None) -> Restoration:
+def _rechunk_for(arr, plan: AxesPlan, net, block_size: int | None):
+    """Chunks that map_overlap keeps: colour in one chunk, spatial blocks at least as wide as the overlap
+    (thin edge blocks merged) and starting on the network's space-to-depth grid."""
+    from dask.array.overlap import ensure_minimum_chunksize
+
+    spatial, radius = plan.spatial_axes(), net.receptive_radius
+    chunks = {}
+    if plan.channel_axis is not None:
+        chunks[plan.channel_axis] = -1
+    if block_size:
+        chunks.update({a: int(block_size) for a in spatial})
+    if chunks:
+        arr = arr.rechunk(chunks)
+    fixed = {
+        a: (
+            (arr.shape[a],)
+            if arr.shape[a] <= 2 * radius + 1
+            else ensure_minimum_chunksize(radius + 1, arr.chunks[a])
+        )
+        for a in spatial
+    }
+    if net.space_to_depth > 1:
+        fixed = {a: _aligned_chunks(fixed[a], net.space_to_depth) for a in spatial}
+    if any(fixed[a] != arr.chunks[a] for a in spatial):
+        arr = arr.rechunk(fixed)
+    return arr
+
+
+def restore_lazy(
+    image,
+    model="auto",
+    *,
+    channel_axis=None,
+    tile_size=None,
+    device="auto",
+    progress=None,
+    cancel: threading.Event | None = None,
+    data_range=None,
+    precision="auto",
+    block_size: int | None = None,
+) -> Restoration:
     """Like :func:`napari_dncnn.restore` for a dask or zarr array; returns two dask arrays.
 
     Nothing is computed except, for images that are neither uint8 nor given
@@ -156,48 +207,40 @@ def restore_lazy(image, model="auto", *, channel_axis=None, tile_size=None, devi
     """
     arr = as_dask(image)
     check_dtype_shape(arr.dtype, arr.shape)
-    ndim = arr.ndim
-    rgb = plan_axes(arr.shape, channel_axis)
-    if rgb == -1:
-        ch_axis, rgb_axis, call_axis = channel_axis % ndim, None, channel_axis % ndim
-    elif rgb is not None:
-        ch_axis, rgb_axis, call_axis = rgb, rgb, rgb
-    else:
-        ch_axis = rgb_axis = call_axis = None
-    spatial = [a for a in range(ndim) if a != ch_axis][-2:]
+    plan = AxesPlan.for_shape(arr.shape, channel_axis)
     dev = pick_device(device)
-    net = _network_for(model, 3 if rgb_axis is not None else 1, dev)
-    if net.channels == 3 and rgb_axis is None:
-        raise ValueError(f"the colour model needs RGB data (a channel axis of size 3 or 4); this image of shape "
-                         f"{arr.shape} is gray -- use model='auto' or 'jpeg-gray', or pass channel_axis")
-    radius, step = net.receptive_radius, net.space_to_depth
-
-    chunks = {}
-    if ch_axis is not None:
-        chunks[ch_axis] = -1
-    if block_size:
-        chunks.update({a: int(block_size) for a in spatial})
-    if chunks:
-        arr = arr.rechunk(chunks)
-    # every spatial block at least as wide as the overlap (merges thin edge blocks), so that
-    # map_overlap keeps these chunks and the outputs line up with the input block for block
-    from dask.array.overlap import ensure_minimum_chunksize
-
-    fixed = {a: ((arr.shape[a],) if arr.shape[a] <= 2 * radius + 1 else
-                 ensure_minimum_chunksize(radius + 1, arr.chunks[a])) for a in spatial}
-    if step > 1:  # blocks start on the space-to-depth grid
-        fixed = {a: _aligned_chunks(fixed[a], step) for a in spatial}
-    if any(fixed[a] != arr.chunks[a] for a in spatial):
-        arr = arr.rechunk(fixed)
+    net = network_for(model, 3 if plan.rgb else 1, dev)
+    check_model_fits(net, plan, arr.shape)
+    arr = _rechunk_for(arr, plan, net, block_size)
     lo, hi = value_range(arr, channel_axis, data_range)
 
-    counter = _Counter(int(np.prod(arr.numblocks)), progress, cancel) if (progress or cancel) else None
+    counter = (
+        _Counter(int(np.prod(arr.numblocks)), progress, cancel) if (progress or cancel) else None
+    )
+    spatial, radius = plan.spatial_axes(), net.receptive_radius
     block_chunks = tuple(max(arr.chunks[a]) for a in spatial)
-    fn = partial(_block_residual, model=str(model) if isinstance(model, (str, os.PathLike)) else net, rgb_axis=rgb_axis,
-                 channel_axis=call_axis, data_range=(lo, hi), tile_size=_block_tile(tile_size, block_chunks, radius),
-                 device=str(dev), precision=precision, counter=counter)
+    fn = partial(
+        _block_residual,
+        model=str(model) if isinstance(model, (str, os.PathLike)) else net,
+        rgb_axis=plan.channel_axis if plan.rgb else None,
+        channel_axis=plan.channel_axis,
+        data_range=(lo, hi),
+        tile_size=_block_tile(tile_size, block_chunks, radius),
+        device=str(dev),
+        precision=precision,
+        counter=counter,
+    )
+    ndim = arr.ndim
     depth = {a: (radius if a in spatial and arr.numblocks[a] > 1 else 0) for a in range(ndim)}
-    residual = arr.map_overlap(fn, depth=depth, boundary="none", trim=True, dtype=np.float32,
-                               meta=np.empty((0,) * ndim, np.float32))
-    restored = arr.map_blocks(_restored_block, residual, dtype=arr.dtype, meta=np.empty((0,) * ndim, arr.dtype))
+    residual = arr.map_overlap(
+        fn,
+        depth=depth,
+        boundary="none",
+        trim=True,
+        dtype=np.float32,
+        meta=np.empty((0,) * ndim, np.float32),
+    )
+    restored = arr.map_blocks(
+        _restored_block, residual, dtype=arr.dtype, meta=np.empty((0,) * ndim, arr.dtype)
+    )
     return Restoration(restored, residual)

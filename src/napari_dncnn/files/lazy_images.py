@@ -5,7 +5,7 @@ mapped, tiled/strip/compressed TIFFs go through ``tifffile``'s zarr store
 (``aszarr``), zarr arrays and OME-Zarr images (NGFF 0.4 and 0.5; the
 full-resolution level) through ``zarr``.  Writing computes one band of
 blocks at a time, so peak memory does not grow with the image size; like
-:mod:`napari_dncnn.io`, every output goes to a hidden temporary file (or
+:mod:`napari_dncnn.files.images`, every output goes to a hidden temporary file (or
 folder) that is renamed into place when complete.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +20,19 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from .io import TIFF_SUFFIXES, TMP_PREFIX, ImageReadError, _tiff_meta, _tmp_path, rgb_channel_axis
+from .atomic import remove, replace, tmp_path
+from .images import TIFF_SUFFIXES, ImageReadError, rgb_channel_axis, tiff_meta
 
-__all__ = ["LazyImage", "open_lazy", "is_zarr_path", "pixel_count", "write_tiled_tiff", "write_ome_zarr",
-           "NGFF_VERSION", "ZARR_SUFFIX"]
+__all__ = [
+    "LazyImage",
+    "open_lazy",
+    "is_zarr_path",
+    "pixel_count",
+    "write_tiled_tiff",
+    "write_ome_zarr",
+    "NGFF_VERSION",
+    "ZARR_SUFFIX",
+]
 
 ZARR_SUFFIX = ".zarr"
 NGFF_VERSION = "0.4"
@@ -37,7 +45,8 @@ def is_zarr_path(path: Path) -> bool:
     if not path.is_dir():
         return False
     return path.suffix.lower() == ZARR_SUFFIX or any(
-        (path / m).exists() for m in (".zarray", ".zgroup", "zarr.json"))
+        (path / m).exists() for m in (".zarray", ".zgroup", "zarr.json")
+    )
 
 
 @dataclass
@@ -81,8 +90,10 @@ def pixel_count(path: Path) -> int:
             with tifffile.TiffFile(path) as tf:
                 return int(np.prod(tf.series[0].shape)) if tf.series else 0
         except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError) as exc:
-            raise ImageReadError(f"{path}: cannot read the TIFF header ({exc}); the file may be truncated "
-                                 "or not a TIFF -- re-export it or remove it from the input") from exc
+            raise ImageReadError(
+                f"{path}: cannot read the TIFF header ({exc}); the file may be truncated "
+                "or not a TIFF -- re-export it or remove it from the input"
+            ) from exc
     with open_lazy(path) as img:
         return int(np.prod(img.data.shape))
 
@@ -100,8 +111,10 @@ def open_lazy(path, block_size: int | None = None) -> LazyImage:
     except ImageReadError:
         raise
     except (OSError, ValueError, KeyError, IndexError, TypeError, tifffile.TiffFileError) as exc:
-        raise ImageReadError(f"{path}: cannot open the image lazily ({type(exc).__name__}: {exc}); the file may "
-                             "be truncated or not an image -- re-export it or remove it from the input") from exc
+        raise ImageReadError(
+            f"{path}: cannot open the image lazily ({type(exc).__name__}: {exc}); the file may "
+            "be truncated or not an image -- re-export it or remove it from the input"
+        ) from exc
     raise ImageReadError(f"{path}: out-of-core reading takes .tif/.tiff files and .zarr folders")
 
 
@@ -113,11 +126,13 @@ def _open_tiff(path: Path) -> LazyImage:
         if not tf.series:
             raise ImageReadError(f"{path}: the TIFF holds no image")
         series = tf.series[0]
-        meta, axes = _tiff_meta(tf), series.axes
+        meta, axes = tiff_meta(tf), series.axes
         contiguous = series.dataoffset is not None and tf.pages[0].compression == 1
     if contiguous:
         mm = tifffile.memmap(path, series=0, mode="r")
-        data = da.from_array(mm, chunks=_tiff_chunks(mm.shape, axes), name=f"tiff-{path}-{os.path.getmtime(path)}")
+        data = da.from_array(
+            mm, chunks=_tiff_chunks(mm.shape, axes), name=f"tiff-{path}-{os.path.getmtime(path)}"
+        )
         return LazyImage(data, path, "tiff", axes, meta)
     store = tifffile.imread(path, aszarr=True, level=0)
     z = zarr.open_array(store, mode="r")
@@ -148,14 +163,18 @@ def _open_zarr(path: Path) -> LazyImage:
     try:
         node = zarr.open(str(path), mode="r")
     except Exception as exc:  # zarr raises several unrelated types for a folder that is not zarr
-        raise ImageReadError(f"{path}: not a zarr array or OME-Zarr image ({type(exc).__name__}: {exc})") from exc
+        raise ImageReadError(
+            f"{path}: not a zarr array or OME-Zarr image ({type(exc).__name__}: {exc})"
+        ) from exc
     if isinstance(node, zarr.Array):
         axes = "YX" if node.ndim == 2 else ""
         return LazyImage(da.from_zarr(node), path, "zarr", axes)
     found = _ngff_multiscales(node.attrs)
     if not found or not found[0]:
         arrays = sorted(k for k, _ in node.arrays())
-        hint = f" (it holds arrays {', '.join(arrays)}: pass one of those folders)" if arrays else ""
+        hint = (
+            f" (it holds arrays {', '.join(arrays)}: pass one of those folders)" if arrays else ""
+        )
         raise ImageReadError(f"{path}: a zarr group without OME-Zarr 'multiscales' metadata{hint}")
     ms, version = found
     ms0 = ms[0]
@@ -163,33 +182,47 @@ def _open_zarr(path: Path) -> LazyImage:
     arr = node[ds0["path"]]
     ax = ms0.get("axes") or []
     names = [a["name"] if isinstance(a, dict) else str(a) for a in ax]
-    scale = next((t["scale"] for t in ds0.get("coordinateTransformations", []) if t.get("type") == "scale"), None)
+    scale = next(
+        (t["scale"] for t in ds0.get("coordinateTransformations", []) if t.get("type") == "scale"),
+        None,
+    )
     ngff = {"axes": ax, "scale": scale, "version": version, "name": ms0.get("name", path.stem)}
-    return LazyImage(da.from_zarr(arr), path, "zarr", "".join(n[:1].upper() for n in names), ngff=ngff)
+    return LazyImage(
+        da.from_zarr(arr), path, "zarr", "".join(n[:1].upper() for n in names), ngff=ngff
+    )
 
 
 # ---------------------------------------------------------------- writing
 
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p, ignore_errors=True)
-    elif p.exists() or p.is_symlink():
-        p.unlink()
+
+def _queued(q: queue.Queue):
+    """The items put on ``q`` until a ``None``."""
+    while True:
+        item = q.get()
+        if item is None:
+            return
+        yield item
 
 
-def _replace(tmp: Path, target: Path) -> None:
-    """Move a finished temporary file or folder into place (a folder replaces an old one whole)."""
-    if tmp.is_dir() and target.exists():
-        old = target.with_name(f"{TMP_PREFIX}old-{os.getpid()}-{target.name}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        _remove(old)
-    else:
-        os.replace(tmp, target)
+def _tile_writer(tmp: Path, q: queue.Queue, dtype, kwargs: dict, errors: list) -> None:
+    """Write the tiles arriving on ``q`` to ``tmp``; an error goes to ``errors`` and ``q`` is drained."""
+    try:
+        tifffile.imwrite(tmp, _queued(q), dtype=dtype, **kwargs)
+    except BaseException as exc:  # noqa: BLE001 - reported to the producer
+        errors.append(exc)
+        while q.get() is not None:  # drain so the producer never blocks
+            pass
 
 
-def write_tiled_tiff(targets: list[Path], arrays: list, like: LazyImage, *, tile: int = 512,
-                     scheduler: str = "synchronous", progress=None) -> list[Path]:
+def write_tiled_tiff(
+    targets: list[Path],
+    arrays: list,
+    like: LazyImage,
+    *,
+    tile: int = 512,
+    scheduler: str = "synchronous",
+    progress=None,
+) -> list[Path]:
     """Write dask ``arrays`` (same shape; TIFF axes ``like.axes``) as tiled BigTIFFs, a band of tiles at a time.
 
     All arrays are computed together band by band (so a model shared by their
@@ -207,28 +240,20 @@ def write_tiled_tiff(targets: list[Path], arrays: list, like: LazyImage, *, tile
     tile = max(16, (int(tile) // 16) * 16)  # TIFF tiles are multiples of 16
     for t in targets:
         t.parent.mkdir(parents=True, exist_ok=True)
-    tmps = [_tmp_path(t) for t in targets]
+    tmps = [tmp_path(t) for t in targets]
     queues = [queue.Queue(maxsize=2 * max(1, -(-width // tile))) for _ in targets]
     errors: list[BaseException] = []
 
-    def tiles(q):
-        while True:
-            item = q.get()
-            if item is None:
-                return
-            yield item
-
-    def writer(tmp: Path, q, dtype):
-        try:
-            tifffile.imwrite(tmp, tiles(q), shape=shape, dtype=dtype, tile=(tile, tile), bigtiff=True,
-                             **_tiff_write_kwargs(like, axes, samples))
-        except BaseException as exc:  # noqa: BLE001 - reported to the producer
-            errors.append(exc)
-            while q.get() is not None:  # drain so the producer never blocks
-                pass
-
-    threads = [threading.Thread(target=writer, args=(tmp, q, a.dtype), daemon=True)
-               for tmp, q, a in zip(tmps, queues, arrays)]
+    kwargs = {
+        "shape": shape,
+        "tile": (tile, tile),
+        "bigtiff": True,
+        **_tiff_write_kwargs(like, axes, samples),
+    }
+    threads = [
+        threading.Thread(target=_tile_writer, args=(tmp, q, a.dtype, kwargs, errors), daemon=True)
+        for tmp, q, a in zip(tmps, queues, arrays)
+    ]
     for th in threads:
         th.start()
     total = int(np.prod(lead)) * -(-height // tile)
@@ -242,7 +267,7 @@ def write_tiled_tiff(targets: list[Path], arrays: list, like: LazyImage, *, tile
                     raise errors[0]
                 for band, q in zip(bands, queues):
                     for x0 in range(0, width, tile):
-                        q.put(np.ascontiguousarray(band[:, x0:x0 + tile]))
+                        q.put(np.ascontiguousarray(band[:, x0 : x0 + tile]))
                 done += 1
                 if progress is not None:
                     progress(done, total)
@@ -253,7 +278,7 @@ def write_tiled_tiff(targets: list[Path], arrays: list, like: LazyImage, *, tile
         if errors:
             raise errors[0]
         for tmp, t in zip(tmps, targets):
-            _replace(tmp, t)
+            replace(tmp, t)
     except BaseException:
         for q in queues:
             try:
@@ -266,7 +291,7 @@ def write_tiled_tiff(targets: list[Path], arrays: list, like: LazyImage, *, tile
     finally:
         for tmp in tmps:
             if tmp.exists():
-                _remove(tmp)
+                remove(tmp)
     return targets
 
 
@@ -300,34 +325,61 @@ def _ngff_axes(like: LazyImage, ndim: int) -> list[dict]:
     return [{"name": n, "type": kinds[n]} for n in names]
 
 
-def write_ome_zarr(targets: list[Path], arrays: list, like: LazyImage, *, chunks: int = 512,
-                   scheduler: str = "synchronous") -> list[Path]:
+def write_ome_zarr(
+    targets: list[Path],
+    arrays: list,
+    like: LazyImage,
+    *,
+    chunks: int = 512,
+    scheduler: str = "synchronous",
+) -> list[Path]:
     """Write dask ``arrays`` as single-level OME-Zarr images (NGFF 0.4), block by block, computed together."""
     import dask.array as da
     import zarr
 
     targets = [Path(t) for t in targets]
-    tmps = [_tmp_path(t) for t in targets]
+    tmps = [tmp_path(t) for t in targets]
     try:
         outs = []
         for tmp, a in zip(tmps, arrays):
             axes = _ngff_axes(like, a.ndim)
-            scale = like.ngff.get("scale") if like.ngff.get("scale") and len(like.ngff["scale"]) == a.ndim \
+            scale = (
+                like.ngff.get("scale")
+                if like.ngff.get("scale") and len(like.ngff["scale"]) == a.ndim
                 else [1.0] * a.ndim
+            )
             root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-            root.attrs["multiscales"] = [{
-                "version": NGFF_VERSION, "name": like.ngff.get("name", like.path.stem), "axes": axes,
-                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
-                "metadata": {"method": "napari-dncnn restore", "source": str(like.path.name)}}]
+            root.attrs["multiscales"] = [
+                {
+                    "version": NGFF_VERSION,
+                    "name": like.ngff.get("name", like.path.stem),
+                    "axes": axes,
+                    "datasets": [
+                        {
+                            "path": "0",
+                            "coordinateTransformations": [{"type": "scale", "scale": scale}],
+                        }
+                    ],
+                    "metadata": {"method": "napari-dncnn restore", "source": str(like.path.name)},
+                }
+            ]
             zchunks = tuple(min(n, chunks) if i >= a.ndim - 2 else 1 for i, n in enumerate(a.shape))
-            outs.append(root.create_array("0", shape=a.shape, dtype=a.dtype, chunks=zchunks,
-                                          chunk_key_encoding={"name": "v2", "separator": "/"}, fill_value=0))
+            outs.append(
+                root.create_array(
+                    "0",
+                    shape=a.shape,
+                    dtype=a.dtype,
+                    chunks=zchunks,
+                    chunk_key_encoding={"name": "v2", "separator": "/"},
+                    fill_value=0,
+                )
+            )
         aligned = [a.rechunk(o.chunks) for a, o in zip(arrays, outs)]
         da.store(aligned, outs, lock=False, scheduler=scheduler)
         for tmp, t in zip(tmps, targets):
-            _replace(tmp, t)
+            replace(tmp, t)
     finally:
         for tmp in tmps:
             if tmp.exists():
-                _remove(tmp)
+                remove(tmp)
     return targets

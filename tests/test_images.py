@@ -2,14 +2,19 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_dncnn.io import ImageReadError, read_image, write_image
+from napari_dncnn.files.images import ImageReadError, read_image, write_image
 
 
 def test_imagej_tiff_keeps_dtype_axes_resolution_and_spacing(tmp_path):
     data = (np.arange(3 * 20 * 30) % 4000).astype(np.uint16).reshape(3, 20, 30)
     src = tmp_path / "stack.tif"
-    tifffile.imwrite(src, data, imagej=True, resolution=(1 / 0.25, 1 / 0.25),
-                     metadata={"axes": "ZYX", "spacing": 2.5, "unit": "um"})
+    tifffile.imwrite(
+        src,
+        data,
+        imagej=True,
+        resolution=(1 / 0.25, 1 / 0.25),
+        metadata={"axes": "ZYX", "spacing": 2.5, "unit": "um"},
+    )
     img = read_image(src)
     assert img.axes == "ZYX" and img.data.dtype == np.uint16
     out = write_image(tmp_path / "out" / "stack.tif", img.data + 1, img)
@@ -23,8 +28,12 @@ def test_imagej_tiff_keeps_dtype_axes_resolution_and_spacing(tmp_path):
 def test_ome_tiff_keeps_physical_sizes(tmp_path):
     data = np.zeros((2, 16, 16), np.float32)
     src = tmp_path / "a.ome.tif"
-    tifffile.imwrite(src, data, ome=True, metadata={"axes": "ZYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
-                                                    "PhysicalSizeZ": 3.0})
+    tifffile.imwrite(
+        src,
+        data,
+        ome=True,
+        metadata={"axes": "ZYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "PhysicalSizeZ": 3.0},
+    )
     img = read_image(src)
     out = write_image(tmp_path / "b.tif", img.data, img)
     with tifffile.TiffFile(out) as tf:

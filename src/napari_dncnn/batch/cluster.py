@@ -2,7 +2,7 @@
 
 Each file is one task holding only plain values (paths and options, a few
 hundred bytes): workers read and write the files by path and load the model
-from its weights file, once per worker process (the engine's cache), never
+from its weights file, once per worker process (the weights cache), never
 through the scheduler.  Torch uses as many threads as the worker has, and a
 worker restores one file at a time.  Tasks are retried; a task whose worker
 died is rerun elsewhere by the scheduler, and atomic writes (temporary file,
@@ -12,16 +12,17 @@ then rename) mean that a killed attempt leaves no partial output.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from .batch import BatchError, FileResult, process_file
+from .job import BatchError, FileResult, process_file
 
 __all__ = ["run_on_cluster", "file_task", "connect"]
 
 
 def file_task(f: str, outs: list[str], opts: dict) -> dict:
-    """The task a worker runs for one file: :func:`~napari_dncnn.batch.process_file` with torch threads set."""
+    """The task a worker runs for one file: :func:`~napari_dncnn.batch.job.process_file` with torch threads set."""
     import torch
 
     try:
@@ -44,20 +45,28 @@ def connect(scheduler: str | None, workers: int | None, log=print):
         try:
             return Client(scheduler, timeout="10s", set_as_default=False), None
         except (OSError, TimeoutError, ValueError) as exc:
-            raise BatchError(f"cannot reach the dask scheduler at {scheduler} ({exc}); start one with "
-                             "'dask scheduler' and workers with 'dask worker ADDRESS', or use --workers N "
-                             "for a cluster on this machine") from exc
+            raise BatchError(
+                f"cannot reach the dask scheduler at {scheduler} ({exc}); start one with "
+                "'dask scheduler' and workers with 'dask worker ADDRESS', or use --workers N "
+                "for a cluster on this machine"
+            ) from exc
     cores = os.cpu_count() or 1
     threads = max(1, cores // workers)
     log(f"starting a LocalCluster: {workers} worker process(es) x {threads} thread(s)")
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, host="127.0.0.1",
-                           dashboard_address=None)
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=threads,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
     return Client(cluster, set_as_default=False), cluster
 
 
-def run_on_cluster(todo: list[Path], plan: dict, opts, record, *, scheduler=None, workers=None, retries=2,
-                   log=print) -> None:
-    """Submit one task per file in ``todo``; call ``record(FileResult)`` as each ends."""
+def run_on_cluster(
+    todo: list[Path], plan: dict, opts, *, scheduler=None, workers=None, retries=2, log=print
+) -> Iterator[FileResult]:
+    """Submit one task per file in ``todo``; yield each :class:`FileResult` as its task ends."""
     from distributed import as_completed
 
     client, cluster = connect(scheduler, workers, log)
@@ -65,19 +74,28 @@ def run_on_cluster(todo: list[Path], plan: dict, opts, record, *, scheduler=None
     try:
         o = asdict(opts)
         for i, f in enumerate(todo):
-            fut = client.submit(file_task, str(f), [str(p) for p in plan[f]], o, key=f"napari-dncnn-{i}-{f.name}",
-                                retries=retries, pure=False)
+            fut = client.submit(
+                file_task,
+                str(f),
+                [str(p) for p in plan[f]],
+                o,
+                key=f"napari-dncnn-{i}-{f.name}",
+                retries=retries,
+                pure=False,
+            )
             futures[fut] = f
         for fut in as_completed(futures, loop=client.loop):
             f = futures[fut]
             try:
                 res = fut.result()
             except Exception as exc:  # noqa: BLE001 - KilledWorker, lost connection...: this file failed
-                record(FileResult(f, "failed", [], f"{type(exc).__name__}: {exc}"))
+                yield FileResult(f, "failed", [], f"{type(exc).__name__}: {exc}")
                 continue
-            if res["status"] == "skipped":  # an earlier attempt finished the outputs before its worker died
+            if (
+                res["status"] == "skipped"
+            ):  # an earlier attempt finished the outputs before its worker died
                 res["status"] = "done"
-            record(FileResult(**res))
+            yield FileResult(**res)
     except BaseException:
         client.cancel(list(futures))
         raise

@@ -37,8 +37,15 @@ class DnCNN(nn.Module):
         DnCNN-17/64 and sees twice as far.
     """
 
-    def __init__(self, channels: int = 1, depth: int = 17, features: int = 64, *,
-                 batchnorm: bool = True, space_to_depth: int = 1):
+    def __init__(
+        self,
+        channels: int = 1,
+        depth: int = 17,
+        features: int = 64,
+        *,
+        batchnorm: bool = True,
+        space_to_depth: int = 1,
+    ):
         super().__init__()
         if channels < 1 or depth < 2 or features < 1 or space_to_depth < 1:
             raise ValueError(
@@ -135,10 +142,16 @@ def fold_batchnorm(model: DnCNN) -> DnCNN:
     i = 0
     while i < len(layers):
         m = layers[i]
-        if isinstance(m, nn.Conv2d) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.BatchNorm2d):
+        if (
+            isinstance(m, nn.Conv2d)
+            and i + 1 < len(layers)
+            and isinstance(layers[i + 1], nn.BatchNorm2d)
+        ):
             bn = layers[i + 1]
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            conv = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, padding=m.padding, bias=True)
+            conv = nn.Conv2d(
+                m.in_channels, m.out_channels, m.kernel_size, padding=m.padding, bias=True
+            )
             conv.weight.copy_(m.weight * scale.reshape(-1, 1, 1, 1))
             bias = m.bias if m.bias is not None else torch.zeros_like(bn.running_mean)
             conv.bias.copy_((bias - bn.running_mean) * scale + bn.bias)

@@ -54,7 +54,9 @@ def test_space_to_depth_form_keeps_shape_on_odd_sizes_and_sees_twice_as_far():
     net.eval()(x)[0, 0, 20, 20].backward()
     nz = torch.nonzero(x.grad[0, 0])
     reach = int(max(20 - nz.min(), nz.max() - 20))
-    assert reach == 2 * 4 + 1 <= net.receptive_radius == 10  # radius rounded up to the unshuffle grid
+    assert (
+        reach == 2 * 4 + 1 <= net.receptive_radius == 10
+    )  # radius rounded up to the unshuffle grid
     assert receptive_field(4, 2) == 21 == net.receptive_field
 
 

@@ -10,7 +10,6 @@ leaves a file that looks finished.
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,14 +17,22 @@ import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["ImageFile", "ImageReadError", "IMAGE_SUFFIXES", "TIFF_SUFFIXES", "TMP_PREFIX",
-           "read_image", "write_image", "rgb_channel_axis"]
+from .atomic import atomic_target
+
+__all__ = [
+    "ImageFile",
+    "ImageReadError",
+    "IMAGE_SUFFIXES",
+    "TIFF_SUFFIXES",
+    "read_image",
+    "write_image",
+    "rgb_channel_axis",
+    "tiff_meta",
+]
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
 PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 IMAGE_SUFFIXES = TIFF_SUFFIXES | PIL_SUFFIXES
-TMP_PREFIX = ".napari-dncnn-tmp-"
-"""Prefix of the temporary files writes go through (removed by the next batch run)."""
 
 
 class ImageReadError(ValueError):
@@ -69,12 +76,23 @@ def read_image(path: str | os.PathLike) -> ImageFile:
             return _read_pil(path)
     except ImageReadError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, KeyError, IndexError, SyntaxError,
-            tifffile.TiffFileError) as exc:
-        raise ImageReadError(f"{path}: cannot read the image ({exc}); the file may be truncated or "
-                             "not an image -- re-export it or remove it from the input") from exc
-    raise ImageReadError(f"{path}: unsupported file type {path.suffix!r}; napari-dncnn reads "
-                         f"{', '.join(sorted(IMAGE_SUFFIXES))}")
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        SyntaxError,
+        tifffile.TiffFileError,
+    ) as exc:
+        raise ImageReadError(
+            f"{path}: cannot read the image ({exc}); the file may be truncated or "
+            "not an image -- re-export it or remove it from the input"
+        ) from exc
+    raise ImageReadError(
+        f"{path}: unsupported file type {path.suffix!r}; napari-dncnn reads "
+        f"{', '.join(sorted(IMAGE_SUFFIXES))}"
+    )
 
 
 def _read_pil(path: Path) -> ImageFile:
@@ -99,10 +117,10 @@ def _read_tiff(path: Path) -> ImageFile:
         if not tf.series:
             raise ImageReadError(f"{path}: the TIFF holds no image")
         series = tf.series[0]
-        return ImageFile(series.asarray(), path, "tiff", series.axes, _tiff_meta(tf))
+        return ImageFile(series.asarray(), path, "tiff", series.axes, tiff_meta(tf))
 
 
-def _tiff_meta(tf: tifffile.TiffFile) -> dict:
+def tiff_meta(tf: tifffile.TiffFile) -> dict:
     page = tf.pages[0]
     meta: dict = {
         "photometric": page.photometric,
@@ -110,40 +128,36 @@ def _tiff_meta(tf: tifffile.TiffFile) -> dict:
         "resolutionunit": page.resolutionunit,
     }
     if tf.is_imagej:
-        meta["imagej"] = {k: v for k, v in (tf.imagej_metadata or {}).items()
-                          if k in ("spacing", "unit", "finterval", "fps", "loop",
-                                   "Labels", "yunit", "xunit", "zunit")}
+        meta["imagej"] = {
+            k: v
+            for k, v in (tf.imagej_metadata or {}).items()
+            if k
+            in ("spacing", "unit", "finterval", "fps", "loop", "Labels", "yunit", "xunit", "zunit")
+        }
     elif tf.is_ome and tf.ome_metadata:
         pixels = tifffile.xml2dict(tf.ome_metadata)["OME"]["Image"]
         pixels = (pixels[0] if isinstance(pixels, list) else pixels)["Pixels"]
-        meta["ome"] = {k: v for k, v in pixels.items()
-                       if k.startswith("PhysicalSize") or k.startswith("TimeIncrement")}
+        meta["ome"] = {
+            k: v
+            for k, v in pixels.items()
+            if k.startswith("PhysicalSize") or k.startswith("TimeIncrement")
+        }
     elif page.description and not page.description.startswith("{"):
         meta["description"] = page.description
     return meta
-
-
-def _tmp_path(target: Path) -> Path:
-    """Hidden temporary path beside ``target``, unique per process and thread."""
-    return target.with_name(f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{target.name}")
 
 
 def write_image(target: str | os.PathLike, data: np.ndarray, like: ImageFile | None = None) -> Path:
     """Write ``data`` to ``target`` (.tif or .png) atomically, with ``like``'s TIFF metadata."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(target)
-    try:
+    if target.suffix.lower() not in TIFF_SUFFIXES | {".png"}:
+        raise ValueError(f"{target}: napari-dncnn writes .tif and .png outputs")
+    with atomic_target(target) as tmp:
         if target.suffix.lower() in TIFF_SUFFIXES:
             _write_tiff(tmp, data, like)
-        elif target.suffix.lower() == ".png":
-            Image.fromarray(data).save(tmp, format="PNG")
         else:
-            raise ValueError(f"{target}: napari-dncnn writes .tif and .png outputs")
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            Image.fromarray(data).save(tmp, format="PNG")
     return target
 
 

@@ -1,0 +1,160 @@
+"""One file of a batch: options, the result record, and :func:`process_file`, which never raises for a bad file.
+
+Plain values in and out, so the same function runs in the batch process and on a dask worker.
+Small images are read whole and restored in memory; zarr folders and TIFFs above
+``out_of_core_above`` values go out of core (read lazily, restored block by block,
+written as tiled BigTIFF / OME-Zarr).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..engine import restore_array, restore_lazy
+from ..files.images import TIFF_SUFFIXES, read_image, write_image
+from ..files.lazy_images import (
+    is_zarr_path,
+    open_lazy,
+    pixel_count,
+    write_ome_zarr,
+    write_tiled_tiff,
+)
+from ..weights import model_loads
+
+__all__ = [
+    "BatchError",
+    "BatchOptions",
+    "FileResult",
+    "process_file",
+    "OUT_OF_CORE_ABOVE",
+    "BLOCK_SIZE",
+]
+
+OUT_OF_CORE_ABOVE = 16 * 2**20
+"""TIFFs with more values than this (16 Mi, e.g. 4096x4096) are restored out of core."""
+BLOCK_SIZE = 512
+"""Block side (px, without overlap) of the out-of-core path and its tiled outputs."""
+
+
+class BatchError(ValueError):
+    """Bad usage of a batch: missing input folder, output inside input, no matching files."""
+
+
+@dataclass
+class FileResult:
+    input: Path
+    status: str  # "done", "skipped" or "failed"
+    outputs: list[Path] = field(default_factory=list)
+    error: str = ""
+    seconds: float = 0.0
+    worker: str = ""
+    out_of_core: bool = False
+    model_loads: int = 0  # weights files loaded by the process that ran it, so far (1 per model)
+
+    def as_dict(self) -> dict:
+        return {
+            "file": str(self.input),
+            "status": self.status,
+            "outputs": [str(o) for o in self.outputs],
+            "seconds": round(self.seconds, 3),
+            "worker": self.worker,
+            "out_of_core": self.out_of_core,
+            "model_loads": self.model_loads,
+            "error": self.error,
+        }
+
+
+@dataclass
+class BatchOptions:
+    """What every file task needs; plain values only, so it travels to workers as a few bytes."""
+
+    model: str = "auto"
+    tile_size: int | None = None
+    device: str = "auto"
+    overwrite: bool = False
+    out_of_core_above: int = OUT_OF_CORE_ABOVE
+    block_size: int = BLOCK_SIZE
+
+
+_INFERENCE_LOCK = threading.Lock()
+"""One restoration at a time per process: the model uses all of the worker's threads."""
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def process_file(f: str, outs: list[str], opts: dict) -> dict:
+    """Restore one file into its outputs; returns a :class:`FileResult` as keyword arguments.
+
+    Runs in the batch process or on a dask worker; takes and returns plain
+    values only.  Never raises for a bad file: the error is in the result.
+    """
+    o = BatchOptions(**opts)
+    src, targets = Path(f), [Path(p) for p in outs]
+    t0 = time.perf_counter()
+    base = {"input": src, "worker": _worker_name()}
+    if not o.overwrite and all(
+        t.exists() for t in targets
+    ):  # a retry after the outputs were renamed in
+        return {**base, "status": "skipped", "outputs": targets}
+    ooc = False
+
+    def ran(**result) -> dict:  # what every file that got as far as the model reports
+        return {
+            **base,
+            **result,
+            "seconds": time.perf_counter() - t0,
+            "out_of_core": ooc,
+            "model_loads": model_loads(),
+        }
+
+    try:
+        ooc = is_zarr_path(src) or (
+            src.suffix.lower() in TIFF_SUFFIXES and pixel_count(src) > o.out_of_core_above
+        )
+        with _INFERENCE_LOCK:
+            if ooc:
+                _restore_out_of_core(src, targets, o)
+            else:
+                img = read_image(src)
+                result = restore_array(
+                    img.data,
+                    o.model,
+                    channel_axis=img.channel_axis,
+                    tile_size=o.tile_size,
+                    device=o.device,
+                )
+                if len(targets) > 1:
+                    write_image(targets[1], result.residual, img)
+                write_image(targets[0], result.restored, img)
+    except (ValueError, OSError, RuntimeError, MemoryError) as exc:
+        return ran(status="failed", error=str(exc))
+    return ran(status="done", outputs=targets)
+
+
+def _restore_out_of_core(src: Path, targets: list[Path], o: BatchOptions) -> None:
+    with open_lazy(src) as img:
+        result = restore_lazy(
+            img.data,
+            o.model,
+            channel_axis=img.channel_axis,
+            tile_size=o.tile_size,
+            device=o.device,
+            block_size=o.block_size,
+        )
+        arrays = [result.restored, result.residual][: len(targets)]
+        if img.kind == "zarr":
+            write_ome_zarr(targets, arrays, img, chunks=o.block_size)
+        else:
+            write_tiled_tiff(targets, arrays, img, tile=o.block_size)

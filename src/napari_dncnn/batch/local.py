@@ -1,0 +1,20 @@
+"""The serial runner: files restored one after another in this process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+from .job import BatchOptions, FileResult, process_file
+
+__all__ = ["run_local"]
+
+
+def run_local(
+    todo: list[Path], plan: dict[Path, list[Path]], opts: BatchOptions
+) -> Iterator[FileResult]:
+    """Restore each file of ``todo`` into ``plan[file]``; yield its :class:`FileResult`."""
+    o = asdict(opts)
+    for f in todo:
+        yield FileResult(**process_file(str(f), [str(p) for p in plan[f]], o))

@@ -1,0 +1,131 @@
+"""Atomic files: every write goes to a hidden temporary path beside its target, then is renamed into place.
+
+One temporary prefix (:data:`TMP_PREFIX`) for images, folders, JSON reports,
+records and checkpoints, so an interrupted write never leaves a file that
+looks finished, and :func:`remove_leftovers` finds what a killed run left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+__all__ = [
+    "TMP_PREFIX",
+    "JsonRecordError",
+    "tmp_path",
+    "replace",
+    "remove",
+    "write_json_atomic",
+    "update_json",
+    "remove_leftovers",
+]
+
+TMP_PREFIX = ".napari-dncnn-tmp-"
+"""Prefix of the temporary files and folders writes go through (removed by the next batch run)."""
+
+
+class JsonRecordError(ValueError):
+    """A JSON file to update is not a readable JSON object; the message names it."""
+
+
+def tmp_path(target: str | os.PathLike) -> Path:
+    """Hidden temporary path beside ``target``, unique per process and thread."""
+    target = Path(target)
+    return target.with_name(f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{target.name}")
+
+
+def remove(path: Path) -> None:
+    """Delete a file, link or folder tree (no error if it is gone)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
+
+
+def replace(tmp: Path, target: Path) -> None:
+    """Move a finished temporary file or folder into place (a folder replaces an old one whole)."""
+    if tmp.is_dir() and target.exists():
+        old = tmp_path(target.with_name(f"old-{target.name}"))
+        os.replace(target, old)
+        os.replace(tmp, target)
+        remove(old)
+    else:
+        os.replace(tmp, target)
+
+
+@contextlib.contextmanager
+def atomic_target(target: str | os.PathLike):
+    """Yield a temporary path to write; on success it replaces ``target``, on error it is removed."""
+    target = Path(target)
+    tmp = tmp_path(target)
+    try:
+        yield tmp
+        replace(tmp, target)
+    finally:
+        if tmp.exists() or tmp.is_symlink():
+            remove(tmp)
+
+
+def write_json_atomic(path: str | os.PathLike, obj) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    path = Path(path)
+    with atomic_target(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    return path
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path):
+    """Hold an exclusive lock on ``folder`` (POSIX flock; no lock where flock is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks on folders
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def update_json(path: str | os.PathLike, update) -> Path:
+    """Read the JSON object at ``path`` (``{}`` if missing), apply ``update(obj)`` and write it back.
+
+    The read-modify-write holds a lock on the folder, so concurrent updaters
+    (two ``eval --record`` runs on one model) don't lose each other's changes.
+    A file that is not a JSON object raises :class:`JsonRecordError` naming it.
+    """
+    path = Path(path)
+    with folder_lock(path.parent):
+        obj = {}
+        if path.exists():
+            try:
+                obj = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise JsonRecordError(
+                    f"{path}: not a readable JSON record ({exc}); fix or delete it"
+                ) from exc
+            if not isinstance(obj, dict):
+                raise JsonRecordError(
+                    f"{path}: a JSON record must be an object, got {type(obj).__name__}"
+                )
+        update(obj)
+        return write_json_atomic(path, obj)
+
+
+def remove_leftovers(folder: Path) -> int:
+    """Delete the temporary files and folders a killed run left under ``folder``; return how many."""
+    n = 0
+    if folder.is_dir():
+        for p in sorted(folder.rglob(f"{TMP_PREFIX}*"), key=lambda q: len(q.parts)):
+            if p.exists() or p.is_symlink():
+                remove(p)
+                n += 1
+    return n
