@@ -160,8 +160,13 @@ def test_bad_weights_path_is_a_clear_error(tmp_path):
         restore(np.zeros((8, 8), np.uint8), str(tmp_path / "nope.safetensors"))
     pth = tmp_path / "model.pth"
     pth.write_bytes(b"\x80\x04not really")
-    with pytest.raises(WeightsError, match="safetensors"):
+    with pytest.raises(WeightsError, match="model.pth: refused"):
         restore(np.zeros((8, 8), np.uint8), str(pth))
+    with pytest.raises(WeightsError, match="not a weights file napari-dncnn reads"):
+        restore(
+            np.zeros((8, 8), np.uint8),
+            str(pth.with_suffix(".bin").write_bytes(b"x") and pth.with_suffix(".bin")),
+        )
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises(WeightsError, match="cannot read"):

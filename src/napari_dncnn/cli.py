@@ -7,6 +7,24 @@ import os
 import sys
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MODEL_HELP = (
+    "auto (default: jpeg-gray or jpeg-color by the image), jpeg-gray, jpeg-color (bundled), "
+    "dncnn3, dncnn-b, cdncnn-b (the official models, downloaded on first use), "
+    "or the path of a .safetensors, .mat (MatConvNet) or .pth (state dict) file"
+)
+
+
+def _load_or_exit(command: str, model: str, progress: bool):
+    """Load (and download on first use) ``model`` before any work; ``None`` after printing why not."""
+    from .weights import WeightsError, load_model
+
+    if model == "auto":
+        return True
+    try:
+        return load_model(model, progressbar=progress)
+    except (WeightsError, ValueError) as exc:
+        print(f"napari-dncnn {command}: error: {exc}", file=sys.stderr)
+        return None
 
 
 def _add_config_options(p, config_class) -> None:
@@ -80,11 +98,7 @@ def _add_batch(sub) -> None:
     )
     p.add_argument("input_dir")
     p.add_argument("output_dir")
-    p.add_argument(
-        "--model",
-        default="auto",
-        help="auto (default), jpeg-gray, jpeg-color, or a .safetensors path",
-    )
+    p.add_argument("--model", default="auto", help=MODEL_HELP)
     p.add_argument("--recursive", action="store_true", help="include subfolders")
     p.add_argument(
         "--pattern",
@@ -127,7 +141,6 @@ def _add_batch(sub) -> None:
 
 def _run_batch(args) -> int:
     from .batch import BatchError, run_batch
-    from .weights import WeightsError, load_model
 
     if args.tile_size is not None and args.tile_size < 1:
         print(
@@ -142,12 +155,8 @@ def _run_batch(args) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    if args.model not in ("auto",):
-        try:
-            load_model(args.model)
-        except (WeightsError, ValueError) as exc:
-            print(f"napari-dncnn batch: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+    if _load_or_exit("batch", args.model, not args.no_progress) is None:
+        return EXIT_USAGE
     try:
         report = run_batch(
             args.input_dir,
@@ -178,8 +187,22 @@ def _add_eval(sub) -> None:
         "eval", help="PSNR / SSIM / PSNR-B of JPEG and restored images over a folder"
     )
     p.add_argument("data_dir", help="folder of clean images")
-    p.add_argument("--model", default="auto")
-    p.add_argument("--qualities", type=int, nargs="+", default=[10, 20, 30, 40])
+    p.add_argument("--model", default="auto", help=MODEL_HELP)
+    p.add_argument(
+        "--qualities",
+        type=int,
+        nargs="+",
+        default=[10, 20, 30, 40],
+        help="JPEG qualities to damage the images with (default: %(default)s)",
+    )
+    p.add_argument(
+        "--noise",
+        type=float,
+        nargs="+",
+        metavar="SIGMA",
+        default=None,
+        help="add seeded Gaussian noise of these sigmas (0..255 units) instead of JPEG",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--gray", action="store_true", help="evaluate gray (BT.601 luma of colour sources)"
@@ -226,6 +249,8 @@ def _run_eval(args) -> int:
     from .weights import WeightsError
 
     color = True if args.color else (False if args.gray else None)
+    if _load_or_exit("eval", args.model, not args.no_progress) is None:
+        return EXIT_USAGE
     bar = None
     if not args.no_progress:
         from tqdm import tqdm
@@ -246,6 +271,7 @@ def _run_eval(args) -> int:
             args.device,
             args.tile_size,
             progress if bar is not None else None,
+            noise=args.noise,
         )
     except (ImageReadError, WeightsError, ValueError) as exc:
         print(f"napari-dncnn eval: error: {exc}", file=sys.stderr)
@@ -286,19 +312,66 @@ def _run_eval(args) -> int:
     return EXIT_OK
 
 
+def _add_convert(sub) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert weights (.mat, .pth, a model name) to napari-dncnn safetensors + JSON record",
+        description="Read any supported weights (MatConvNet .mat, a PyTorch state dict .pth, or a "
+        "model name) and write DST.safetensors with a JSON record naming the source and its sha256.",
+    )
+    p.add_argument(
+        "source",
+        help=MODEL_HELP.replace("auto (default: jpeg-gray or jpeg-color by the image), ", ""),
+    )
+    p.add_argument(
+        "destination", help="the .safetensors file to write (a .json record is written beside it)"
+    )
+
+
+def _run_convert(args) -> int:
+    from .weights import save_weights
+
+    loaded = _load_or_exit("convert", args.source, True)
+    if loaded is None or loaded is True:
+        if loaded is True:
+            print(
+                "napari-dncnn convert: error: give a model name or file, not 'auto'",
+                file=sys.stderr,
+            )
+        return EXIT_USAGE
+    from pathlib import Path
+
+    record = loaded.record | {"converted_from": Path(loaded.name).name}
+    try:
+        out = save_weights(loaded.network, args.destination, record)
+    except OSError as exc:
+        print(
+            f"napari-dncnn convert: error: cannot write {args.destination}: {exc}", file=sys.stderr
+        )
+        return EXIT_FAILED
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="napari-dncnn", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     _add_batch(sub)
     _add_train(sub)
     _add_eval(sub)
+    _add_convert(sub)
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 on bad usage
-    handlers = {"batch": _run_batch, "train": _run_train, "eval": _run_eval}
+    handlers = {
+        "batch": _run_batch,
+        "train": _run_train,
+        "eval": _run_eval,
+        "convert": _run_convert,
+    }
     try:
         return handlers[args.cmd](args)
     except KeyboardInterrupt:

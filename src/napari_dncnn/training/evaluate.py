@@ -103,6 +103,11 @@ class EvalRow:
     psnr: float
     ssim: float
     psnrb: float
+    noise_sigma: float = 0.0  # > 0: Gaussian noise of this sigma instead of JPEG (quality 0)
+
+    @property
+    def label(self) -> str:
+        return f"sigma {self.noise_sigma:g}" if self.noise_sigma else f"q{self.quality}"
 
     @property
     def gain(self) -> float:
@@ -144,6 +149,29 @@ def load_eval_images(folder, color: bool | None):
     return out, color, problems
 
 
+def add_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """``clean`` (uint8) in 0..1 plus seeded Gaussian noise of ``sigma`` (0..255 units), float32, not clipped."""
+    rng = np.random.default_rng(seed)
+    return (clean / 255.0 + rng.normal(0, sigma / 255.0, clean.shape)).astype(np.float32)
+
+
+def _as_uint8(values01: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(values01, 0, 1) * 255).astype(np.uint8)
+
+
+def _degrade_and_restore(
+    clean, index: int, quality: int, sigma: float, model, color, device, tile_size
+):
+    """(damaged as uint8, restored as uint8) for one image: JPEG at ``quality`` or noise of ``sigma``."""
+    kw = {"channel_axis": -1 if color else None, "device": device, "tile_size": tile_size}
+    if sigma:
+        noisy = add_noise(clean, sigma, seed=index)
+        restored = restore(noisy, model, data_range=(0.0, 1.0), **kw).restored
+        return _as_uint8(noisy), _as_uint8(restored)
+    jpeg = jpeg_roundtrip(clean, quality)
+    return jpeg, restore(jpeg, model, **kw).restored
+
+
 def evaluate_folder(
     folder,
     model="auto",
@@ -152,46 +180,44 @@ def evaluate_folder(
     device="auto",
     tile_size=None,
     progress=None,
+    *,
+    noise=None,
 ) -> tuple[list[EvalRow], bool]:
-    """Mean metrics of JPEG and restored images over ``folder`` for each quality.
+    """Mean metrics of damaged and restored images over ``folder``, per JPEG quality or per noise sigma.
 
-    Raises :class:`~napari_dncnn.files.images.ImageReadError` when the folder holds no readable image.
+    ``noise`` (sigmas in 0..255 units) replaces JPEG by Gaussian noise, seeded
+    per image; the noisy image is restored as float in 0..1 and both are
+    rounded to uint8 for the metrics.  Raises
+    :class:`~napari_dncnn.files.images.ImageReadError` when the folder holds no readable image.
     """
-
     images, color, problems = load_eval_images(folder, color)
     if not images:
         detail = ("; ".join(problems[:3])) if problems else "no .png/.jpg/.tif/.bmp files"
         raise ImageReadError(f"{folder}: no readable 8-bit image to evaluate ({detail})")
-    rows = []
-    total, done = len(images) * len(qualities), 0
-    for q in qualities:
+    settings = [(0, float(s)) for s in noise] if noise else [(int(q), 0.0) for q in qualities]
+    rows, total, done = [], len(images) * len(settings), 0
+    for quality, sigma in settings:
         acc = np.zeros(6)
-        for clean in images:
-            jpeg = jpeg_roundtrip(clean, q)
-            restored = restore(
-                jpeg, model, channel_axis=-1 if color else None, device=device, tile_size=tile_size
-            ).restored
-            acc += [
-                psnr(clean, jpeg),
-                ssim(clean, jpeg),
-                psnrb(clean, jpeg),
-                psnr(clean, restored),
-                ssim(clean, restored),
-                psnrb(clean, restored),
-            ]
+        for i, clean in enumerate(images):
+            damaged, restored = _degrade_and_restore(
+                clean, i, quality, sigma, model, color, device, tile_size
+            )
+            acc[:3] += [psnr(clean, damaged), ssim(clean, damaged), psnrb(clean, damaged)]
+            acc[3:] += [psnr(clean, restored), ssim(clean, restored), psnrb(clean, restored)]
             done += 1
             if progress is not None:
                 progress(done, total)
-        rows.append(EvalRow(q, len(images), *(acc / len(images))))
+        rows.append(EvalRow(quality, len(images), *(acc / len(images)), noise_sigma=sigma))
     return rows, color
 
 
 def format_table(rows: list[EvalRow], title: str = "") -> str:
-    head = "| Q | JPEG PSNR / SSIM / PSNR-B | restored PSNR / SSIM / PSNR-B | gain (dB) |"
+    damage = "noisy" if rows and rows[0].noise_sigma else "JPEG"
+    head = f"| damage | {damage} PSNR / SSIM / PSNR-B | restored PSNR / SSIM / PSNR-B | gain (dB) |"
     lines = ([f"{title}", ""] if title else []) + [head, "| --- | --- | --- | --- |"]
     for r in rows:
         lines.append(
-            f"| {r.quality} | {r.jpeg_psnr:.2f} / {r.jpeg_ssim:.4f} / {r.jpeg_psnrb:.2f} | "
+            f"| {r.label} | {r.jpeg_psnr:.2f} / {r.jpeg_ssim:.4f} / {r.jpeg_psnrb:.2f} | "
             f"{r.psnr:.2f} / {r.ssim:.4f} / {r.psnrb:.2f} | {r.gain:+.2f} |"
         )
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Model weights: safetensors files with a JSON record, and the registry of bundled models.
+"""Our weights files: safetensors with a JSON record; the bundled models are two of them (``bundled/``).
 
 A weights file ``NAME.safetensors`` holds the network's tensors (batch norm
 unfolded, as trained); ``NAME.json`` beside it records the architecture, the
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -20,20 +19,18 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .files.atomic import atomic_target, write_json_atomic
-from .network import DnCNN, fold_batchnorm
+from ..files.atomic import atomic_target, write_json_atomic
+from ..network import DnCNN
 
 __all__ = [
     "BUNDLED_MODELS",
     "LoadedModel",
     "WeightsError",
     "bundled_weights_path",
-    "load_model",
-    "resolve_model_name",
-    "save_weights",
-    "network_for",
+    "load_safetensors",
+    "load_state",
     "network_from_record",
-    "model_loads",
+    "save_weights",
 ]
 
 BUNDLED_MODELS = {"jpeg-gray": 1, "jpeg-color": 3}
@@ -67,14 +64,9 @@ def bundled_weights_path(name: str) -> Path:
     """Path of the ``.safetensors`` file of bundled model ``name``."""
     if name not in BUNDLED_MODELS:
         raise WeightsError(f"unknown model {name!r}; bundled models are {sorted(BUNDLED_MODELS)}")
-    return Path(str(resources.files("napari_dncnn") / "weights" / f"{name}.safetensors"))
-
-
-def resolve_model_name(model: str, channels: int) -> str:
-    """Map ``'auto'`` to ``'jpeg-gray'`` (1 channel) or ``'jpeg-color'`` (3 channels)."""
-    if model == "auto":
-        return "jpeg-color" if channels == 3 else "jpeg-gray"
-    return model
+    return Path(
+        str(resources.files("napari_dncnn") / "weights" / "bundled" / f"{name}.safetensors")
+    )
 
 
 def save_weights(network: DnCNN, path: str | os.PathLike, record: dict | None = None) -> Path:
@@ -113,13 +105,13 @@ def save_weights(network: DnCNN, path: str | os.PathLike, record: dict | None = 
 def _read_weights(path: Path) -> tuple[dict, dict]:
     if not path.exists():
         raise WeightsError(
-            f"weights file {path} does not exist; pass a .safetensors file written "
-            f"by 'napari-dncnn train' or one of {sorted(BUNDLED_MODELS)}"
+            f"weights file {path} does not exist; pass a .safetensors, .mat or .pth file "
+            "or a model name (napari-dncnn batch --help lists them)"
         )
     if path.suffix != ".safetensors":
         raise WeightsError(
-            f"{path} is not a .safetensors file; napari-dncnn only loads safetensors "
-            "weights (pickled .pth/.pt files are refused because loading them runs code)"
+            f"{path} is not a weights file napari-dncnn reads: use .safetensors (ours), .mat "
+            "(MatConvNet) or .pth (a plain PyTorch state dict, read without unpickling code)"
         )
     try:
         tensors = load_file(str(path))
@@ -157,25 +149,9 @@ def network_from_record(record: dict) -> DnCNN:
     )
 
 
-def load_model(
-    model: str | os.PathLike = "jpeg-gray", *, channels: int | None = None
-) -> LoadedModel:
-    """Load a bundled model by name (``'auto'`` needs ``channels``) or a weights path.
-
-    Returns a :class:`LoadedModel` whose network is in eval mode with batch
-    norm still unfolded; the engine folds it for inference.
-    """
-    name = str(model)
-    if name == "auto":
-        if channels is None:
-            raise ValueError("model='auto' needs channels=1 or 3 to pick a bundled model")
-        name = resolve_model_name(name, channels)
-    path = bundled_weights_path(name) if name in BUNDLED_MODELS else Path(name).expanduser()
-    if name not in BUNDLED_MODELS and not path.exists() and path.suffix == "":
-        raise WeightsError(
-            f"unknown model {name!r}: use 'auto', one of {sorted(BUNDLED_MODELS)}, "
-            "or the path of a .safetensors weights file"
-        )
+def load_safetensors(path: str | os.PathLike) -> LoadedModel:
+    """Our weights file (``.safetensors`` + JSON record) as a :class:`LoadedModel` (eval mode, BN unfolded)."""
+    path = Path(path)
     tensors, record = _read_weights(path)
     try:
         net = network_from_record(record)
@@ -184,46 +160,9 @@ def load_model(
         raise WeightsError(
             f"{path} does not hold DnCNN weights napari-dncnn understands: {exc}"
         ) from exc
-    net.eval()
-    return LoadedModel(net, record, name if name in BUNDLED_MODELS else str(path))
+    return LoadedModel(net.eval(), record, str(path))
 
 
 def load_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Raw tensors of a safetensors file (used to start training from weights)."""
     return _read_weights(Path(path))[0]
-
-
-# ---------------------------------------------------------------- inference networks
-
-
-@lru_cache(maxsize=8)
-def _cached_network(key: str, mtime: float, device: str) -> DnCNN:
-    net = fold_batchnorm(load_model(key).network)
-    return net.to(torch.device(device)).to(memory_format=torch.channels_last)
-
-
-def model_loads() -> int:
-    """How many times this process has read a weights file (once per model, device and file version)."""
-    return _cached_network.cache_info().misses
-
-
-def network_for(model, channels: int, device: torch.device) -> DnCNN:
-    """The batch-norm-folded eval network for ``model`` on ``device``, cached per file version.
-
-    ``model`` is ``'auto'`` (picked by ``channels``), a bundled name, a weights
-    path, a :class:`LoadedModel` or a :class:`DnCNN`.
-    """
-    if isinstance(model, LoadedModel):
-        model = model.network
-    if isinstance(model, DnCNN):
-        net = model if getattr(model, "batchnorm_folded", False) else fold_batchnorm(model)
-        return net.to(device).to(memory_format=torch.channels_last).eval()
-    if not isinstance(model, (str, os.PathLike)):
-        raise ValueError(
-            f"model must be 'auto', a bundled model name, a weights path or a DnCNN, "
-            f"got {type(model).__name__}"
-        )
-    name = resolve_model_name(str(model), channels)
-    path = Path(name)
-    mtime = path.stat().st_mtime if path.suffix and path.exists() else 0.0
-    return _cached_network(name, mtime, str(device))

@@ -1,0 +1,159 @@
+"""Weights from other DnCNN code, read without unpickling anything.
+
+- MatConvNet ``.mat`` files as published with the paper (MATLAB v7.3, which
+  is HDF5): ``net.layers`` holds ``conv``, ``relu`` and, if present,
+  ``bnorm`` layers.  MATLAB stores arrays column-major, so a filter that
+  MATLAB sees as ``(y, x, in, out)`` reads here as ``(out, in, x, y)``;
+  MatConvNet correlates (filters are not flipped).
+- KAIR-style PyTorch state dicts (``.pth``: ``model.0.weight``,
+  ``model.0.bias``, ``model.2.weight``, ... for the BN-merged DnCNN), read
+  with ``torch.load(..., weights_only=True)`` only: a file that needs full
+  unpickling is refused, because unpickling runs code.
+
+Both give a BN-free :class:`~napari_dncnn.network.DnCNN` and a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..network import DnCNN
+from .store import WeightsError
+
+__all__ = ["load_matconvnet", "load_kair", "sha256_of", "FOREIGN_SUFFIXES"]
+
+FOREIGN_SUFFIXES = {".mat", ".pth", ".pt"}
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _text(dataset) -> str:
+    """A MATLAB char array (UTF-16 code units) as a str."""
+    return "".join(chr(c) for c in np.asarray(dataset).ravel())
+
+
+def _mat_layers(path: Path) -> list[tuple[str, list[np.ndarray]]]:
+    """``[(type, [arrays of the layer's weights]), ...]`` of a MatConvNet ``net.layers``."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise WeightsError(
+            f"{path}: not a MATLAB v7.3 (HDF5) file ({exc}); napari-dncnn reads the "
+            "MatConvNet models as published (save -v7.3)"
+        ) from exc
+    with f:
+        if "net" not in f or "layers" not in f["net"]:
+            raise WeightsError(f"{path}: no net.layers inside; is it a MatConvNet DnCNN model?")
+        layers = []
+        for ref in np.asarray(f["net"]["layers"]).ravel():
+            g = f[ref]
+            kind = _text(g["type"])
+            weights = (
+                [np.asarray(f[w], dtype=np.float32) for w in np.asarray(g["weights"]).ravel()]
+                if "weights" in g
+                else []
+            )
+            layers.append((kind, weights))
+    return layers
+
+
+def _mat_filter(w: np.ndarray) -> np.ndarray:
+    """A MatConvNet filter as read through HDF5 -> torch's (out, in, y, x)."""
+    if w.ndim == 3:  # MATLAB drops a trailing singleton: (3, 3, in) with one output
+        w = w[None]
+    return np.ascontiguousarray(w.transpose(0, 1, 3, 2))
+
+
+def load_matconvnet(path: str | Path) -> tuple[DnCNN, dict]:
+    """A BN-free DnCNN (batch norm folded into the convs if the file has ``bnorm`` layers) and its record."""
+    path = Path(path)
+    convs: list[list[np.ndarray]] = []
+    for kind, weights in _mat_layers(path):
+        if kind in ("conv", "bnorm") and len(weights) != (2 if kind == "conv" else 3):
+            raise WeightsError(
+                f"{path}: a {kind} layer with {len(weights)} weight arrays; is it a DnCNN model?"
+            )
+        if kind == "conv":
+            convs.append([_mat_filter(weights[0]), weights[1].ravel()])
+        elif kind == "bnorm" and not convs:
+            raise WeightsError(f"{path}: a bnorm layer before any conv; is it a DnCNN model?")
+        elif kind == "bnorm":  # gamma, beta, moments (mean, std) folded into the conv before it
+            gamma, beta, moments = (w.reshape(-1) if i < 2 else w for i, w in enumerate(weights))
+            mean, std = moments.reshape(2, -1)
+            w, b = convs[-1]
+            scale = gamma / std
+            convs[-1] = [w * scale[:, None, None, None], (b - mean) * scale + beta]
+        elif kind not in ("relu",):
+            raise WeightsError(
+                f"{path}: layer type {kind!r} is not part of a DnCNN (conv, bnorm, relu)"
+            )
+    return _network_from_convs(path, convs), {"source_format": "MatConvNet .mat"}
+
+
+def _network_from_convs(path: Path, convs: list[list[np.ndarray]]) -> DnCNN:
+    if len(convs) < 2:
+        raise WeightsError(f"{path}: {len(convs)} convolution layer(s); a DnCNN has at least 2")
+    channels, features = convs[0][0].shape[1], convs[0][0].shape[0]
+    net = DnCNN(channels, len(convs), features, batchnorm=False)
+    modules = [m for m in net.body if isinstance(m, torch.nn.Conv2d)]
+    for i, (m, (w, b)) in enumerate(zip(modules, convs)):
+        if tuple(m.weight.shape) != w.shape or m.bias.shape[0] != b.size:
+            raise WeightsError(
+                f"{path}: convolution {i + 1} has shape {w.shape}; a DnCNN with {channels} "
+                f"channel(s) and {features} features needs {tuple(m.weight.shape)}"
+            )
+        with torch.no_grad():
+            m.weight.copy_(torch.from_numpy(w))
+            m.bias.copy_(torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32)))
+    return net.eval()
+
+
+def load_kair(path: str | Path) -> tuple[DnCNN, dict]:
+    """A BN-free DnCNN from a KAIR-style state dict (``model.N.weight`` / ``model.N.bias``)."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(
+            f"{path}: refused -- it holds more than plain tensors (Python objects, or damaged data), and "
+            "reading it would need full unpickling, which can run any code. Save the state dict alone "
+            "(torch.save(model.state_dict(), ...)) where you trust the file, then load that."
+        ) from exc
+    except (RuntimeError, OSError, EOFError) as exc:
+        raise WeightsError(f"{path}: not a readable PyTorch file ({exc})") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path}: holds a {type(state).__name__}, not a state dict of tensors")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    indices = sorted(
+        {int(k.split(".")[1]) for k in state if k.startswith("model.") and k.endswith(".weight")}
+    )
+    if not indices:
+        raise WeightsError(
+            f"{path}: no model.N.weight tensors; napari-dncnn reads KAIR's BN-merged DnCNN "
+            "(model.0.weight, model.2.weight, ...)"
+        )
+    try:
+        convs = [
+            [state[f"model.{i}.weight"].float().numpy(), state[f"model.{i}.bias"].float().numpy()]
+            for i in indices
+        ]
+    except KeyError as exc:
+        raise WeightsError(
+            f"{path}: {exc.args[0]} is missing; a BN-merged DnCNN has a bias in every conv"
+        ) from exc
+    return _network_from_convs(path, convs), {"source_format": "PyTorch state dict (KAIR)"}
