@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import http.server
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -66,3 +70,54 @@ def astronaut_crop() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()[40:120, 180:280].copy()  # 80 x 100 x 3
+
+
+# ---------------------------------------------------------------- downloads from 127.0.0.1
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    body = b""
+    cut = False  # announce the whole file, send half, hang up
+    requests: list[str] = []
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        type(self).requests.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body[: len(self.body) // 2] if self.cut else self.body)
+        self.wfile.flush()
+        if self.cut:
+            self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    handler = type("Handler", (_Handler,), {"requests": []})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd, handler
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def tiny_official(tmp_path, monkeypatch, server):
+    """The name 'dncnn3' pointed at the test server, serving a tiny .mat; the cache in a temporary folder."""
+    httpd, handler = server
+    from napari_dncnn.weights import official
+    from test_foreign import bn_free_net, matconvnet_layers, write_matconvnet
+
+    mat = write_matconvnet(tmp_path / "src.mat", matconvnet_layers(bn_free_net()))
+    handler.body = mat.read_bytes()
+    sha = hashlib.sha256(handler.body).hexdigest()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/model/DnCNN3.mat"
+    entry = official.OfficialModel("dncnn3", "DnCNN3.mat", url, sha, 1, "test model")
+    monkeypatch.setitem(official.OFFICIAL_MODELS, "dncnn3", entry)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NAPARI_DNCNN_CACHE", str(cache))
+    return entry, cache, httpd, handler

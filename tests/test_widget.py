@@ -222,3 +222,18 @@ def test_lazy_multiscale_layer_computes_only_what_is_shown(vw, qtbot, tiny_weigh
     shown = np.asarray(restored.data[0][:128, :128])
     diff = np.abs(shown.astype(int) - ref.restored[:128, :128])
     assert diff.max() <= 1 and np.count_nonzero(diff) <= 8
+
+
+def test_official_model_downloads_in_the_worker_and_restores(vw, qtbot, tiny_official, camera_crop):
+    entry, cache, httpd, handler = tiny_official
+    viewer, widget = vw
+    assert "dncnn3" in widget.model_combo.choices and "cdncnn-b" in widget.model_combo.choices
+    viewer.add_image(camera_crop, name="cam")
+    widget._select_active()
+    widget.model_combo.value = "dncnn3"
+    click_restore(qtbot, widget)
+    assert (cache / "DnCNN3.mat").is_file() and handler.requests == ["/model/DnCNN3.mat"]
+    assert widget.status.value.startswith("done")
+    expect = restore(camera_crop, str(cache / "DnCNN3.mat"))
+    np.testing.assert_array_equal(viewer.layers["cam restored"].data, expect.restored)
+    assert not open_bars()

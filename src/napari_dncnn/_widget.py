@@ -28,8 +28,9 @@ from napari.utils.notifications import show_error, show_info
 
 from .devices import available_devices
 from .engine import iter_restore
+from .weights import MODEL_NAMES, OFFICIAL_MODELS, cache_dir, load_model
 
-MODEL_CHOICES = ["auto", "jpeg-gray", "jpeg-color", "weights file"]
+MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
 RESIDUAL_CMAP = Colormap(
     [[0.1, 0.3, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.3, 0.1, 1.0]],
     name="dncnn residual (blue - black - red)",
@@ -67,7 +68,7 @@ class RestoreWidget(Container):
         self.layer_combo = create_widget(annotation=Image, label="image")
         self.model_combo = ComboBox(choices=MODEL_CHOICES, value="auto", label="model")
         self.weights_edit = FileEdit(
-            mode="r", filter="*.safetensors", label="weights file", visible=False
+            mode="r", filter="*.safetensors *.mat *.pth", label="weights file", visible=False
         )
         self.device_combo = ComboBox(
             choices=["auto"] + available_devices(), value="auto", label="device"
@@ -114,14 +115,16 @@ class RestoreWidget(Container):
         choice = self.model_combo.value
         if choice != "weights file":
             return choice
-        path = Path(self.weights_edit.value)
-        if (
-            not str(self.weights_edit.value)
-            or str(self.weights_edit.value) == "."
-            or not path.is_file()
-        ):
-            raise ValueError(f"choose a .safetensors weights file (got {str(path)!r})")
-        return str(path)
+        text = str(self.weights_edit.value)
+        if not text or text == ".":
+            raise ValueError(
+                "choose a weights file (.safetensors, .mat or .pth) in the box below the model"
+            )
+        if not Path(text).is_file():
+            raise ValueError(
+                f"the weights file {text} does not exist; choose another in the box below the model"
+            )
+        return text
 
     def _plane(self, layer: Image):
         """(data, leading index) for the current plane, or the whole data."""
@@ -274,6 +277,9 @@ def _restore_steps(data, model, blocks: dict | None, **options):
     ``blocks`` (a dict) marks a lazy layer: its outputs are dask arrays computed
     as they are shown, and ``blocks`` counts the computed blocks per level.
     """
+    if model in OFFICIAL_MODELS and not (cache_dir() / OFFICIAL_MODELS[model].filename).exists():
+        with progress(desc=f"DnCNN: downloading {model} (once)") as bar:
+            load_model(model, progressbar=bar)  # the worker thread: the viewer stays responsive
     if blocks is not None:
         yield 0, 0
         return _restore_lazy_levels(data, model, blocks=blocks, **options)
