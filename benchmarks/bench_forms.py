@@ -41,8 +41,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     image = np.random.default_rng(0).integers(0, 256, (args.size, args.size), dtype=np.uint8)
     mp = args.size * args.size / 1e6
-    print(f"{args.size}x{args.size} gray uint8, fp32, {torch.get_num_threads()} threads, "
-          f"native bf16: {cpu_has_native_bf16()}\n")
+    print(
+        f"{args.size}x{args.size} gray uint8, fp32, {torch.get_num_threads()} threads, "
+        f"native bf16: {cpu_has_native_bf16()}\n"
+    )
     print("| network | median s | MP/s | speed vs jpeg-gray |")
     print("|---|---|---|---|")
     base = None

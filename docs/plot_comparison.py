@@ -34,9 +34,13 @@ def main() -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     for path, label in zip(args.logs, args.labels, strict=True):
-        for ax, (quality, points) in zip(axes, sorted(curves(path).items(), key=lambda kv: int(kv[0][1:]))):
+        for ax, (quality, points) in zip(
+            axes, sorted(curves(path).items(), key=lambda kv: int(kv[0][1:]))
+        ):
             ax.plot(*zip(*points), "o-", ms=3, label=label)
-            ax.set(title=f"validation at {quality}", xlabel="training minutes (validation excluded)")
+            ax.set(
+                title=f"validation at {quality}", xlabel="training minutes (validation excluded)"
+            )
     axes[0].set_ylabel("PSNR gain over JPEG (dB)")
     for ax in axes:
         ax.grid(alpha=0.3)

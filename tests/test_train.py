@@ -180,3 +180,17 @@ def test_space_to_depth_training_validates_at_several_qualities(tmp_path, train_
     last = rows[-1].split(",")
     assert float(last[2]) <= float(last[1])  # training time leaves validation out
     assert abs(float(last[5]) - (float(last[6]) + float(last[7])) / 2) < 1e-3
+
+
+def test_init_from_a_matconvnet_file_fine_tunes_the_bn_free_network(tmp_path, train_folder):
+    from test_foreign import bn_free_net, matconvnet_layers, write_matconvnet
+
+    src = write_matconvnet(
+        tmp_path / "official.mat", matconvnet_layers(bn_free_net(depth=4, features=16))
+    )
+    summary = train(_cfg(tmp_path, train_folder, steps=3, init=str(src)), progress=False)
+    net = load_model(summary["out"]).network
+    assert not net.batchnorm and net.depth == 4
+    record = json.loads((tmp_path / "w.json").read_text())
+    assert record["derived_from"]["source_file"] == "official.mat"
+    assert len(record["derived_from"]["source_sha256"]) == 64

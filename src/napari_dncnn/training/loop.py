@@ -134,7 +134,7 @@ class _Run:
             cfg.quality_power,
             cfg.clean_fraction,
         )
-        self.net, self.earlier = self._network()
+        self.net, self.earlier, self.derived_from = self._network()
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.step, self.elapsed, self.best, self.val_s = 0, 0.0, -float("inf"), 0.0
         self.log_path = self.run_dir / "log.csv"
@@ -149,18 +149,18 @@ class _Run:
                 )
         write_json_atomic(self.run_dir / "config.json", asdict(cfg))
 
-    def _network(self) -> tuple[DnCNN, list[dict]]:
-        """A new network, or the ``--init`` weights (their architecture and earlier stages)."""
+    def _network(self) -> tuple[DnCNN, list[dict], dict]:
+        """A new network, or the ``--init`` weights: their architecture, earlier stages and source (if foreign)."""
         cfg = self.cfg
+        earlier, derived = [], {}
         if cfg.init:
             loaded = load_model(cfg.init)
             net, earlier = loaded.network, _earlier_stages(loaded.record)
+            keys = ("source", "source_file", "source_sha256", "licence", "derived_from")
+            derived = {k: loaded.record[k] for k in keys if k in loaded.record}
         else:
-            net, earlier = (
-                DnCNN(cfg.channels, cfg.depth, cfg.features, space_to_depth=cfg.space_to_depth),
-                [],
-            )
-        return net.to(self.device).to(memory_format=torch.channels_last).train(), earlier
+            net = DnCNN(cfg.channels, cfg.depth, cfg.features, space_to_depth=cfg.space_to_depth)
+        return net.to(self.device).to(memory_format=torch.channels_last).train(), earlier, derived
 
     def _resume(self) -> None:
         if not (self.run_dir / "checkpoint.json").exists():
@@ -220,7 +220,12 @@ class _Run:
             "qualities": list(self.val_sets),
             "psnr_gain_db": None if math.isnan(val_gain) else round(val_gain, 4),
         }
-        return {"training": training, "training_validation": validation}
+        out = {"training": training, "training_validation": validation}
+        if (
+            self.derived_from
+        ):  # weights fine-tuned from someone else's: say whose, and on what terms
+            out["derived_from"] = self.derived_from.get("derived_from", self.derived_from)
+        return out
 
     def checkpoint(self) -> None:
         save_checkpoint(
