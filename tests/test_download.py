@@ -69,3 +69,13 @@ def test_cli_reports_an_unreachable_model_as_a_usage_error(tiny_official, tmp_pa
     assert main(["batch", str(tmp_path / "in"), str(tmp_path / "out"), "--model", "dncnn3"]) == 2
     assert entry.url in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_cached_file_offline_says_to_delete_it(tiny_official):
+    entry, cache, httpd, handler = tiny_official
+    cache.mkdir()
+    (cache / "DnCNN3.mat").write_bytes(b"not the model")
+    httpd.shutdown()
+    httpd.server_close()
+    with pytest.raises(WeightsError, match="does not match the sha256.*Delete it"):
+        load_model("dncnn3")

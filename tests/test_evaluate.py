@@ -155,3 +155,37 @@ def test_record_update_refuses_a_corrupt_record(tmp_path):
     with pytest.raises(JsonRecordError, match="w.json.*fix or delete"):
         update_json(record, lambda r: r.update(x=1))
     assert record.read_text() == "{not json"  # left as it was
+
+
+def test_noise_evaluation_adds_seeded_noise_of_the_asked_sigma(tmp_path, camera_crop, tiny_weights):
+    from PIL import Image
+
+    (tmp_path / "val").mkdir()
+    Image.fromarray(camera_crop).save(tmp_path / "val" / "a.png")
+    rows, _ = evaluate_folder(tmp_path / "val", tiny_weights, noise=[25], device="cpu")
+    again, _ = evaluate_folder(tmp_path / "val", tiny_weights, noise=[25], device="cpu")
+    assert rows[0].noise_sigma == 25 and rows[0].label == "sigma 25"
+    # uint8-rounded Gaussian noise of sigma 25 (clipped at 0 and 255): PSNR about 20.2 dB
+    assert 19.5 < rows[0].jpeg_psnr < 21.0 and rows[0].psnr == again[0].psnr
+
+
+def test_eval_refuses_jpeg_and_noise_together_and_bad_sigmas(tmp_path, capsys):
+    from napari_dncnn.cli import main
+
+    assert main(["eval", str(tmp_path), "--qualities", "10", "--noise", "25"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path), "--noise", "-5"]) == 2
+    assert "above 0" in capsys.readouterr().err
+
+
+def test_version_and_top_level_help(capsys):
+    from napari_dncnn import __version__
+    from napari_dncnn.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"napari-dncnn {__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and "convert" in out and "COMMAND" in out

@@ -229,3 +229,16 @@ def test_official_dncnn3_restores_a_bsd68_image_as_published():
     restored = restore(jpeg, str(OFFICIAL / "DnCNN3.mat"), precision="fp32").restored
     gain = psnr(clean, restored) - psnr(clean, jpeg)
     assert gain == pytest.approx(GAIN_FIRST_BSD68_Q10, abs=0.01)
+
+
+def test_convert_never_overwrites_without_asking(tmp_path, capsys):
+    from napari_dncnn.cli import main
+
+    src = write_matconvnet(tmp_path / "tiny.mat", matconvnet_layers(bn_free_net()))
+    (tmp_path / "notes.json").write_text("my notes")
+    assert main(["convert", str(src), str(tmp_path / "notes.safetensors")]) == 2
+    assert (
+        "notes.json" in capsys.readouterr().err
+        and (tmp_path / "notes.json").read_text() == "my notes"
+    )
+    assert main(["convert", str(src), str(tmp_path / "notes.safetensors"), "--overwrite"]) == 0

@@ -194,3 +194,13 @@ def test_init_from_a_matconvnet_file_fine_tunes_the_bn_free_network(tmp_path, tr
     record = json.loads((tmp_path / "w.json").read_text())
     assert record["derived_from"]["source_file"] == "official.mat"
     assert len(record["derived_from"]["source_sha256"]) == 64
+
+
+def test_existing_out_is_refused_unless_overwrite_or_resume(tmp_path, train_folder):
+    first = train(_cfg(tmp_path, train_folder, steps=2), progress=False)
+    before = (tmp_path / "w.safetensors").read_bytes()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        train(_cfg(tmp_path, train_folder, steps=2, seed=1), progress=False)
+    assert (tmp_path / "w.safetensors").read_bytes() == before
+    train(_cfg(tmp_path, train_folder, steps=2, seed=1), progress=False, overwrite=True)
+    assert (tmp_path / "w.safetensors").read_bytes() != before and first["steps"] == 2

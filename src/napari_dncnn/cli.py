@@ -1,4 +1,4 @@
-"""The ``napari-dncnn`` command: ``batch``, ``train`` and ``eval`` (thin: parse, call, report)."""
+"""The napari-dncnn command line: parse, call the package, report (no logic of its own)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MODEL_HELP = (
     "auto (default: jpeg-gray or jpeg-color by the image), jpeg-gray, jpeg-color (bundled), "
     "dncnn3, dncnn-b, cdncnn-b (the official models, downloaded on first use), "
-    "or the path of a .safetensors, .mat (MatConvNet) or .pth (state dict) file"
+    "or the path of a .safetensors, .mat (MatConvNet) or .pth (state dict) file; downloads go to "
+    "$NAPARI_DNCNN_CACHE or the user cache"
+)
+DESCRIPTION = (
+    "Remove JPEG artifacts and noise with a DnCNN: restore folders of images (batch), measure "
+    "models (eval), train your own (train) and convert weights (convert). "
+    "Run 'napari-dncnn COMMAND --help' for each command's options."
 )
 
 
@@ -47,7 +53,9 @@ def _add_config_options(p, config_class) -> None:
             p.add_argument(f.name, **kw)
             continue
         if default is not dataclasses.MISSING:
-            kw.update(default=default, help=f"{kw['help']} (default: %(default)s)")
+            kw["default"] = default
+            if default != "":
+                kw["help"] = f"{kw['help']} (default: %(default)s)"
         p.add_argument("--" + f.name.replace("_", "-"), **kw)
 
 
@@ -61,28 +69,45 @@ def _add_train(sub) -> None:
     )
     _add_config_options(p, TrainConfig)
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir exactly")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace --out if it exists (refused otherwise)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _run_train(args) -> int:
     from .training import TrainConfig, train
 
-    fields = {k: v for k, v in vars(args).items() if k not in ("cmd", "resume", "no_progress")}
+    fields = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("cmd", "resume", "no_progress", "overwrite")
+    }
     cfg = TrainConfig(**fields)
     try:
-        summary = train(cfg, resume=args.resume, progress=not args.no_progress)
+        summary = train(
+            cfg, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite
+        )
     except KeyboardInterrupt:
         print(
             "interrupted: checkpoint saved; continue with the same command plus --resume",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    except FileExistsError as exc:
+        print(f"napari-dncnn train: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"napari-dncnn train: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(
         f"trained {summary['steps']} steps in {summary['elapsed_s'] / 60:.1f} min; "
-        f"best validation gain {summary['best_val_gain_db']:+.3f} dB; weights: {summary['out']}"
+        + (
+            f"best validation gain {summary['best_val_gain_db']:+.3f} dB; "
+            if cfg.val_dir
+            else "no validation; "
+        )
+        + f"weights: {summary['out']}"
     )
     return EXIT_OK
 
@@ -136,7 +161,7 @@ def _add_batch(sub) -> None:
         help="TIFFs with more than this many million values are read lazily, restored block by "
         "block and written as tiled BigTIFF (default 16, e.g. 4096x4096); .zarr folders always are",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _run_batch(args) -> int:
@@ -184,7 +209,11 @@ def _run_batch(args) -> int:
 
 def _add_eval(sub) -> None:
     p = sub.add_parser(
-        "eval", help="PSNR / SSIM / PSNR-B of JPEG and restored images over a folder"
+        "eval",
+        help="PSNR / SSIM / PSNR-B of JPEG and restored images over a folder",
+        description="Damage every clean image of DATA_DIR (JPEG at each quality, or Gaussian noise), "
+        "restore it, and print the mean PSNR / SSIM / PSNR-B of the damaged and the restored images. "
+        "Colour or gray follows the first image unless --gray or --color.",
     )
     p.add_argument("data_dir", help="folder of clean images")
     p.add_argument("--model", default="auto", help=MODEL_HELP)
@@ -192,8 +221,8 @@ def _add_eval(sub) -> None:
         "--qualities",
         type=int,
         nargs="+",
-        default=[10, 20, 30, 40],
-        help="JPEG qualities to damage the images with (default: %(default)s)",
+        default=None,
+        help="JPEG qualities to damage the images with (default: 10 20 30 40)",
     )
     p.add_argument(
         "--noise",
@@ -208,15 +237,19 @@ def _add_eval(sub) -> None:
         "--gray", action="store_true", help="evaluate gray (BT.601 luma of colour sources)"
     )
     mode.add_argument("--color", action="store_true", help="evaluate RGB")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--tile-size", type=int, default=None)
+    p.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
+    )
+    p.add_argument(
+        "--tile-size", type=int, default=None, help="tile side in px (default: automatic)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--record",
         action="store_true",
         help="also write the results into the model's JSON record (validation section)",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _record_validation(model: str, data_dir: str, color: bool, rows) -> str:
@@ -249,6 +282,18 @@ def _run_eval(args) -> int:
     from .weights import WeightsError
 
     color = True if args.color else (False if args.gray else None)
+    if args.noise and args.qualities:
+        print(
+            "napari-dncnn eval: error: give --qualities (JPEG) or --noise (Gaussian noise), not both",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.noise and min(args.noise) <= 0:
+        print(
+            f"napari-dncnn eval: error: --noise sigmas must be above 0 (0..255 units), got {args.noise}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if _load_or_exit("eval", args.model, not args.no_progress) is None:
         return EXIT_USAGE
     bar = None
@@ -266,7 +311,7 @@ def _run_eval(args) -> int:
         rows, color = evaluate_folder(
             args.data_dir,
             args.model,
-            args.qualities,
+            args.qualities or [10, 20, 30, 40],
             color,
             args.device,
             args.tile_size,
@@ -326,10 +371,27 @@ def _add_convert(sub) -> None:
     p.add_argument(
         "destination", help="the .safetensors file to write (a .json record is written beside it)"
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the destination and its .json if they exist",
+    )
 
 
 def _run_convert(args) -> int:
+    from pathlib import Path
+
     from .weights import save_weights
+
+    dest = Path(args.destination).with_suffix(".safetensors")
+    existing = [str(p) for p in (dest, dest.with_suffix(".json")) if p.exists()]
+    if existing and not args.overwrite:
+        print(
+            f"napari-dncnn convert: error: {' and '.join(existing)} already exist(s); choose another "
+            "destination or add --overwrite",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
     loaded = _load_or_exit("convert", args.source, True)
     if loaded is None or loaded is True:
@@ -339,8 +401,6 @@ def _run_convert(args) -> int:
                 file=sys.stderr,
             )
         return EXIT_USAGE
-    from pathlib import Path
-
     record = loaded.record | {"converted_from": Path(loaded.name).name}
     try:
         out = save_weights(loaded.network, args.destination, record)
@@ -354,8 +414,11 @@ def _run_convert(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="napari-dncnn", description=__doc__)
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="napari-dncnn", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"napari-dncnn {__version__}")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     _add_batch(sub)
     _add_train(sub)
     _add_eval(sub)

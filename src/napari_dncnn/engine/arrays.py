@@ -39,7 +39,8 @@ def check_model_fits(net: DnCNN, plan: AxesPlan, shape: tuple[int, ...]) -> None
     if net.channels == 3 and not plan.rgb:
         raise ValueError(
             f"the colour model needs RGB data (a channel axis of size 3 or 4); this image of shape "
-            f"{tuple(shape)} is gray -- use model='auto' or 'jpeg-gray', or pass channel_axis"
+            f"{tuple(shape)} is gray -- use a gray model (auto, jpeg-gray, dncnn3, dncnn-b), or say which "
+            "axis holds colour (channel_axis in Python)"
         )
     if net.channels not in (1, 3):
         raise ValueError(

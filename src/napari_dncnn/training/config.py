@@ -92,7 +92,7 @@ class TrainConfig:
         choices=("auto", "on", "off"),
     )
     # records
-    run_dir: str = option("", "checkpoint and log folder (default: runs/<out stem>)")
+    run_dir: str = option("", "checkpoint and log folder (default: runs/<stem of --out>)")
     checkpoint_minutes: float = option(5.0, "minutes between checkpoints")
     log_every: int = option(10, "steps between log rows")
     val_dir: str = option(

@@ -321,12 +321,23 @@ def _loop(run: _Run, bar) -> None:
             last_ckpt = time.monotonic()
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
+def train(
+    cfg: TrainConfig, *, resume: bool = False, progress: bool = True, overwrite: bool = False
+) -> dict:
     """Train a DnCNN on ``cfg.data`` and write ``cfg.out`` (safetensors + JSON record).
+
+    An existing ``cfg.out`` is refused (``FileExistsError``) unless ``resume``
+    (the run that wrote it goes on) or ``overwrite``.
 
     Raises ``KeyboardInterrupt`` (also for SIGTERM) after saving a checkpoint
     when interrupted.  Returns a summary dict.
     """
+    out = Path(cfg.out).with_suffix(".safetensors")
+    if out.exists() and not (resume or overwrite):
+        raise FileExistsError(
+            f"{out} already exists; choose another --out, add --overwrite to replace it, "
+            "or --resume to continue the run that wrote it"
+        )
     run = _Run(cfg, resume)
     bar = None
     if progress:

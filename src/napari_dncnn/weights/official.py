@@ -98,6 +98,13 @@ def fetch_official(name: str, *, progressbar=False) -> Path:
             downloader=pooch.HTTPDownloader(progressbar=progressbar),
         )
     except requests.exceptions.RequestException as exc:
+        cached = folder / model.filename
+        if cached.exists():
+            raise WeightsError(
+                f"the cached {cached} does not match the sha256 of model {name!r} (a damaged or different "
+                f"file), and a fresh copy could not be downloaded from {model.url} ({type(exc).__name__}). "
+                "Delete it, or replace it with the file from that URL."
+            ) from exc
         raise WeightsError(
             f"cannot download model {name!r} from {model.url} ({type(exc).__name__}). Either download "
             f"that file yourself and pass its path as the model, or put it as {model.filename} into "
