@@ -140,7 +140,7 @@ def test_a_pickle_with_a_custom_class_is_refused(tmp_path, capsys):
 
 
 def test_non_dncnn_files_are_clear_errors(tmp_path):
-    with pytest.raises(WeightsError, match="not a MATLAB v7.3"):
+    with pytest.raises(WeightsError, match="not a complete MATLAB v7.3"):
         load_matconvnet(
             (tmp_path / "x.mat").write_bytes(b"MATLAB 5.0 MAT-file") and tmp_path / "x.mat"
         )

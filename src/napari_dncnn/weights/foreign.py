@@ -51,8 +51,8 @@ def _mat_layers(path: Path) -> list[tuple[str, list[np.ndarray]]]:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise WeightsError(
-            f"{path}: not a MATLAB v7.3 (HDF5) file ({exc}); napari-dncnn reads the "
-            "MatConvNet models as published (save -v7.3)"
+            f"{path}: not a complete MATLAB v7.3 (HDF5) file ({exc}): a damaged or cut download, or an "
+            "older MATLAB format; napari-dncnn reads the MatConvNet models as published (save -v7.3)"
         ) from exc
     with f:
         if "net" not in f or "layers" not in f["net"]:
