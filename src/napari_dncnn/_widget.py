@@ -8,9 +8,12 @@ within one tile and leaves the layer list as it was.
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -26,11 +29,12 @@ from napari.qt.threading import thread_worker
 from napari.utils import Colormap, progress
 from napari.utils.notifications import show_error, show_info
 
-from .devices import available_devices
+from .devices import available_devices, pick_device, use_bf16
 from .engine import iter_restore
-from .weights import MODEL_NAMES, OFFICIAL_MODELS, cache_dir, load_model
+from .weights import MODEL_NAMES, OFFICIAL_MODELS, cache_dir, load_model, resolve_model_name
 
 MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
+HELP_TEXT = "Hover over a control for help; the guide is docs/plugin.md of napari-dncnn."
 RESIDUAL_CMAP = Colormap(
     [[0.1, 0.3, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.3, 0.1, 1.0]],
     name="dncnn residual (blue - black - red)",
@@ -45,9 +49,10 @@ def is_lazy_layer(layer: Image) -> bool:
 
 
 def residual_limit(residual) -> float:
-    """Symmetric contrast limit of a residual; for a lazy one, from a central crop of at most 256 x 256."""
+    """Symmetric contrast limit of a residual: the 99.5th percentile of its magnitude (a few large values
+    would make the rest look black); for a lazy one, from a central crop of at most 256 x 256."""
     if isinstance(residual, np.ndarray):
-        return float(np.max(np.abs(residual))) or 1.0
+        return float(np.percentile(np.abs(residual), 99.5)) or 1.0
     ydim = residual.ndim - 2
     sl = [0] * ydim + [slice(max(0, n // 2 - 128), n // 2 + 128) for n in residual.shape[ydim:]]
     if residual.ndim >= 3 and residual.shape[-1] in (3, 4):  # RGB: the two axes before the samples
@@ -56,7 +61,7 @@ def residual_limit(residual) -> float:
             + [slice(max(0, n // 2 - 128), n // 2 + 128) for n in residual.shape[-3:-1]]
             + [slice(None)]
         )
-    return float(np.max(np.abs(np.asarray(residual[tuple(sl)])))) or 1.0
+    return float(np.percentile(np.abs(np.asarray(residual[tuple(sl)])), 99.5)) or 1.0
 
 
 class RestoreWidget(Container):
@@ -78,6 +83,8 @@ class RestoreWidget(Container):
         self.restore_button = PushButton(text="Restore")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
+        self.help = Label(value=HELP_TEXT)
+        self._set_tooltips()
         self.extend(
             [
                 self.layer_combo,
@@ -89,11 +96,14 @@ class RestoreWidget(Container):
                 self.restore_button,
                 self.cancel_button,
                 self.status,
+                self.help,
             ]
         )
         self.model_combo.changed.connect(
             lambda v: setattr(self.weights_edit, "visible", v == "weights file")
         )
+        self.layer_combo.changed.connect(self._show_plan)
+        self.model_combo.changed.connect(self._show_plan)
         self.restore_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
@@ -105,6 +115,40 @@ class RestoreWidget(Container):
         napari_viewer.layers.selection.events.active.connect(self._select_active)
 
     # ------------------------------------------------------------ helpers
+    def _set_tooltips(self) -> None:
+        tips = {
+            self.layer_combo: "The image layer to restore (follows the layer you select in the layer list).",
+            self.model_combo: "auto: jpeg-gray for gray images, jpeg-color for RGB (bundled, offline). "
+            "dncnn3: the official model for JPEG, noise and upscaling; dncnn-b / cdncnn-b: official "
+            "blind Gaussian denoisers (downloaded once). 'weights file': your own .safetensors/.mat/.pth.",
+            self.weights_edit: "A weights file: .safetensors (napari-dncnn train), .mat (MatConvNet) or .pth "
+            "(a plain PyTorch state dict).",
+            self.device_combo: "auto picks a CUDA GPU, then Apple MPS, then the CPU.",
+            self.tile_spin: "Side of the tiles the image is cut into, in pixels: 0 = automatic (512, smaller "
+            "when memory is short), else a multiple of 64 from 128. Results do not depend on it.",
+            self.plane_check: "Restore only the plane shown (z, t): a quick preview into '<name> preview' "
+            "layers, normalised like the whole stack.",
+            self.restore_button: "Adds '<name> residual' (what was removed) and '<name> restored'.",
+            self.cancel_button: "Stop the running restoration within one tile; no layer is changed.",
+            self.status: "What the last run did: model, device, precision, tiles, time.",
+        }
+        for widget, tip in tips.items():
+            widget.tooltip = tip
+
+    def _show_plan(self, *_) -> None:
+        """Before a run: say which bundled model 'auto' will use for the chosen layer."""
+        layer = self.layer_combo.value
+        if self.worker is None and isinstance(layer, Image) and self.model_combo.value == "auto":
+            self.status.value = f"auto will use {'jpeg-color' if layer.rgb else 'jpeg-gray'}"
+
+    def _tile_size(self) -> int | None:
+        tile = int(self.tile_spin.value)
+        if tile and (tile < 128 or tile % 64):
+            raise ValueError(
+                f"tile size {tile}: use 0 (automatic) or a multiple of 64 from 128, e.g. 512"
+            )
+        return tile or None
+
     def _select_active(self, event=None):
         active = self.viewer.layers.selection.active
         self.layer_combo.reset_choices()
@@ -146,6 +190,13 @@ class RestoreWidget(Container):
         if self.worker is not None:
             show_info("a restoration is already running; cancel it first")
             return
+        active = self.viewer.layers.selection.active
+        if active is not None and not isinstance(active, Image):
+            show_error(
+                f"DnCNN: the selected layer {active.name!r} is a {active.__class__.__name__.lower()} "
+                "layer; select an image layer to restore"
+            )
+            return
         layer = self.layer_combo.value
         if layer is None:
             show_error(
@@ -156,7 +207,7 @@ class RestoreWidget(Container):
             show_error(f"DnCNN: {layer.name!r} is not an image layer; choose an image layer")
             return
         try:
-            model = self._model()
+            model, tile = self._model(), self._tile_size()
         except ValueError as exc:
             show_error(f"DnCNN: {exc}")
             return
@@ -168,7 +219,7 @@ class RestoreWidget(Container):
         )
         options = {
             "channel_axis": layer.ndim if layer.rgb else None,
-            "tile_size": self.tile_spin.value or None,
+            "tile_size": tile,
             "device": self.device_combo.value,
         }
         bar = progress(total=0, desc=f"DnCNN {layer.name}")
@@ -242,7 +293,7 @@ class RestoreWidget(Container):
             src in self.viewer.layers
         ):  # keep the source chosen, so Restore again updates these layers
             self.viewer.layers.selection.active = src
-        self.status.value = f"done: {src.name} restored"
+        self.status.value = out[3]
 
     def _put(self, src: Image, name: str, data, kwargs):
         existing = next(
@@ -270,21 +321,54 @@ class RestoreWidget(Container):
         return self.viewer.add_image(data, name=name, metadata={SOURCE_KEY: id(src)}, **kwargs)
 
 
+def _gui_threads() -> int:
+    """Torch threads for a run in the viewer: every core but one (at least one), so the GUI keeps a core."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def _summary(model: str, options: dict, tiles: int, seconds: float, megapixels: float) -> str:
+    """One line for the status label: what ran, where, how fast."""
+    rgb = options.get("channel_axis") is not None
+    name = resolve_model_name(model, 3 if rgb else 1) if model == "auto" else Path(model).name
+    device = pick_device(options.get("device", "auto"))
+    precision = "bf16" if use_bf16("auto", device) else "fp32"
+    shown = f"auto = {name}" if model == "auto" else name
+    rate = f", {megapixels / seconds:.2f} MP/s" if seconds > 0 and megapixels else ""
+    return f"done: {shown} on {device} ({precision}), {tiles} tiles, {seconds:.1f} s{rate}"
+
+
 @thread_worker
 def _restore_steps(data, model, blocks: dict | None, **options):
-    """The worker: yields ``(tiles done, tiles in all)``, returns ``(restored, residual, residual limit or None)``.
+    """The worker: yields ``(tiles done, tiles in all)``, returns ``(restored, residual, limit or None, summary)``.
 
     ``blocks`` (a dict) marks a lazy layer: its outputs are dask arrays computed
     as they are shown, and ``blocks`` counts the computed blocks per level.
     """
+    torch.set_num_threads(_gui_threads())
     if model in OFFICIAL_MODELS and not (cache_dir() / OFFICIAL_MODELS[model].filename).exists():
         with progress(desc=f"DnCNN: downloading {model} (once)") as bar:
             load_model(model, progressbar=bar)  # the worker thread: the viewer stays responsive
     if blocks is not None:
         yield 0, 0
-        return _restore_lazy_levels(data, model, blocks=blocks, **options)
-    result = yield from iter_restore(data, model, **options)
-    return result.restored, result.residual, None
+        restored, residual, lim = _restore_lazy_levels(data, model, blocks=blocks, **options)
+        return restored, residual, lim, "done: lazy outputs, computed as they are shown"
+    t0, total = time.perf_counter(), 0
+    steps = iter_restore(data, model, **options)
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as finished:
+            result = finished.value
+            break
+        yield done, total
+    seconds = time.perf_counter() - t0
+    megapixels = (
+        data.size
+        / (data.shape[options["channel_axis"]] if options.get("channel_axis") else 1)
+        / 1e6
+    )
+    summary = _summary(model, options, total, seconds, megapixels)
+    return result.restored, result.residual, None, summary
 
 
 def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks: dict):
