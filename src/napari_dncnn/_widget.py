@@ -31,6 +31,7 @@ from napari.utils.notifications import show_error, show_info
 
 from .devices import available_devices, pick_device, use_bf16
 from .engine import iter_restore
+from .engine.tiles import DEFAULT_TILE
 from .weights import MODEL_NAMES, OFFICIAL_MODELS, cache_dir, load_model, resolve_model_name
 
 MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
@@ -408,4 +409,4 @@ def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks
 def _as_dask(a: np.ndarray):
     import dask.array as da
 
-    return da.from_array(a, chunks=tuple(min(n, 512) for n in a.shape))
+    return da.from_array(a, chunks=tuple(min(n, DEFAULT_TILE) for n in a.shape))

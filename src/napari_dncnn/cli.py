@@ -113,6 +113,8 @@ def _run_train(args) -> int:
 
 
 def _add_batch(sub) -> None:
+    from .batch import OUT_OF_CORE_ABOVE
+
     p = sub.add_parser(
         "batch",
         help="restore every image in a folder into another folder",
@@ -156,10 +158,10 @@ def _add_batch(sub) -> None:
     p.add_argument(
         "--out-of-core-above",
         type=float,
-        default=16.0,
+        default=OUT_OF_CORE_ABOVE / 2**20,
         metavar="MVALUES",
-        help="TIFFs with more than this many million values are read lazily, restored block by "
-        "block and written as tiled BigTIFF (default 16, e.g. 4096x4096); .zarr folders always are",
+        help="TIFFs with more than this many Mi values are read lazily, restored block by "
+        "block and written as tiled BigTIFF (default %(default)g, e.g. 4096x4096); .zarr folders always are",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -274,6 +276,14 @@ def _record_validation(model: str, data_dir: str, color: bool, rows) -> str:
     return str(update_json(path.with_suffix(".json"), add))
 
 
+def _eval_usage_problem(args) -> str:
+    if args.noise and args.qualities:
+        return "give --qualities (JPEG) or --noise (Gaussian noise), not both"
+    if args.noise and min(args.noise) <= 0:
+        return f"--noise sigmas must be above 0 (0..255 units), got {args.noise}"
+    return ""
+
+
 def _run_eval(args) -> int:
     import json
 
@@ -282,17 +292,9 @@ def _run_eval(args) -> int:
     from .weights import WeightsError
 
     color = True if args.color else (False if args.gray else None)
-    if args.noise and args.qualities:
-        print(
-            "napari-dncnn eval: error: give --qualities (JPEG) or --noise (Gaussian noise), not both",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    if args.noise and min(args.noise) <= 0:
-        print(
-            f"napari-dncnn eval: error: --noise sigmas must be above 0 (0..255 units), got {args.noise}",
-            file=sys.stderr,
-        )
+    problem = _eval_usage_problem(args)
+    if problem:
+        print(f"napari-dncnn eval: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     if _load_or_exit("eval", args.model, not args.no_progress) is None:
         return EXIT_USAGE

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..engine import restore_array, restore_lazy
 from ..files.images import TIFF_SUFFIXES, read_image, write_image
 from ..files.lazy_images import (
+    BLOCK,
     is_zarr_path,
     open_lazy,
     pixel_count,
@@ -37,7 +38,7 @@ __all__ = [
 
 OUT_OF_CORE_ABOVE = 16 * 2**20
 """TIFFs with more values than this (16 Mi, e.g. 4096x4096) are restored out of core."""
-BLOCK_SIZE = 512
+BLOCK_SIZE = BLOCK
 """Block side (px, without overlap) of the out-of-core path and its tiled outputs."""
 
 

@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 ZARR_SUFFIX = ".zarr"
+BLOCK = 512
+"""Default tile / chunk side (px) of the tiled BigTIFF and OME-Zarr outputs."""
 NGFF_VERSION = "0.4"
 """OME-NGFF version of the OME-Zarr outputs (zarr format 2; read by napari-ome-zarr, Fiji, QuPath...)."""
 
@@ -219,7 +221,7 @@ def write_tiled_tiff(
     arrays: list,
     like: LazyImage,
     *,
-    tile: int = 512,
+    tile: int = BLOCK,
     scheduler: str = "synchronous",
     progress=None,
 ) -> list[Path]:
@@ -330,7 +332,7 @@ def write_ome_zarr(
     arrays: list,
     like: LazyImage,
     *,
-    chunks: int = 512,
+    chunks: int = BLOCK,
     scheduler: str = "synchronous",
 ) -> list[Path]:
     """Write dask ``arrays`` as single-level OME-Zarr images (NGFF 0.4), block by block, computed together."""
