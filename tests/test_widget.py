@@ -145,10 +145,33 @@ def test_restore_stack_and_current_plane(vw, qtbot, camera_crop):
     viewer.dims.set_point(0, 2 * 3.0)  # world z of plane 2
     widget.plane_check.value = True
     click_restore(qtbot, widget)
-    plane = viewer.layers["zs restored"]
+    plane = viewer.layers["zs preview restored"]
     assert plane.data.shape == (1,) + camera_crop.shape
     assert plane.translate[0] == pytest.approx(6.0)
     np.testing.assert_array_equal(plane.data[0], full[2])
+    np.testing.assert_array_equal(
+        viewer.layers["zs restored"].data, full
+    )  # the full result survives
+
+
+def test_preview_of_a_plane_equals_that_plane_of_the_full_run_when_ranges_differ(
+    vw, qtbot, camera_crop
+):
+    viewer, widget = vw
+    planes = [camera_crop.astype(np.uint16) * k + 20 * k for k in (10, 40, 100, 200, 25)]
+    src = viewer.add_image(np.stack(planes), name="zs")
+    click_restore(qtbot, widget)
+    full = viewer.layers["zs restored"].data.copy()
+    viewer.dims.set_point(0, 3.0)
+    widget.plane_check.value = True
+    click_restore(qtbot, widget)
+    preview = viewer.layers["zs preview restored"].data[0]
+    alone = restore(
+        planes[3], str(widget.weights_edit.value)
+    ).restored  # normalised by its own range
+    assert np.abs(alone.astype(int) - full[3]).max() > 10  # the ranges matter on this stack
+    np.testing.assert_array_equal(preview, full[3])
+    assert viewer.layers["zs restored"].data.shape == src.data.shape
 
 
 def test_cancel_leaves_the_layer_list_as_it_was(vw, qtbot, notes):

@@ -223,6 +223,8 @@ class RestoreWidget(Container):
             "tile_size": tile,
             "device": self.device_combo.value,
         }
+        if index:  # one plane, normalised as the whole layer is
+            options["data_range"] = _layer_range(layer)
         bar = progress(total=0, desc=f"DnCNN {layer.name}")
         self.restore_button.enabled = False
         self.cancel_button.enabled = True
@@ -288,8 +290,11 @@ class RestoreWidget(Container):
             out[2] is not None
         ):  # lazy: napari must not compute the whole image for contrast limits
             rest_kwargs["contrast_limits"] = src.contrast_limits
-        self._put(src, f"{src.name} residual", residual, res_kwargs)
-        self._put(src, f"{src.name} restored", restored, rest_kwargs)
+        base = (
+            f"{src.name} preview" if index else src.name
+        )  # a preview never replaces a full result
+        self._put(src, f"{base} residual", residual, res_kwargs)
+        self._put(src, f"{base} restored", restored, rest_kwargs)
         if (
             src in self.viewer.layers
         ):  # keep the source chosen, so Restore again updates these layers
@@ -320,6 +325,17 @@ class RestoreWidget(Container):
         if existing is not None:
             self.viewer.layers.remove(existing)
         return self.viewer.add_image(data, name=name, metadata={SOURCE_KEY: id(src)}, **kwargs)
+
+
+def _layer_range(layer: Image) -> tuple[float, float] | None:
+    """The whole layer's value range, so that one plane is normalised as in a run on the whole layer."""
+    from .engine.axes import AxesPlan
+
+    data = np.asarray(layer.data)
+    if data.dtype == np.uint8:
+        return None
+    lo, hi = AxesPlan.for_shape(data.shape, data.ndim - 1 if layer.rgb else None).value_range(data)
+    return (lo, hi) if hi > lo else None
 
 
 def _gui_threads() -> int:
