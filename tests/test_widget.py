@@ -311,3 +311,22 @@ def test_summary_names_the_model_auto_chose_and_the_speed(vw, qtbot, camera_crop
     lim = float(np.percentile(np.abs(residual.data), 99.5))
     assert residual.contrast_limits == pytest.approx([-lim, lim])
     assert lim < np.abs(residual.data).max()  # a few large values no longer set the contrast
+
+
+def test_the_progress_bar_moves_during_a_run(vw, qtbot):
+    viewer, widget = vw
+    viewer.add_image(
+        np.random.default_rng(1).integers(0, 256, (1024, 1024), dtype=np.uint8), name="img"
+    )
+    widget._select_active()
+    widget.tile_spin.value = 128  # 64 tiles
+    seen = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: seen.append((widget.progress_bar.value, widget.progress_bar.max)))
+    timer.start(10)
+    widget.restore_button.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    timer.stop()
+    values = [v for v, m in seen if m == 64]
+    assert len(set(values)) >= 3 and values == sorted(values), values  # rises step by step
+    assert widget.progress_bar.value == 64 and "64/64 tiles" in widget.progress_label.value

@@ -20,6 +20,7 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     Label,
+    ProgressBar,
     PushButton,
     SpinBox,
     create_widget,
@@ -84,6 +85,8 @@ class RestoreWidget(Container):
         self.restore_button = PushButton(text="Restore")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
+        self.progress_bar = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
+        self.progress_label = Label(value="", visible=False)
         self.help = Label(value=HELP_TEXT)
         self._set_tooltips()
         self.extend(
@@ -96,6 +99,8 @@ class RestoreWidget(Container):
                 self.plane_check,
                 self.restore_button,
                 self.cancel_button,
+                self.progress_bar,
+                self.progress_label,
                 self.status,
                 self.help,
             ]
@@ -132,6 +137,8 @@ class RestoreWidget(Container):
             self.restore_button: "Adds '<name> residual' (what was removed) and '<name> restored'.",
             self.cancel_button: "Stop the running restoration within one tile; no layer is changed.",
             self.status: "What the last run did: model, device, precision, tiles, time.",
+            self.progress_bar: "Tiles restored so far.",
+            self.progress_label: "Tiles done, seconds so far and an estimate of the time left.",
         }
         for widget, tip in tips.items():
             widget.tooltip = tip
@@ -229,6 +236,9 @@ class RestoreWidget(Container):
         self.restore_button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = "restoring..."
+        self._started = time.perf_counter()
+        self.progress_bar.value, self.progress_label.value = 0, ""
+        self.progress_bar.visible = self.progress_label.visible = True
         connect = {
             "yielded": lambda done_total: self._on_progress(bar, *done_total),
             "returned": lambda out: self._add_layers(layer, out, index),
@@ -242,11 +252,19 @@ class RestoreWidget(Container):
         )  # starts the thread
 
     def _on_progress(self, bar, done: int, total: int) -> None:
+        """Move both bars (the widget's and the activity dock's) and show elapsed and remaining time."""
         self.last_progress = (done, total)
-        if total and bar.total != total:
+        if not total:
+            return
+        if bar.total != total:
             bar.total = total
-        bar.n = done
-        bar.refresh()
+        bar.update(done - bar.n)  # update() emits the dock's change; setting n alone does not
+        self.progress_bar.max, self.progress_bar.value = total, done
+        elapsed = time.perf_counter() - self._started
+        left = elapsed / done * (total - done) if done else float("nan")
+        self.progress_label.value = f"{done}/{total} tiles, {elapsed:.0f} s" + (
+            f", about {left:.0f} s left" if done else ""
+        )
 
     def cancel(self, *_):
         """Stop the running restoration within one tile; no layer is added or changed."""
