@@ -330,3 +330,20 @@ def test_the_progress_bar_moves_during_a_run(vw, qtbot):
     values = [v for v, m in seen if m == 64]
     assert len(set(values)) >= 3 and values == sorted(values), values  # rises step by step
     assert widget.progress_bar.value == 64 and "64/64 tiles" in widget.progress_label.value
+
+
+def test_deleting_the_source_mid_run_stops_it_and_adds_nothing(vw, qtbot, notes):
+    viewer, widget = vw
+    src = viewer.add_image(np.zeros((4096, 4096), np.float32), name="big")
+    viewer.add_image(np.zeros((8, 8), np.uint8), name="other")
+    widget.layer_combo.value = src
+    viewer.layers.selection.active = src
+    widget.tile_spin.value = 128  # 1024 tiles
+    widget.restore_button.native.click()
+    qtbot.waitUntil(lambda: widget.last_progress[0] > 0, timeout=60_000)
+    viewer.layers.remove(src)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    done, total = widget.last_progress
+    assert done < total
+    assert [ly.name for ly in viewer.layers] == ["other"]
+    assert any("source layer was deleted" in n for n in notes)

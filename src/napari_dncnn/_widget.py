@@ -117,8 +117,10 @@ class RestoreWidget(Container):
         self.blocks_done: dict[
             int, tuple[int, int]
         ] = {}  # lazy outputs: level -> (blocks computed, blocks)
+        self._source = None  # the layer being restored
         self._select_active()
         napari_viewer.layers.selection.events.active.connect(self._select_active)
+        napari_viewer.layers.events.removed.connect(self._on_layer_removed)
 
     # ------------------------------------------------------------ helpers
     def _set_tooltips(self) -> None:
@@ -237,6 +239,7 @@ class RestoreWidget(Container):
         self.cancel_button.enabled = True
         self.status.value = "restoring..."
         self._started = time.perf_counter()
+        self._source = layer
         self.progress_bar.value, self.progress_label.value = 0, ""
         self.progress_bar.visible = self.progress_label.visible = True
         connect = {
@@ -272,7 +275,18 @@ class RestoreWidget(Container):
             self.worker.quit()
         self.status.value = "cancelling..."
 
+    def _on_layer_removed(self, event) -> None:
+        """The source of a running restoration was deleted: stop, and add nothing."""
+        if self.worker is not None and event.value is self._source:
+            self.worker.quit()
+            self.status.value = "stopped: the source layer was deleted"
+
     def _on_cancelled(self):
+        if self._source is not None and self._source not in self.viewer.layers:
+            show_info(
+                "DnCNN: the source layer was deleted; the restoration stopped and added nothing"
+            )
+            return
         self.status.value = "cancelled"
         show_info("DnCNN: restoration cancelled; no layer was changed")
 
@@ -288,6 +302,9 @@ class RestoreWidget(Container):
 
     # ------------------------------------------------------------ output layers
     def _add_layers(self, src: Image, out, index):
+        if src not in self.viewer.layers:  # deleted while the last tile ran
+            self.status.value = "stopped: the source layer was deleted"
+            return
         restored, residual = out[:2]
         multiscale = isinstance(restored, list)
         geometry = {k: getattr(src, k) for k in GEOMETRY if hasattr(src, k)}
