@@ -347,3 +347,15 @@ def test_deleting_the_source_mid_run_stops_it_and_adds_nothing(vw, qtbot, notes)
     assert done < total
     assert [ly.name for ly in viewer.layers] == ["other"]
     assert any("source layer was deleted" in n for n in notes)
+
+
+def test_before_after_toggle_hides_and_shows_the_outputs(vw, qtbot, camera_crop):
+    viewer, widget = vw
+    src = viewer.add_image(camera_crop, name="cam")
+    widget._select_active()
+    click_restore(qtbot, widget)
+    outputs = [viewer.layers["cam restored"], viewer.layers["cam residual"]]
+    widget.compare_check.value = True
+    assert not any(ly.visible for ly in outputs) and src.visible
+    widget.compare_check.value = False
+    assert all(ly.visible for ly in outputs)

@@ -82,6 +82,7 @@ class RestoreWidget(Container):
         )
         self.tile_spin = SpinBox(value=0, min=0, max=8192, step=64, label="tile size (0 = auto)")
         self.plane_check = CheckBox(value=False, text="current plane only")
+        self.compare_check = CheckBox(value=False, text="show the source (before / after)")
         self.restore_button = PushButton(text="Restore")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = Label(value="")
@@ -97,6 +98,7 @@ class RestoreWidget(Container):
                 self.device_combo,
                 self.tile_spin,
                 self.plane_check,
+                self.compare_check,
                 self.restore_button,
                 self.cancel_button,
                 self.progress_bar,
@@ -109,6 +111,7 @@ class RestoreWidget(Container):
             lambda v: setattr(self.weights_edit, "visible", v == "weights file")
         )
         self.layer_combo.changed.connect(self._show_plan)
+        self.compare_check.changed.connect(self._compare)
         self.model_combo.changed.connect(self._show_plan)
         self.restore_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
@@ -136,6 +139,8 @@ class RestoreWidget(Container):
             "when memory is short), else a multiple of 64 from 128. Results do not depend on it.",
             self.plane_check: "Restore only the plane shown (z, t): a quick preview into '<name> preview' "
             "layers, normalised like the whole stack.",
+            self.compare_check: "Hide the restored and residual layers of the chosen image to see the source; "
+            "untick to see the restoration again.",
             self.restore_button: "Adds '<name> residual' (what was removed) and '<name> restored'.",
             self.cancel_button: "Stop the running restoration within one tile; no layer is changed.",
             self.status: "What the last run did: model, device, precision, tiles, time.",
@@ -144,6 +149,13 @@ class RestoreWidget(Container):
         }
         for widget, tip in tips.items():
             widget.tooltip = tip
+
+    def _compare(self, show_source: bool) -> None:
+        """Before / after: hide (or show again) the output layers made from the chosen image."""
+        src = self.layer_combo.value
+        for layer in self.viewer.layers:
+            if src is not None and layer.metadata.get(SOURCE_KEY) == id(src):
+                layer.visible = not show_source
 
     def _show_plan(self, *_) -> None:
         """Before a run: say which bundled model 'auto' will use for the chosen layer."""
