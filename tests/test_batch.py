@@ -189,3 +189,18 @@ def test_kill_9_then_resume_gives_the_complete_result(tmp_path, tiny_weights):
             np.asarray(Image.open(out / f"img{i:02d}.png")), restore(img, tiny_weights).restored
         )
         assert tifffile.imread(out / f"img{i:02d}_residual.tif").shape == (384, 384)
+
+
+def test_a_symlink_loop_is_searched_once_and_reported(tmp_path, camera_crop, tiny_weights):
+    from napari_dncnn.batch import run_batch
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(camera_crop).save(src / "sub" / "a.png")
+    (src / "sub" / "back").symlink_to(src, target_is_directory=True)  # sub/back -> in: a loop
+    said = []
+    report = run_batch(
+        src, tmp_path / "out", model=tiny_weights, recursive=True, progress=False, log=said.append
+    )
+    assert [r.input.name for r in report.results] == ["a.png"] and report.count("done") == 1
+    assert any("a loop" in m and "back" in m for m in said)

@@ -80,15 +80,17 @@ def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
 
 
 def find_inputs(
-    input_dir: Path, *, recursive: bool = False, pattern: str | None = None
+    input_dir: Path, *, recursive: bool = False, pattern: str | None = None, log=None
 ) -> list[Path]:
     """Image files (any case of .tif/.tiff/.png/.jpg/.jpeg/.bmp) and zarr folders in ``input_dir``, sorted.
 
     ``pattern`` (a glob such as ``'*.tif'`` or ``'plate1_*'``) is matched
     case-insensitively against the name; hidden files are skipped, and a
-    zarr folder is one input (never searched inside).
+    zarr folder is one input (never searched inside).  Each folder is searched once: a
+    symbolic link back to a folder already searched (a loop) is skipped and reported to ``log``.
     """
     found = []
+    seen = {input_dir.resolve()}
 
     def visit(folder: Path) -> None:
         for p in sorted(folder.iterdir()):
@@ -97,7 +99,13 @@ def find_inputs(
             if p.is_dir():
                 if is_zarr_path(p) and p.suffix.lower() == ".zarr":
                     found.append(p)
+                elif recursive and p.resolve() in seen:
+                    if log is not None:
+                        log(
+                            f"skipped {p}: a link to {p.resolve()}, which is searched already (a loop)"
+                        )
                 elif recursive:
+                    seen.add(p.resolve())
                     visit(p)
             elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
                 found.append(p)
@@ -175,7 +183,7 @@ def run_batch(
         pick_device(device)  # a missing device is a usage error, before any file is touched
     if workers is not None and workers < 1:
         raise BatchError(f"--workers must be at least 1, got {workers}")
-    files = _inputs_or_error(input_dir, recursive, pattern)
+    files = _inputs_or_error(input_dir, recursive, pattern, log)
     output_dir.mkdir(parents=True, exist_ok=True)
     removed = remove_leftovers(output_dir)
     if removed:
@@ -204,8 +212,10 @@ def run_batch(
     )
 
 
-def _inputs_or_error(input_dir: Path, recursive: bool, pattern: str | None) -> list[Path]:
-    files = find_inputs(input_dir, recursive=recursive, pattern=pattern)
+def _inputs_or_error(
+    input_dir: Path, recursive: bool, pattern: str | None, log=print
+) -> list[Path]:
+    files = find_inputs(input_dir, recursive=recursive, pattern=pattern, log=log)
     if not files:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         what = (
