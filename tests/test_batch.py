@@ -204,3 +204,37 @@ def test_a_symlink_loop_is_searched_once_and_reported(tmp_path, camera_crop, tin
     )
     assert [r.input.name for r in report.results] == ["a.png"] and report.count("done") == 1
     assert any("a loop" in m and "back" in m for m in said)
+
+
+def test_sigterm_writes_the_report_and_exits_143(tmp_path, tiny_weights):
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (384, 384), dtype=np.uint8)).save(
+            src / f"img{i:02d}.png"
+        )
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "napari_dncnn",
+        "batch",
+        str(src),
+        str(out),
+        "--model",
+        tiny_weights,
+    ]
+    proc = subprocess.Popen(
+        cmd + ["--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.exists() and any(out.glob("img*.png"))):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "terminated (SIGTERM)" in stderr
+    report = json.loads((out / "napari-dncnn-report.json").read_text())
+    statuses = [f["status"] for f in report["files"]]
+    assert len(statuses) == 12 and "done" in statuses and "failed" in statuses

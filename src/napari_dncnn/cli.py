@@ -6,7 +6,22 @@ import argparse
 import os
 import sys
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (as job schedulers send it), handled like Ctrl-C: reports and checkpoints are written."""
+
+
+def _terminate_like_ctrl_c() -> None:
+    import signal
+
+    def handler(signum, frame):
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 MODEL_HELP = (
     "auto (default: jpeg-gray or jpeg-color by the image), jpeg-gray, jpeg-color (bundled), "
     "dncnn3, dncnn-b, cdncnn-b (the official models, downloaded on first use), "
@@ -437,8 +452,16 @@ def main(argv=None) -> int:
         "eval": _run_eval,
         "convert": _run_convert,
     }
+    if argv is None:  # the console script: this process is ours to configure
+        _terminate_like_ctrl_c()
     try:
         return handlers[args.cmd](args)
+    except Terminated:
+        print(
+            "terminated (SIGTERM); what finished is kept, run the same command again",
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
