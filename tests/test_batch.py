@@ -238,3 +238,24 @@ def test_sigterm_writes_the_report_and_exits_143(tmp_path, tiny_weights):
     report = json.loads((out / "napari-dncnn-report.json").read_text())
     statuses = [f["status"] for f in report["files"]]
     assert len(statuses) == 12 and "done" in statuses and "failed" in statuses
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_missing_device_is_a_usage_error_serial_and_with_workers(
+    tmp_path, input_folder, tiny_weights, capsys
+):
+    from napari_dncnn.cli import main
+
+    for extra in ([], ["--workers", "1"]):
+        args = [
+            "batch",
+            str(input_folder),
+            str(tmp_path / "out"),
+            "--model",
+            tiny_weights,
+            "--device",
+            "cuda",
+        ]
+        assert main(args + extra + ["--no-progress"]) == 2
+        assert "no CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -179,7 +179,9 @@ def run_batch(
     to ``output_dir/napari-dncnn-report.json``.
     """
     input_dir, output_dir = check_folders(Path(input_dir), Path(output_dir))
-    if scheduler is None and workers is None:
+    if (
+        scheduler is None
+    ):  # this machine runs the files (itself or a LocalCluster): check the device here
         pick_device(device)  # a missing device is a usage error, before any file is touched
     if workers is not None and workers < 1:
         raise BatchError(f"--workers must be at least 1, got {workers}")
