@@ -205,7 +205,7 @@ def test_space_to_depth_network_tiles_exactly_and_round_trips_through_a_file(tmp
     img = np.random.default_rng(1).random((67, 53)).astype(np.float32)
     whole = restore(img, net, tile_size=1000, precision="fp32", data_range=(0, 1))
     assert np.abs(whole.residual).max() > 1e-3
-    for tile in (7, 16, 30):  # odd tiles are rounded up to the unshuffle grid
+    for tile in (11, 16, 30):  # odd tiles are rounded up to the unshuffle grid
         tiled = restore(img, net, tile_size=tile, precision="fp32", data_range=(0, 1))
         np.testing.assert_allclose(tiled.residual, whole.residual, atol=1e-5, rtol=0)
     path = save_weights(net, tmp_path / "s2d.safetensors")
@@ -218,3 +218,16 @@ def test_space_to_depth_network_tiles_exactly_and_round_trips_through_a_file(tmp
 def test_unknown_precision_is_an_error(tiny_gray, camera_crop):
     with pytest.raises(ValueError, match="unknown precision 'fp16'"):
         restore(camera_crop, tiny_gray, precision="fp16")
+
+
+def test_masked_arrays_and_odd_tile_sizes_are_clear_errors(tiny_gray, camera_crop):
+    masked = np.ma.masked_array(camera_crop, mask=camera_crop > 200)
+    with pytest.raises(ValueError, match="masked array"):
+        restore(masked, tiny_gray)
+    with pytest.raises(ValueError, match="whole number"):
+        restore(camera_crop, tiny_gray, tile_size=2.5)
+    with pytest.raises(ValueError, match="below this network's receptive radius \\(5 px\\)"):
+        restore(camera_crop, tiny_gray, tile_size=2)
+    assert (
+        restore(camera_crop, tiny_gray, tile_size=0).restored.shape == camera_crop.shape
+    )  # 0: automatic

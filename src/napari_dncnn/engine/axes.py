@@ -41,6 +41,11 @@ def check_dtype_shape(dt, shape) -> None:
 
 def check_array(image) -> np.ndarray:
     """``image`` as a numpy array of a dtype and shape :func:`restore` takes, with finite values only."""
+    if isinstance(image, np.ma.MaskedArray):
+        raise ValueError(
+            "restore() got a masked array; its masked values would be restored as if they "
+            "were real -- fill them first (image.filled(value)) or pass image.data"
+        )
     if hasattr(image, "__array__") and not isinstance(image, np.ndarray):
         image = np.asarray(image)
     if not isinstance(image, np.ndarray):
