@@ -145,14 +145,19 @@ def test_colliding_outputs_are_per_file_errors(tmp_path, camera_crop, tiny_weigh
     ]
 
 
-def test_kill_9_then_resume_gives_the_complete_result(tmp_path, tiny_weights):
-    src = tmp_path / "in"
-    src.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(12):
+def random_pngs(folder: Path, n: int, seed: int) -> Path:
+    """``n`` 384 x 384 noise PNGs named img00.png...: a batch long enough to interrupt."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(n):
         Image.fromarray(rng.integers(0, 256, (384, 384), dtype=np.uint8)).save(
-            src / f"img{i:02d}.png"
+            folder / f"img{i:02d}.png"
         )
+    return folder
+
+
+def test_kill_9_then_resume_gives_the_complete_result(tmp_path, tiny_weights):
+    src = random_pngs(tmp_path / "in", 12, seed=0)
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [
@@ -207,13 +212,7 @@ def test_a_symlink_loop_is_searched_once_and_reported(tmp_path, camera_crop, tin
 
 
 def test_sigterm_writes_the_report_and_exits_143(tmp_path, tiny_weights):
-    src = tmp_path / "in"
-    src.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(12):
-        Image.fromarray(rng.integers(0, 256, (384, 384), dtype=np.uint8)).save(
-            src / f"img{i:02d}.png"
-        )
+    src = random_pngs(tmp_path / "in", 12, seed=1)
     out = tmp_path / "out"
     cmd = [
         sys.executable,

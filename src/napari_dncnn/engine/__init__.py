@@ -96,19 +96,8 @@ def restore(
     Cancelled
         When ``cancel`` was set.
     """
-    if is_lazy(image):
-        return restore_lazy(
-            image,
-            model,
-            channel_axis=channel_axis,
-            tile_size=tile_size,
-            device=device,
-            progress=progress,
-            cancel=cancel,
-            data_range=data_range,
-            precision=precision,
-        )
-    return restore_array(
+    run = restore_lazy if is_lazy(image) else restore_array
+    return run(
         image,
         model,
         channel_axis=channel_axis,
