@@ -18,13 +18,13 @@ from napari_dncnn import restore
 from napari_dncnn.files.atomic import TMP_PREFIX
 
 
+def batch_command(*args) -> list[str]:
+    """The batch command line as a user types it (``--no-progress`` added)."""
+    return [sys.executable, "-m", "napari_dncnn", "batch", *map(str, args), "--no-progress"]
+
+
 def run_cli(*args, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "napari_dncnn", "batch", *map(str, args), "--no-progress"],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return subprocess.run(batch_command(*args), capture_output=True, text=True, timeout=timeout)
 
 
 def snapshot(folder: Path) -> dict:
@@ -160,18 +160,7 @@ def test_kill_9_then_resume_gives_the_complete_result(tmp_path, tiny_weights):
     src = random_pngs(tmp_path / "in", 12, seed=0)
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "napari_dncnn",
-            "batch",
-            str(src),
-            str(out),
-            "--model",
-            tiny_weights,
-            "--save-residual",
-            "--no-progress",
-        ],
+        batch_command(src, out, "--model", tiny_weights, "--save-residual"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -214,18 +203,11 @@ def test_a_symlink_loop_is_searched_once_and_reported(tmp_path, camera_crop, tin
 def test_sigterm_writes_the_report_and_exits_143(tmp_path, tiny_weights):
     src = random_pngs(tmp_path / "in", 12, seed=1)
     out = tmp_path / "out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "napari_dncnn",
-        "batch",
-        str(src),
-        str(out),
-        "--model",
-        tiny_weights,
-    ]
     proc = subprocess.Popen(
-        cmd + ["--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        batch_command(src, out, "--model", tiny_weights),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.time() + 120
     while time.time() < deadline and not (out.exists() and any(out.glob("img*.png"))):

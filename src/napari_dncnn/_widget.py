@@ -33,7 +33,7 @@ from napari.utils.notifications import show_error, show_info
 from .devices import available_devices, pick_device, use_bf16
 from .engine import iter_restore
 from .engine.tiles import DEFAULT_TILE
-from .weights import MODEL_NAMES, OFFICIAL_MODELS, cache_dir, load_model, resolve_model_name
+from .weights import MODEL_NAMES, OFFICIAL_MODELS, cache_dir, fetch_official, resolve_model_name
 
 MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
 HELP_TEXT = "Hover over a control for help; the guide is docs/plugin.md of napari-dncnn."
@@ -411,7 +411,7 @@ def _restore_steps(data, model, blocks: dict | None, **options):
     torch.set_num_threads(_gui_threads())
     if model in OFFICIAL_MODELS and not (cache_dir() / OFFICIAL_MODELS[model].filename).exists():
         with progress(desc=f"DnCNN: downloading {model} (once)") as bar:
-            load_model(model, progressbar=bar)  # the worker thread: the viewer stays responsive
+            fetch_official(model, progressbar=bar)  # in the worker: the viewer stays responsive
     if blocks is not None:
         yield 0, 0
         restored, residual, lim = _restore_lazy_levels(data, model, blocks=blocks, **options)

@@ -38,6 +38,7 @@ __all__ = [
     "WeightsError",
     "bundled_weights_path",
     "cache_dir",
+    "fetch_official",
     "load_model",
     "model_loads",
     "network_for",
