@@ -30,7 +30,8 @@ MODEL_HELP = (
 )
 DESCRIPTION = (
     "Remove JPEG artifacts and noise with a DnCNN: restore folders of images (batch), measure "
-    "models (eval), train your own (train) and convert weights (convert). "
+    "models (eval), train your own (train), convert weights (convert), measure the bytes a DnCNN "
+    "decoder saves (rd) and compress images to a target quality (compress). "
     "Run 'napari-dncnn COMMAND --help' for each command's options."
 )
 
@@ -430,6 +431,172 @@ def _run_convert(args) -> int:
     return EXIT_OK
 
 
+def _parse_qualities(text: str) -> list[int]:
+    try:
+        qualities = sorted({int(q) for q in text.replace(" ", "").split(",") if q})
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"qualities are comma-separated integers, got {text!r}"
+        ) from None
+    if not qualities or not all(1 <= q <= 100 for q in qualities):
+        raise argparse.ArgumentTypeError(f"qualities must lie in 1..100, got {text!r}")
+    return qualities
+
+
+def _tqdm_progress(desc: str, unit: str, enabled: bool):
+    """``(progress(done, total), close())`` for a tqdm bar on stderr, made on the first call; or no-ops."""
+    bars = []
+    if not enabled:
+        return None, lambda: None
+
+    def progress(done, total):
+        if not bars:
+            from tqdm import tqdm
+
+            bars.append(tqdm(desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr))
+        bars[0].total = total
+        bars[0].n = done
+        bars[0].refresh()
+
+    return progress, lambda: bars and bars[0].close()
+
+
+def _add_rd(sub) -> None:
+    from .compression import DEFAULT_QUALITIES
+
+    p = sub.add_parser(
+        "rd",
+        help="rate-distortion of JPEG against JPEG + DnCNN: bytes saved at equal quality",
+        description="Encode every clean image of CLEAN_DIR as JPEG at each quality, restore it, and "
+        "write OUT_DIR/rd.csv (one row per image and quality), rd.json (means per quality, "
+        "Bjontegaard delta rate and PSNR/SSIM of JPEG + DnCNN against JPEG, the model and its record) "
+        "and rd.png (the curves). Exit status: 0 done, 1 failed, 2 bad usage.",
+    )
+    p.add_argument("clean_dir", help="folder of clean (never compressed) images")
+    p.add_argument("out_dir", help="folder for rd.csv, rd.json and rd.png (not inside CLEAN_DIR)")
+    p.add_argument(
+        "--qualities",
+        type=_parse_qualities,
+        default=list(DEFAULT_QUALITIES),
+        help=f"comma-separated JPEG qualities (default: {','.join(map(str, DEFAULT_QUALITIES))})",
+    )
+    p.add_argument("--model", default="auto", help=MODEL_HELP)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--gray", action="store_true", help="measure gray (BT.601 luma of colour)")
+    mode.add_argument("--color", action="store_true", help="measure RGB")
+    p.add_argument("--overwrite", action="store_true", help="replace rd.csv/json/png in OUT_DIR")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_rd(args) -> int:
+    from .compression.folders import run_rd
+
+    if _load_or_exit("rd", args.model, not args.no_progress) is None:
+        return EXIT_USAGE
+    color = True if args.color else (False if args.gray else None)
+    progress, close = _tqdm_progress("rd", "encode", not args.no_progress)
+    try:
+        paths, summary = run_rd(
+            args.clean_dir,
+            args.out_dir,
+            args.qualities,
+            args.model,
+            color,
+            overwrite=args.overwrite,
+            device=args.device,
+            progress=progress,
+        )
+    except (ValueError, OSError) as exc:
+        print(f"napari-dncnn rd: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        close()
+    bd = summary.get("bd_rate_percent")
+    print(
+        f"{summary['images']} images x {len(summary['qualities'])} qualities: BD-rate "
+        + (
+            f"{bd:+.1f}% (bytes at equal PSNR), BD-PSNR {summary['bd_psnr_db']:+.2f} dB"
+            if bd is not None
+            else "not defined (" + "; ".join(summary.get("bd_problems", [])) + ")"
+        )
+    )
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return EXIT_OK
+
+
+def _add_compress(sub) -> None:
+    p = sub.add_parser(
+        "compress",
+        help="the smallest JPEG per image whose restored version reaches a PSNR or SSIM",
+        description="For every clean image of IN_DIR, find the smallest JPEG quality whose "
+        "restoration by the model reaches the target against the original, write it as "
+        "OUT_DIR/<same relative path>.jpg (the model named in its comment), and report the plain-JPEG "
+        "quality and bytes the same target needs (compress-report.json). An image no quality can "
+        "bring to the target is kept losslessly as PNG. Rerunning skips finished files. "
+        "Exit status: 0 nothing failed, 1 some file failed, 2 bad usage, 130 interrupted.",
+    )
+    p.add_argument("in_dir", help="folder of clean images")
+    p.add_argument("out_dir", help="folder for the JPEGs and the report (not inside IN_DIR)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-psnr", type=float, metavar="DB", help="PSNR to reach, in dB")
+    target.add_argument("--target-ssim", type=float, metavar="S", help="SSIM to reach, in (0, 1]")
+    p.add_argument("--model", default="auto", help=MODEL_HELP)
+    p.add_argument("--recursive", action="store_true", help="include subfolders")
+    p.add_argument("--pattern", default=None, help="only file names matching this glob")
+    p.add_argument("--overwrite", action="store_true", help="recompute files already written")
+    p.add_argument(
+        "--skip-above",
+        type=int,
+        default=None,
+        metavar="Q",
+        help="qualities above Q are viewed without the model, as the quality guard does (default 90)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_compress(args) -> int:
+    from .compression import Target
+    from .compression.folders import run_compress
+    from .jpeg import SKIP_ABOVE_QUALITY
+
+    try:
+        target = (
+            Target("psnr", args.target_psnr)
+            if args.target_psnr is not None
+            else Target("ssim", args.target_ssim)
+        )
+    except ValueError as exc:
+        print(f"napari-dncnn compress: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if _load_or_exit("compress", args.model, not args.no_progress) is None:
+        return EXIT_USAGE
+    progress, close = _tqdm_progress("compress", "file", not args.no_progress)
+    skip = SKIP_ABOVE_QUALITY if args.skip_above is None else args.skip_above
+    try:
+        report = run_compress(
+            args.in_dir,
+            args.out_dir,
+            target,
+            args.model,
+            recursive=args.recursive,
+            pattern=args.pattern,
+            overwrite=args.overwrite,
+            skip_above=skip,
+            device=args.device,
+            progress=progress,
+            log=lambda m: print(m, file=sys.stderr),
+        )
+    except (ValueError, OSError) as exc:
+        print(f"napari-dncnn compress: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        close()
+    print(report.summary())
+    return EXIT_FAILED if report.count("failed") else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -440,6 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_eval(sub)
     _add_convert(sub)
+    _add_rd(sub)
+    _add_compress(sub)
     return parser
 
 
@@ -451,6 +620,8 @@ def main(argv=None) -> int:
         "train": _run_train,
         "eval": _run_eval,
         "convert": _run_convert,
+        "rd": _run_rd,
+        "compress": _run_compress,
     }
     if argv is None:  # the console script: this process is ours to configure
         _terminate_like_ctrl_c()

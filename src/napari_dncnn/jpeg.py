@@ -8,11 +8,27 @@ Colour images use 4:2:0 chroma subsampling, as real camera and web files do.
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
 
-__all__ = ["encode_jpeg", "jpeg_roundtrip", "rgb_to_luma"]
+__all__ = [
+    "MODEL_TAG",
+    "SKIP_ABOVE_QUALITY",
+    "estimate_jpeg_quality",
+    "encode_jpeg",
+    "jpeg_roundtrip",
+    "model_tag",
+    "read_model_tag",
+    "rgb_to_luma",
+]
+
+SKIP_ABOVE_QUALITY = 90
+"""JPEGs of a higher (estimated) quality have nothing a DnCNN can repair: they are left as they are."""
+
+MODEL_TAG = "napari-dncnn-model"
+"""First word of the JPEG comment that ``napari-dncnn compress`` writes: the model to view the file with."""
 
 
 def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
@@ -25,8 +41,8 @@ def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
         return np.asarray(decoded.convert("L" if np.ndim(image) == 2 else "RGB")).copy()
 
 
-def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
-    """JPEG file bytes of a uint8 gray or RGB image (RGB: 4:2:0 chroma)."""
+def encode_jpeg(image: np.ndarray, quality: int, comment: str = "") -> bytes:
+    """JPEG file bytes of a uint8 gray or RGB image (RGB: 4:2:0 chroma), with an optional comment."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise ValueError(f"jpeg_roundtrip needs uint8 data, got {image.dtype}")
@@ -42,9 +58,67 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
         raise ValueError(
             f"jpeg_roundtrip takes (H, W) or (H, W, 3) arrays, got shape {image.shape}"
         )
+    if comment:
+        kwargs["comment"] = comment.encode("utf-8")
     buf = io.BytesIO()
     pil.save(buf, format="JPEG", quality=int(quality), **kwargs)
     return buf.getvalue()
+
+
+@lru_cache(maxsize=1)
+def _standard_tables() -> np.ndarray:
+    """Luma quantisation table (64 values) of libjpeg at each quality 1..100, shape (100, 64)."""
+    tables = []
+    for q in range(1, 101):
+        with Image.open(io.BytesIO(encode_jpeg(np.zeros((8, 8), np.uint8), q))) as im:
+            tables.append(list(im.quantization[0]))
+    return np.asarray(tables, dtype=np.float64)
+
+
+def estimate_jpeg_quality(source) -> int | None:
+    """The libjpeg quality whose luma quantisation table is nearest to this JPEG's; ``None`` if not a JPEG.
+
+    ``source`` is a path, a file object or an open Pillow image.  Files
+    written by libjpeg (Pillow, most cameras' software, ImageMagick) give
+    their exact quality; other encoders' tables give the nearest one.
+
+    Examples
+    --------
+    >>> import io, numpy as np
+    >>> data = encode_jpeg(np.full((16, 16), 128, np.uint8), 85)
+    >>> estimate_jpeg_quality(io.BytesIO(data))
+    85
+    """
+    if isinstance(source, Image.Image):
+        tables = getattr(source, "quantization", None) if source.format == "JPEG" else None
+    else:
+        with Image.open(source) as im:
+            tables = getattr(im, "quantization", None) if im.format == "JPEG" else None
+    if not tables or 0 not in tables or len(tables[0]) != 64:
+        return None
+    table = np.asarray(list(tables[0]), dtype=np.float64)
+    return int(np.argmin(np.abs(_standard_tables() - table).sum(axis=1))) + 1
+
+
+def model_tag(name: str, fingerprint: str) -> str:
+    """The JPEG comment naming the model a file was compressed for, e.g. ``napari-dncnn-model jpeg-gray 3f2a...``."""
+    return f"{MODEL_TAG} {name} {fingerprint}"
+
+
+def read_model_tag(path) -> tuple[str, str] | None:
+    """``(model name, fingerprint)`` from a JPEG's ``napari-dncnn compress`` comment, else ``None``.
+
+    Any file that is not a JPEG, cannot be opened or carries another comment gives ``None``.
+    """
+    try:
+        with Image.open(path) as im:
+            comment = im.info.get("comment", b"") if im.format == "JPEG" else b""
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    words = comment.decode("utf-8", "replace").split() if isinstance(comment, bytes) else []
+    if len(words) == 3 and words[0] == MODEL_TAG:
+        return words[1], words[2]
+    return None
 
 
 def rgb_to_luma(rgb: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ __all__ = [
     "write_json_atomic",
     "update_json",
     "remove_leftovers",
+    "check_writable",
 ]
 
 TMP_PREFIX = ".napari-dncnn-tmp-"
@@ -129,3 +130,22 @@ def remove_leftovers(folder: Path) -> int:
                 remove(p)
                 n += 1
     return n
+
+
+def check_writable(folder: Path) -> Path:
+    """Create ``folder`` if needed and prove a file can be written there, before any work starts.
+
+    Raises ``PermissionError`` / ``OSError`` with a message naming the folder and the fix.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tmp_path(folder / "write-test")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise type(exc)(
+            f"cannot write into the output folder {folder} ({exc.strerror or exc}); "
+            "choose another folder or fix its permissions"
+        ) from exc
+    return folder

@@ -28,6 +28,8 @@ __all__ = [
     "blocking_effect_factor",
     "evaluate_folder",
     "EvalRow",
+    "load_eval_images",
+    "load_named_images",
     "format_table",
 ]
 
@@ -120,7 +122,21 @@ class EvalRow:
 
 
 def load_eval_images(folder, color: bool | None):
-    """Clean uint8 images of ``folder`` and whether they are evaluated as colour."""
+    """Clean uint8 images of ``folder``, whether they are evaluated as colour, and read problems.
+
+    See :func:`load_named_images`, which also returns the paths.
+    """
+    _paths, images, color, problems = load_named_images(folder, color)
+    return images, color, problems
+
+
+def load_named_images(folder, color: bool | None):
+    """``(paths, images, color, problems)``: the readable 8-bit images of ``folder``, sorted by name.
+
+    ``color`` None: colour if the first image is RGB.  Gray images are
+    repeated to RGB for a colour evaluation; colour images become BT.601 luma
+    for a gray one.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageReadError(f"{folder}: not a folder")
@@ -146,7 +162,7 @@ def load_eval_images(folder, color: bool | None):
             out.append(np.repeat(d[..., None], 3, 2) if d.ndim == 2 else d)
         else:
             out.append(rgb_to_luma(d) if d.ndim == 3 else d)
-    return out, color, problems
+    return [p for p, _d in images], out, color, problems
 
 
 def add_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:

@@ -9,6 +9,7 @@ numbers.  The architecture is also kept in the safetensors header, so a lone
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -58,6 +59,18 @@ class LoadedModel:
     @property
     def depth(self) -> int:
         return self.network.depth
+
+    @property
+    def fingerprint(self) -> str:
+        """First 16 hex digits of the SHA-256 of the weights (sorted names, float32 values).
+
+        The same numbers give the same fingerprint whatever file they came from.
+        """
+        digest = hashlib.sha256()
+        for key, value in sorted(self.network.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
 
 def bundled_weights_path(name: str) -> Path:

@@ -1,0 +1,307 @@
+"""The ``rd`` and ``compress`` commands on folders: discovery, outputs, skipping, the report.
+
+Same rules as ``napari-dncnn batch``: the input folder is never written to,
+every file is written atomically, finished outputs are skipped unless
+``overwrite`` (a rerun resumes), one bad file is a failure in the report and
+never stops the others, and the report is written even when interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..batch.run import check_folders, find_inputs
+from ..files.atomic import atomic_target, check_writable, remove_leftovers, write_json_atomic
+from ..files.images import ImageReadError, read_image, write_image
+from ..jpeg import SKIP_ABOVE_QUALITY, model_tag
+from ..training.config import portable_path
+from ..weights import load_model, resolve_model_name
+from .compress import Target, compress_image
+from .rd import RD_FILES, rd_rows, summarize, write_rd
+
+__all__ = ["CompressReport", "REPORT_NAME", "run_compress", "run_rd"]
+
+REPORT_NAME = "compress-report.json"
+
+
+def _model_info(model: str, channels: int) -> dict:
+    name = resolve_model_name(str(model), channels)
+    loaded = load_model(name)
+    return {
+        "model": portable_path(name),
+        "fingerprint": loaded.fingerprint,
+        "record": loaded.record,
+    }
+
+
+def run_rd(
+    clean_dir,
+    out_dir,
+    qualities,
+    model="auto",
+    color=None,
+    *,
+    overwrite=False,
+    device="auto",
+    tile_size=None,
+    progress=None,
+) -> tuple[list[Path], dict]:
+    """Measure ``clean_dir`` at every quality and write ``rd.csv``, ``rd.json``, ``rd.png`` to ``out_dir``.
+
+    Raises ``ValueError`` (naming the fix) for bad folders, existing results
+    without ``overwrite``, and folders without readable 8-bit images.
+    """
+    from ..training.evaluate import load_named_images
+
+    clean_dir, out_dir = check_folders(Path(clean_dir), Path(out_dir))
+    existing = [n for n in RD_FILES if (out_dir / n).exists()]
+    if existing and not overwrite:
+        raise ValueError(
+            f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them"
+        )
+    paths, images, color, problems = load_named_images(clean_dir, color)
+    if not images:
+        raise ImageReadError(
+            f"{clean_dir}: no readable 8-bit gray or RGB image ({'; '.join(problems[:3])})"
+        )
+    check_writable(out_dir)
+    info = _model_info(model, 3 if color else 1)
+    named = [(p.name, im) for p, im in zip(paths, images)]
+    rows = rd_rows(
+        named,
+        sorted(set(qualities)),
+        info["model"],
+        color,
+        device=device,
+        tile_size=tile_size,
+        progress=progress,
+    )
+    meta = {
+        "clean_dir": portable_path(str(clean_dir)),
+        "color": color,
+        "skipped_files": problems,
+        **info,
+    }
+    title = f"{clean_dir.name} ({len(images)} images, {'RGB' if color else 'gray'})"
+    summary = summarize(rows)
+    return write_rd(out_dir, rows, summary, meta, title=title), summary
+
+
+@dataclass
+class CompressReport:
+    entries: list[dict] = field(default_factory=list)
+    totals: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    def count(self, status: str) -> int:
+        return sum(e["status"] == status for e in self.entries)
+
+    def summary(self) -> str:
+        t = self.totals
+        lines = [
+            f"done {self.count('done')}, skipped {self.count('skipped')}, "
+            f"failed {self.count('failed')}"
+        ]
+        lines += [
+            f"  FAILED {e['file']}: {e['error']}" for e in self.entries if e["status"] == "failed"
+        ]
+        if t.get("jpeg_only_bytes"):
+            lines.append(
+                f"bytes: {t['bytes']} with the model, {t['jpeg_only_bytes']} as plain JPEG "
+                f"({t['saved_percent']:+.1f}% saved) over {t['files_compared']} files"
+            )
+        if t.get("unreachable"):
+            lines.append(
+                f"{t['unreachable']} file(s) reach the target at no JPEG quality: kept losslessly as PNG"
+            )
+        if self.path is not None:
+            lines.append(f"report: {self.path}")
+        return "\n".join(lines)
+
+
+def _output_for(rel: Path, out_dir: Path) -> tuple[Path, Path]:
+    """The JPEG and the lossless fallback PNG of input ``rel``."""
+    return out_dir / rel.with_suffix(".jpg"), out_dir / rel.with_suffix(".png")
+
+
+def _clean_pixels(path: Path):
+    img = read_image(path)
+    data = img.data
+    if data.dtype != "uint8" or not (data.ndim == 2 or (data.ndim == 3 and data.shape[2] == 3)):
+        raise ValueError(
+            f"{path}: compress takes 8-bit gray or RGB images (JPEG stores nothing else), "
+            f"got {data.dtype} {data.shape}; convert it first or leave it out with --pattern"
+        )
+    return data
+
+
+def _compress_one(path: Path, rel: Path, out_dir: Path, target: Target, model, skip_above, kw):
+    clean = _clean_pixels(path)
+    info = _model_info(model, 3 if clean.ndim == 3 else 1)
+    best = compress_image(clean, target, info["model"], skip_above=skip_above, **kw)
+    jpg, png = _output_for(rel, out_dir)
+    entry = {
+        "file": str(rel),
+        "quality": best.quality,
+        "jpeg_only_quality": best.jpeg_only_quality,
+        "jpeg_only_bytes": best.jpeg_only_bytes,
+        "model": info["model"],
+        "fingerprint": info["fingerprint"],
+    }
+    if best.quality is None:
+        write_image(png, clean)
+        entry |= {
+            "output": str(png.relative_to(out_dir)),
+            "bytes": png.stat().st_size,
+            f"{target.metric}_restored": None,
+            "saved_percent": None,
+            "note": f"no JPEG quality reaches {target.metric} {target.value:g}, even restored: "
+            "kept losslessly as PNG",
+        }
+        return entry
+    jpg.parent.mkdir(parents=True, exist_ok=True)
+    from ..jpeg import encode_jpeg
+
+    data = encode_jpeg(clean, best.quality, comment=model_tag(info["model"], info["fingerprint"]))
+    with atomic_target(jpg) as tmp:
+        tmp.write_bytes(data)
+    saved = (
+        None
+        if best.jpeg_only_bytes is None
+        else round(100 * (1 - len(data) / best.jpeg_only_bytes), 3)
+    )
+    entry |= {
+        "output": str(jpg.relative_to(out_dir)),
+        "bytes": len(data),
+        f"{target.metric}_restored": round(best.score, 5),
+        "restored_by_model": best.restored_by_model,
+        "saved_percent": saved,
+    }
+    return entry
+
+
+def _totals(entries: list[dict]) -> dict:
+    both = [e for e in entries if e.get("quality") and e.get("jpeg_only_bytes")]
+    b, j = sum(e["bytes"] for e in both), sum(e["jpeg_only_bytes"] for e in both)
+    return {
+        "files_compared": len(both),
+        "bytes": b,
+        "jpeg_only_bytes": j,
+        "saved_percent": round(100 * (1 - b / j), 3) if j else None,
+        "unreachable": sum(e.get("quality") is None and "error" not in e for e in entries),
+    }
+
+
+def _previous_entries(out_dir: Path) -> dict[str, dict]:
+    try:
+        old = json.loads((out_dir / REPORT_NAME).read_text())
+        return {
+            e["file"]: e for e in old.get("files", []) if e.get("status") in ("done", "skipped")
+        }
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+def run_compress(
+    input_dir,
+    output_dir,
+    target: Target,
+    model="auto",
+    *,
+    recursive=False,
+    pattern=None,
+    overwrite=False,
+    skip_above=SKIP_ABOVE_QUALITY,
+    device="auto",
+    tile_size=None,
+    progress=None,
+    log=print,
+) -> CompressReport:
+    """Compress every image of ``input_dir`` to ``target`` into ``output_dir``; see the module docs."""
+    input_dir, output_dir = check_folders(Path(input_dir), Path(output_dir))
+    files = [
+        f
+        for f in find_inputs(input_dir, recursive=recursive, pattern=pattern, log=log)
+        if f.suffix.lower() != ".zarr"
+    ]
+    if not files:
+        raise ValueError(
+            f"no image files in {input_dir}"
+            + ("" if recursive else " (add --recursive for subfolders)")
+        )
+    check_writable(output_dir)
+    if remove_leftovers(output_dir):
+        log("removed unfinished temporary files left by an interrupted run")
+    collide = _collisions(files, input_dir)
+    previous, report = _previous_entries(output_dir), CompressReport()
+    started, kw = time.time(), {"device": device, "tile_size": tile_size}
+    try:
+        for i, f in enumerate(files):
+            rel = f.relative_to(input_dir)
+            if rel in collide:
+                report.entries.append({"file": str(rel), "status": "failed", "error": collide[rel]})
+            else:
+                report.entries.append(
+                    _entry(f, rel, output_dir, target, model, skip_above, kw, previous, overwrite)
+                )
+            if progress is not None:
+                progress(i + 1, len(files))
+    finally:
+        done = {e["file"] for e in report.entries}
+        report.entries += [
+            {
+                "file": str(f.relative_to(input_dir)),
+                "status": "failed",
+                "error": "not run: interrupted; run the same command again",
+            }
+            for f in files
+            if str(f.relative_to(input_dir)) not in done
+        ]
+        report.totals = _totals(report.entries)
+        meta = {
+            "input_dir": portable_path(str(input_dir)),
+            "target": {target.metric: target.value},
+            "skip_above_quality": skip_above,
+            "seconds": round(time.time() - started, 3),
+        }
+        report.path = write_json_atomic(
+            output_dir / REPORT_NAME, {**meta, "totals": report.totals, "files": report.entries}
+        )
+    return report
+
+
+def _collisions(files: list[Path], input_dir: Path) -> dict[Path, str]:
+    """Inputs whose output name another input has too (``a.png`` and ``a.tif``): an error each."""
+    owners: dict[str, list[Path]] = {}
+    for f in files:
+        rel = f.relative_to(input_dir)
+        owners.setdefault(str(rel.with_suffix("")).lower(), []).append(rel)
+    return {
+        rel: f"its output {rel.stem}.jpg would also be written for "
+        f"{', '.join(str(o) for o in group if o != rel)}; rename one or compress them separately"
+        for group in owners.values()
+        if len(group) > 1
+        for rel in group
+    }
+
+
+def _entry(f, rel, out_dir, target, model, skip_above, kw, previous, overwrite) -> dict:
+    jpg, png = _output_for(rel, out_dir)
+    if not overwrite and (jpg.exists() or png.exists()):
+        old = previous.get(str(rel), {"file": str(rel)})
+        return {**old, "status": "skipped"}
+    start = time.time()
+    try:
+        entry = _compress_one(f, rel, out_dir, target, model, skip_above, kw)
+    except Exception as exc:  # one bad file never stops the others
+        return {
+            "file": str(rel),
+            "status": "failed",
+            "error": f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, ImageReadError | ValueError)
+            else str(exc),
+        }
+    return {**entry, "status": "done", "seconds": round(time.time() - start, 3)}
