@@ -18,13 +18,20 @@ from napari_dncnn import restore
 from napari_dncnn.files.atomic import TMP_PREFIX
 
 
-def batch_command(*args) -> list[str]:
-    """The batch command line as a user types it (``--no-progress`` added)."""
-    return [sys.executable, "-m", "napari_dncnn", "batch", *map(str, args), "--no-progress"]
+def batch_command(*args, force=True) -> list[str]:
+    """The batch command line as a user types it (``--no-progress`` added).
+
+    ``--force`` too, unless ``force=False``: these tests restore clean images
+    with tiny networks, which the quality guard would otherwise write unchanged.
+    """
+    extra = ["--no-progress"] + (["--force"] if force else [])
+    return [sys.executable, "-m", "napari_dncnn", "batch", *map(str, args), *extra]
 
 
-def run_cli(*args, timeout=300):
-    return subprocess.run(batch_command(*args), capture_output=True, text=True, timeout=timeout)
+def run_cli(*args, timeout=300, force=True):
+    return subprocess.run(
+        batch_command(*args, force=force), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def snapshot(folder: Path) -> dict:
@@ -194,7 +201,13 @@ def test_a_symlink_loop_is_searched_once_and_reported(tmp_path, camera_crop, tin
     (src / "sub" / "back").symlink_to(src, target_is_directory=True)  # sub/back -> in: a loop
     said = []
     report = run_batch(
-        src, tmp_path / "out", model=tiny_weights, recursive=True, progress=False, log=said.append
+        src,
+        tmp_path / "out",
+        model=tiny_weights,
+        recursive=True,
+        progress=False,
+        force=True,
+        log=said.append,
     )
     assert [r.input.name for r in report.results] == ["a.png"] and report.count("done") == 1
     assert any("a loop" in m and "back" in m for m in said)

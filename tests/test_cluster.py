@@ -67,7 +67,12 @@ def outputs(folder: Path) -> list[str]:
 def test_cluster_batch_equals_local_batch(tmp_path, cluster, tiny_weights):
     make_inputs(tmp_path / "in", 5, 96)
     local = run_batch(
-        tmp_path / "in", tmp_path / "local", model=tiny_weights, save_residual=True, progress=False
+        tmp_path / "in",
+        tmp_path / "local",
+        model=tiny_weights,
+        save_residual=True,
+        progress=False,
+        force=True,
     )
     dist = run_batch(
         tmp_path / "in",
@@ -75,6 +80,7 @@ def test_cluster_batch_equals_local_batch(tmp_path, cluster, tiny_weights):
         model=tiny_weights,
         save_residual=True,
         progress=False,
+        force=True,
         scheduler=cluster.scheduler_address,
     )
     assert local.count("done") == dist.count("done") == 5
@@ -103,6 +109,7 @@ def test_cluster_batch_equals_local_batch(tmp_path, cluster, tiny_weights):
         model=tiny_weights,
         save_residual=True,
         progress=False,
+        force=True,
         scheduler=cluster.scheduler_address,
     )
     assert again.count("skipped") == 5
@@ -120,6 +127,7 @@ def test_model_is_not_sent_through_the_scheduler(tmp_path, cluster, slow_weights
                 tmp_path / "out",
                 model=slow_weights,
                 progress=False,
+                force=True,
                 scheduler=cluster.scheduler_address,
             ),
         )
@@ -155,6 +163,7 @@ def test_worker_killed_mid_task_every_file_exactly_once(tmp_path, cluster, slow_
                 tmp_path / "out",
                 model=slow_weights,
                 progress=False,
+                force=True,
                 save_residual=True,
                 scheduler=cluster.scheduler_address,
             ),

@@ -195,3 +195,18 @@ def test_compress_usage_errors_and_bad_files(clean_dir, tmp_path, capsys):
     assert status["camera.png"] == "done" and "ignored.npy" not in status
     errors = {e["file"]: e.get("error", "") for e in report["files"]}
     assert "8-bit" in errors["deep.tif"] and "broken.png" in errors["broken.png"]
+
+
+def test_batch_warns_when_a_compressed_jpeg_is_restored_with_another_model(tmp_path, tiny_weights):
+    from napari_dncnn.batch import run_batch
+    from napari_dncnn.jpeg import encode_jpeg, model_tag
+
+    src = tmp_path / "in"
+    src.mkdir()
+    tag = model_tag("jpeg-gray", load_model("jpeg-gray").fingerprint)
+    (src / "a.jpg").write_bytes(encode_jpeg(data.camera()[:96, :96], 30, comment=tag))
+    other = run_batch(src, tmp_path / "other", model=tiny_weights, progress=False)
+    assert "compressed for model jpeg-gray" in other.results[0].warning
+    assert "--model jpeg-gray" in other.summary()
+    same = run_batch(src, tmp_path / "same", model="auto", progress=False)
+    assert same.results[0].status == "done" and same.results[0].warning == ""

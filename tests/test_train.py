@@ -204,3 +204,24 @@ def test_existing_out_is_refused_unless_overwrite_or_resume(tmp_path, train_fold
     assert (tmp_path / "w.safetensors").read_bytes() == before
     train(_cfg(tmp_path, train_folder, steps=2, seed=1), progress=False, overwrite=True)
     assert (tmp_path / "w.safetensors").read_bytes() != before and first["steps"] == 2
+
+
+def test_validation_gain_of_gray_and_rgb_pairs(tiny_gray, tiny_color, camera_crop, astronaut_crop):
+    """The periodic validation runs on colour pairs too (it crashed on them), and 0 for a zero residual."""
+    import torch
+
+    from napari_dncnn.jpeg import jpeg_roundtrip
+    from napari_dncnn.training.loop import validation_gain
+
+    for net, clean in ((tiny_gray, camera_crop), (tiny_color, astronaut_crop)):
+        gain = validation_gain(
+            net, [(clean, jpeg_roundtrip(clean, 20))], torch.device("cpu"), False
+        )
+        assert np.isfinite(gain)
+        with torch.no_grad():
+            for p in net.body[-1].parameters():
+                p.zero_()  # residual 0: the restoration is the JPEG itself
+        assert (
+            validation_gain(net, [(clean, jpeg_roundtrip(clean, 20))], torch.device("cpu"), False)
+            == 0
+        )

@@ -299,7 +299,7 @@ def test_summary_names_the_model_auto_chose_and_the_speed(vw, qtbot, camera_crop
     viewer.add_image(camera_crop, name="cam")
     widget._select_active()
     widget.model_combo.value = "auto"
-    assert widget.status.value == "auto will use jpeg-gray"
+    assert widget.status.value.startswith("auto will use jpeg-gray")
     click_restore(qtbot, widget)
     status = widget.status.value
     assert (
@@ -359,3 +359,26 @@ def test_before_after_toggle_hides_and_shows_the_outputs(vw, qtbot, camera_crop)
     assert not any(ly.visible for ly in outputs) and src.visible
     widget.compare_check.value = False
     assert all(ly.visible for ly in outputs)
+
+
+def test_the_guard_warns_of_images_without_jpeg_artifacts(vw, qtbot, notes, tmp_path, camera_crop):
+    from napari_dncnn.jpeg import encode_jpeg, model_tag
+
+    viewer, widget = vw
+    viewer.add_image(camera_crop, name="clean")  # never compressed: the pixels are checked
+    widget._select_active()
+    qtbot.waitUntil(lambda: "no 8x8 JPEG grid" in widget.status.value, timeout=20_000)
+    click_restore(qtbot, widget)
+    assert any("clean: no JPEG artifacts" in n and "may make it worse" in n for n in notes)
+    (tmp_path / "good.jpg").write_bytes(encode_jpeg(camera_crop, 95))
+    tag = model_tag("jpeg-gray", "0123456789abcdef")
+    (tmp_path / "small.jpg").write_bytes(encode_jpeg(camera_crop, 20, comment=tag))
+    viewer.open(str(tmp_path / "good.jpg"))
+    widget._select_active()
+    assert "JPEG q~95 > 90" in widget.status.value and "may make it worse" in widget.status.value
+    viewer.open(str(tmp_path / "small.jpg"))
+    widget._select_active()
+    status = widget.status.value
+    assert "JPEG q~20" in status and "compressed for model jpeg-gray" in status
+    widget.model_combo.value = "jpeg-gray"
+    assert "compressed for" not in widget.status.value

@@ -33,6 +33,8 @@ from napari.utils.notifications import show_error, show_info
 from .devices import available_devices, pick_device, use_bf16
 from .engine import iter_restore
 from .engine.tiles import DEFAULT_TILE
+from .jpeg import estimate_jpeg_quality, read_model_tag
+from .quality import guard_decision
 from .weights import MODEL_NAMES, OFFICIAL_MODELS, cache_dir, fetch_official, resolve_model_name
 
 MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
@@ -116,6 +118,7 @@ class RestoreWidget(Container):
         self.restore_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
+        self.guard_note = ""
         self.last_progress = (0, 0)  # (tiles done, tiles in all) of the latest run
         self.blocks_done: dict[
             int, tuple[int, int]
@@ -158,10 +161,19 @@ class RestoreWidget(Container):
                 layer.visible = not show_source
 
     def _show_plan(self, *_) -> None:
-        """Before a run: say which bundled model 'auto' will use for the chosen layer."""
+        """Before a run: which model 'auto' will use, and what the quality guard says of the layer."""
         layer = self.layer_combo.value
-        if self.worker is None and isinstance(layer, Image) and self.model_combo.value == "auto":
-            self.status.value = f"auto will use {'jpeg-color' if layer.rgb else 'jpeg-gray'}"
+        if self.worker is not None or not isinstance(layer, Image):
+            return
+        self.guard_note = ""
+        plan = []
+        if self.model_combo.value == "auto":
+            plan.append(f"auto will use {'jpeg-color' if layer.rgb else 'jpeg-gray'}")
+        notes = _file_notes(layer, self.model_combo.value)
+        if notes is None and not is_lazy_layer(layer) and layer.data.dtype == np.uint8:
+            notes = _pixel_notes(layer.data)
+        self.guard_note = "; ".join(notes or [])
+        self.status.value = "; ".join(plan + (notes or []))
 
     def _tile_size(self) -> int | None:
         tile = int(self.tile_spin.value)
@@ -233,6 +245,8 @@ class RestoreWidget(Container):
         except ValueError as exc:
             show_error(f"DnCNN: {exc}")
             return
+        if self.guard_note and "may make it worse" in self.guard_note:
+            show_info(f"DnCNN: {layer.name}: {self.guard_note}")
         lazy = is_lazy_layer(layer)
         data, index = (
             ((list(layer.data) if layer.multiscale else layer.data), ())
@@ -372,6 +386,34 @@ class RestoreWidget(Container):
         if existing is not None:
             self.viewer.layers.remove(existing)
         return self.viewer.add_image(data, name=name, metadata={SOURCE_KEY: id(src)}, **kwargs)
+
+
+def _file_notes(layer: Image, model_choice: str) -> list[str] | None:
+    """What a JPEG source file says: its quality (the guard) and the model it was compressed for.
+
+    ``None`` when the layer did not come from a JPEG file (the pixels are checked instead).
+    """
+    path = getattr(layer.source, "path", None)
+    if not path or Path(str(path)).suffix.lower() not in (".jpg", ".jpeg"):
+        return None
+    notes = []
+    quality = estimate_jpeg_quality(path) if Path(path).is_file() else None
+    if quality is not None:
+        restore_it, reason = guard_decision(file_quality=quality)
+        notes.append(
+            f"JPEG q~{quality}" if restore_it else f"{reason}: restoring may make it worse"
+        )
+    tag = read_model_tag(path)
+    chosen = resolve_model_name(model_choice, 3 if layer.rgb else 1)
+    if tag is not None and tag[0] != chosen:
+        notes.append(f"compressed for model {tag[0]}: choose it to see the image as intended")
+    return notes
+
+
+def _pixel_notes(data) -> list[str]:
+    """The quality guard on the pixels (a centred window: at most about 0.3 s on one core)."""
+    restore_it, reason = guard_decision(np.asarray(data))
+    return [] if restore_it else [f"{reason}: restoring may make it worse"]
 
 
 def _layer_range(layer: Image) -> tuple[float, float] | None:

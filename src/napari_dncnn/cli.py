@@ -179,6 +179,19 @@ def _add_batch(sub) -> None:
         help="TIFFs with more than this many Mi values are read lazily, restored block by "
         "block and written as tiled BigTIFF (default %(default)g, e.g. 4096x4096); .zarr folders always are",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="restore every image, also those the quality guard finds without JPEG artifacts "
+        "(JPEG files above --skip-above, other 8-bit files without an 8x8 JPEG grid)",
+    )
+    p.add_argument(
+        "--skip-above",
+        type=int,
+        default=90,
+        metavar="Q",
+        help="JPEG files of a higher estimated quality are written unchanged (default %(default)s)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -217,6 +230,8 @@ def _run_batch(args) -> int:
             workers=args.workers,
             retries=args.retries,
             out_of_core_above=int(args.out_of_core_above * 2**20),
+            force=args.force,
+            skip_above=args.skip_above,
         )
     except (BatchError, ValueError) as exc:
         print(f"napari-dncnn batch: error: {exc}", file=sys.stderr)

@@ -15,6 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from ..engine import restore_array, restore_lazy
 from ..files.images import TIFF_SUFFIXES, read_image, write_image
 from ..files.lazy_images import (
@@ -25,7 +28,9 @@ from ..files.lazy_images import (
     write_ome_zarr,
     write_tiled_tiff,
 )
-from ..weights import model_loads
+from ..jpeg import SKIP_ABOVE_QUALITY, estimate_jpeg_quality, read_model_tag
+from ..quality import guard_decision, guards_model
+from ..weights import load_model, model_loads, resolve_model_name
 
 __all__ = [
     "BatchError",
@@ -56,6 +61,8 @@ class FileResult:
     worker: str = ""
     out_of_core: bool = False
     model_loads: int = 0  # weights files loaded by the process that ran it, so far (1 per model)
+    note: str = ""  # why a file was left unchanged (the quality guard)
+    warning: str = ""  # e.g. a JPEG compressed for another model than the one restoring it
 
     def as_dict(self) -> dict:
         return {
@@ -67,6 +74,8 @@ class FileResult:
             "out_of_core": self.out_of_core,
             "model_loads": self.model_loads,
             "error": self.error,
+            "note": self.note,
+            "warning": self.warning,
         }
 
 
@@ -80,6 +89,8 @@ class BatchOptions:
     overwrite: bool = False
     out_of_core_above: int = OUT_OF_CORE_ABOVE
     block_size: int = BLOCK_SIZE
+    force: bool = False  # restore images the quality guard would leave unchanged
+    skip_above: int = SKIP_ABOVE_QUALITY
 
 
 _INFERENCE_LOCK = threading.Lock()
@@ -109,7 +120,7 @@ def process_file(f: str, outs: list[str], opts: dict) -> dict:
         t.exists() for t in targets
     ):  # a retry after the outputs were renamed in
         return {**base, "status": "skipped", "outputs": targets}
-    ooc = False
+    ooc, warning = False, ""
 
     def ran(**result) -> dict:  # what every file that got as far as the model reports
         return {
@@ -129,19 +140,65 @@ def process_file(f: str, outs: list[str], opts: dict) -> dict:
                 _restore_out_of_core(src, targets, o)
             else:
                 img = read_image(src)
-                result = restore_array(
-                    img.data,
-                    o.model,
-                    channel_axis=img.channel_axis,
-                    tile_size=o.tile_size,
-                    device=o.device,
-                )
-                if len(targets) > 1:
-                    write_image(targets[1], result.residual, img)
-                write_image(targets[0], result.restored, img)
-    except (ValueError, OSError, RuntimeError, MemoryError) as exc:
-        return ran(status="failed", error=str(exc))
-    return ran(status="done", outputs=targets)
+                restore_it, reason = _guard(src, img.data, o)
+                if not restore_it:
+                    _write_unchanged(img, targets)
+                    return ran(status="skipped", outputs=targets, note=reason)
+                _restore_in_memory(img, targets, o)
+                warning = _model_mismatch(src, o.model, 3 if img.channel_axis is not None else 1)
+    except Exception as exc:  # noqa: BLE001 - any error of one file is that file's failure
+        return ran(status="failed", error=_describe(exc, src))
+    return ran(status="done", outputs=targets, warning=warning if not ooc else "")
+
+
+def _model_mismatch(src: Path, model: str, channels: int) -> str:
+    """A warning when ``src`` was made by ``napari-dncnn compress`` for another model."""
+    tag = read_model_tag(src) if src.suffix.lower() in (".jpg", ".jpeg") else None
+    if tag is None:
+        return ""
+    name = resolve_model_name(model, channels)
+    fingerprint = load_model(name).fingerprint
+    if fingerprint == tag[1]:
+        return ""
+    return (
+        f"compressed for model {tag[0]} ({tag[1]}) but restored with {name} ({fingerprint}); "
+        f"the quality it was compressed to holds for --model {tag[0]}"
+    )
+
+
+def _describe(exc: Exception, src: Path) -> str:
+    if isinstance(exc, Image.DecompressionBombError):
+        return (
+            f"{src}: {exc} -- napari-dncnn reads PNG/JPEG/BMP up to Pillow's limit of "
+            f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} Mpx; save it as TIFF (restored out of core) or "
+            "split it into tiles"
+        )
+    text = str(exc)
+    return text if str(src) in text else f"{src}: {type(exc).__name__}: {text}"
+
+
+def _guard(src: Path, data, o: BatchOptions) -> tuple[bool, str]:
+    """The quality guard: ``(restore?, reason)``; JPEG files by their tables, others by their pixels."""
+    if o.force or not guards_model(o.model):
+        return True, ""
+    quality = estimate_jpeg_quality(src) if src.suffix.lower() in (".jpg", ".jpeg") else None
+    restore_it, reason = guard_decision(data, quality, o.skip_above)
+    return restore_it, "" if restore_it else f"{reason}: written unchanged (--force restores it)"
+
+
+def _write_unchanged(img, targets: list[Path]) -> None:
+    if len(targets) > 1:
+        write_image(targets[1], np.zeros(img.data.shape, np.float32), img)
+    write_image(targets[0], img.data, img)
+
+
+def _restore_in_memory(img, targets: list[Path], o: BatchOptions) -> None:
+    result = restore_array(
+        img.data, o.model, channel_axis=img.channel_axis, tile_size=o.tile_size, device=o.device
+    )
+    if len(targets) > 1:
+        write_image(targets[1], result.residual, img)
+    write_image(targets[0], result.restored, img)
 
 
 def _restore_out_of_core(src: Path, targets: list[Path], o: BatchOptions) -> None:

@@ -32,6 +32,7 @@ from ..devices import pick_device
 from ..files.atomic import remove_leftovers, write_json_atomic
 from ..files.images import IMAGE_SUFFIXES, TIFF_SUFFIXES
 from ..files.lazy_images import is_zarr_path
+from ..jpeg import SKIP_ABOVE_QUALITY
 from .cluster import run_on_cluster
 from .job import OUT_OF_CORE_ABOVE, BatchError, BatchOptions, FileResult
 from .local import run_local
@@ -54,10 +55,17 @@ class BatchReport:
         return [r for r in self.results if r.status == "failed"]
 
     def summary(self) -> str:
+        guarded = [r for r in self.results if r.note]
+        why = f" ({len(guarded)} with no JPEG artifacts, written unchanged)" if guarded else ""
         lines = [
-            f"done {self.count('done')}, skipped {self.count('skipped')}, failed {self.count('failed')}"
+            f"done {self.count('done')}, skipped {self.count('skipped')}{why}, "
+            f"failed {self.count('failed')}"
         ]
+        lines += [f"  skipped {r.input.name}: {r.note}" for r in guarded[:5]]
+        if len(guarded) > 5:
+            lines.append(f"  ... and {len(guarded) - 5} more (see the report)")
         lines += [f"  FAILED {r.input}: {r.error}" for r in self.failed]
+        lines += [f"  warning {r.input.name}: {r.warning}" for r in self.results if r.warning]
         if self.path is not None:
             lines.append(f"report: {self.path}")
         return "\n".join(lines)
@@ -167,13 +175,18 @@ def run_batch(
     workers: int | None = None,
     retries: int = 2,
     out_of_core_above: int = OUT_OF_CORE_ABOVE,
+    force: bool = False,
+    skip_above: int = SKIP_ABOVE_QUALITY,
 ) -> BatchReport:
     """Restore every image in ``input_dir`` into ``output_dir``; never raises for a single bad file.
 
     ``scheduler`` (address of a running dask.distributed scheduler) or
     ``workers`` (start a LocalCluster of that many worker processes on this
     machine) run each file as a task with ``retries``; with neither, files
-    are restored one after another in this process.  Raises
+    are restored one after another in this process.  The quality guard
+    (:mod:`napari_dncnn.quality`) writes images without JPEG artifacts
+    (JPEG files above quality ``skip_above``, other 8-bit files without an
+    8x8 JPEG grid) unchanged, as ``skipped`` with a note, unless ``force``.  Raises
     :class:`BatchError` for bad usage (see :func:`check_folders`) or when no
     file matches.  Returns a :class:`BatchReport`; its JSON form is written
     to ``output_dir/napari-dncnn-report.json``.
@@ -191,7 +204,15 @@ def run_batch(
     if removed:
         log(f"removed {removed} unfinished temporary file(s) left by an interrupted run")
     plan, errors = plan_outputs(input_dir, files, output_dir, save_residual)
-    opts = BatchOptions(str(model), tile_size, device, overwrite, out_of_core_above)
+    opts = BatchOptions(
+        str(model),
+        tile_size,
+        device,
+        overwrite,
+        out_of_core_above,
+        force=force,
+        skip_above=skip_above,
+    )
     results, todo = _triage(files, plan, errors, overwrite)
     if scheduler is None and workers is None:
         where, runner = "this process", run_local(todo, plan, opts)

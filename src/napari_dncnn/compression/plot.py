@@ -28,8 +28,8 @@ def _panel(ax, per_quality: list[dict], metric: str, label: str, decoder: str, d
     ax.set_xlabel("bits per pixel (JPEG file)")
     ax.set_ylabel(label)
     ax.grid(True, color="0.9", lw=0.6)
-    ax.set_xlim(left=0)
-    ax.legend(loc="lower right", fontsize=8, frameon=False, title=delta, title_fontsize=8)
+    ax.margins(x=0.1, y=0.1)
+    ax.legend(loc="upper left", fontsize=8, frameon=False, title=delta, title_fontsize=8)
 
 
 def save_rd_figure(path, summary: dict, title: str = "", decoder: str = "DnCNN") -> Path:

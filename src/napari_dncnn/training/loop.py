@@ -74,7 +74,8 @@ def validation_gain(net: DnCNN, pairs, device, bf16: bool) -> float:
         x = deg.astype(np.float32) / 255.0
         x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
         out = np.clip(x - residual(net, x, device, bf16=bf16), 0, 1)
-        restored = np.round(out.transpose(1, 2, 0).squeeze(-1) * 255).astype(np.uint8)
+        out = out.transpose(1, 2, 0)
+        restored = np.round((out[..., 0] if out.shape[-1] == 1 else out) * 255).astype(np.uint8)
         gains.append(psnr(clean, restored) - psnr(clean, deg))
     net.train(was_training)
     return float(np.mean(gains))

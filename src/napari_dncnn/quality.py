@@ -1,0 +1,170 @@
+"""The quality guard: does an image carry JPEG artifacts a DnCNN can repair?
+
+A JPEG decoder leaves the 8x8 block DCT coefficients of the luma on a lattice:
+multiples of each frequency's quantisation step (plus the rounding of pixels
+to integers, about 0.3 in coefficient units).  A never-compressed image has
+no such lattice, nor has a JPEG above quality ~92, whose low-frequency steps
+are 1.  :func:`jpeg_evidence` looks for the lattice at every one of the 64
+grid offsets (so crops are found too) on the low frequencies, skipping flat
+blocks, whose coefficients are all 0 whatever the quality.
+
+For JPEG files the quantisation tables say it directly:
+:func:`napari_dncnn.jpeg.estimate_jpeg_quality`.  :func:`guard_decision`
+combines both into what ``batch`` and the widget do.
+
+Examples
+--------
+>>> import numpy as np
+>>> from napari_dncnn.jpeg import jpeg_roundtrip
+>>> from skimage import data
+>>> clean = data.camera()[200:328, 180:308]  # never JPEG-compressed
+>>> jpeg_evidence(clean).found, jpeg_evidence(jpeg_roundtrip(clean, 50)).found
+(False, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.fft import dctn
+
+from .jpeg import SKIP_ABOVE_QUALITY
+
+__all__ = [
+    "JpegEvidence",
+    "jpeg_evidence",
+    "guard_decision",
+    "guards_model",
+    "LATTICE_THRESHOLD",
+    "NOISE_MODELS",
+]
+
+NOISE_MODELS = {"dncnn-b", "cdncnn-b"}
+"""Gaussian denoisers: the JPEG quality guard does not apply to them."""
+
+LATTICE_THRESHOLD = 0.2
+"""Lattice strength (0: none, 1: perfect) above which an image counts as JPEG-decoded."""
+
+_FREQUENCIES = [(0, 1), (1, 0), (1, 1), (0, 2), (2, 0)]
+_STEPS = np.arange(2, 65)
+_MAX_BLOCKS = 4096  # blocks examined per offset (a centred window of big images)
+
+
+@dataclass
+class JpegEvidence:
+    """What :func:`jpeg_evidence` found: lattice ``strength`` (0..1), grid ``offset`` (y, x), ``steps``."""
+
+    strength: float
+    offset: tuple[int, int]
+    steps: dict[tuple[int, int], int]
+    blocks: int
+
+    @property
+    def found(self) -> bool:
+        return self.strength >= LATTICE_THRESHOLD
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    """The luma of the middle plane: (..., H, W, 3/4) is RGB(A), anything else (..., H, W) gray."""
+    image = np.asarray(image)
+    if image.ndim < 2:
+        raise ValueError(f"jpeg_evidence takes an image of 2 or more dimensions, got {image.shape}")
+    if image.ndim >= 3 and image.shape[-1] in (3, 4):
+        planes = image.reshape(-1, *image.shape[-3:])
+        rgb = planes[len(planes) // 2][..., :3].astype(np.float64)
+        return rgb @ np.array([0.299, 0.587, 0.114])  # JPEG's (JFIF) luma
+    planes = image.reshape(-1, *image.shape[-2:])
+    return planes[len(planes) // 2].astype(np.float64)
+
+
+def _window(y: np.ndarray) -> np.ndarray:
+    side = int(np.sqrt(_MAX_BLOCKS)) * 8 + 8
+    h, w = y.shape
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return y[top : top + side, left : left + side]
+
+
+def _lattice(coeffs: np.ndarray) -> tuple[float, int]:
+    """Best step in 2..64 and its lattice strength for coefficients ``c``.
+
+    Strength: the mean of cos(2 pi c / step) over the coefficients with |c| >= step / 2 (at
+    least 32 of them).  A lattice puts them near multiples of the step (strength near 1); a
+    smooth distribution averages to about 0 or below, however narrow it is (the coefficients
+    near 0, which every distribution has, are left out).
+    """
+    outer = np.abs(coeffs)[None, :] >= _STEPS[:, None] / 2  # (steps, coefficients)
+    counts = outer.sum(axis=1)
+    cosines = np.where(outer, np.cos(2 * np.pi * coeffs[None, :] / _STEPS[:, None]), 0.0)
+    strength = np.where(counts >= 32, cosines.sum(axis=1) / np.maximum(counts, 1), 0.0)
+    k = int(np.argmax(strength))
+    return max(0.0, float(strength[k])), int(_STEPS[k])
+
+
+def _blocks_at(y: np.ndarray, oy: int, ox: int) -> np.ndarray:
+    """The busy 8x8 blocks of the grid at offset (oy, ox); flat ones have zero AC at any quality."""
+    h, w = (y.shape[0] - oy) // 8, (y.shape[1] - ox) // 8
+    blocks = y[oy : oy + 8 * h, ox : ox + 8 * w].reshape(h, 8, w, 8).transpose(0, 2, 1, 3)
+    blocks = blocks.reshape(-1, 8, 8)
+    return blocks[blocks.std(axis=(1, 2)) > 1.0]
+
+
+def _strength(blocks: np.ndarray) -> tuple[float, dict]:
+    coeffs = dctn(blocks - 128.0, axes=(1, 2), norm="ortho")
+    found = [_lattice(coeffs[:, u, v]) for u, v in _FREQUENCIES]
+    return float(np.mean([s for s, _ in found])), {f: q for f, (_, q) in zip(_FREQUENCIES, found)}
+
+
+def jpeg_evidence(image: np.ndarray) -> JpegEvidence:
+    """Look for the 8x8 DCT quantisation lattice a JPEG decoder leaves, at any grid offset.
+
+    ``image``: 8-bit gray (H, W) or RGB(A) (H, W, 3/4); RGB is tested on its
+    luma.  All 64 offsets are scanned on up to 256 blocks each, then the best
+    one is measured on up to 4096 (a centred window of big images).  Fewer
+    than 16 busy (not flat) blocks give strength 0.
+    """
+    y = _window(_luma(image))
+    best = JpegEvidence(0.0, (0, 0), {}, 0)
+    if min(y.shape) < 16:
+        return best
+    scan = []
+    for oy in range(8):
+        for ox in range(8):
+            blocks = _blocks_at(y, oy, ox)
+            if len(blocks) >= 16:
+                scan.append((_strength(blocks[:: max(1, len(blocks) // 256)])[0], (oy, ox)))
+    if not scan:
+        return best
+    offset = max(scan)[1]
+    blocks = _blocks_at(y, *offset)
+    strength, steps = _strength(blocks)
+    return JpegEvidence(strength, offset, steps, len(blocks))
+
+
+def guards_model(model) -> bool:
+    """Whether the quality guard applies to ``model`` (every model but the Gaussian denoisers)."""
+    return str(model) not in NOISE_MODELS
+
+
+def guard_decision(
+    image: np.ndarray | None = None, file_quality: int | None = None, skip_above=SKIP_ABOVE_QUALITY
+) -> tuple[bool, str]:
+    """``(restore?, reason)``: restore a JPEG file of quality <= ``skip_above``, or pixels with a JPEG lattice.
+
+    ``file_quality`` is the estimate from a JPEG file's tables (see
+    :func:`napari_dncnn.jpeg.estimate_jpeg_quality`); without it, the pixels
+    of an 8-bit ``image`` are examined.  Other dtypes are always restored (their
+    damage is not JPEG's to judge).
+    """
+    if file_quality is not None:
+        if file_quality > skip_above:
+            return False, f"no JPEG artifacts to repair (JPEG q~{file_quality} > {skip_above})"
+        return True, f"JPEG q~{file_quality}"
+    if image is None or np.asarray(image).dtype != np.uint8:
+        return True, "not 8-bit: restored without a check"
+    evidence = jpeg_evidence(image)
+    if not evidence.found:
+        return False, (
+            f"no JPEG artifacts to repair (no 8x8 JPEG grid found, strength {evidence.strength:.2f})"
+        )
+    return True, f"8x8 JPEG grid found (strength {evidence.strength:.2f})"

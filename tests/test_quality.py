@@ -1,0 +1,111 @@
+"""The quality guard: JPEG quality from tables, the JPEG grid in pixels, and batch leaving good images alone."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from napari_dncnn.jpeg import encode_jpeg, estimate_jpeg_quality, jpeg_roundtrip
+from napari_dncnn.quality import guard_decision, jpeg_evidence
+
+
+@pytest.mark.parametrize("quality", [1, 10, 37, 75, 90, 91, 95, 100])
+def test_quality_estimate_from_tables_is_exact_for_libjpeg_files(quality, astronaut_crop):
+    assert estimate_jpeg_quality(io.BytesIO(encode_jpeg(astronaut_crop, quality))) == quality
+
+
+def test_quality_estimate_of_other_files_is_none(tmp_path, camera_crop):
+    Image.fromarray(camera_crop).save(tmp_path / "a.png")
+    assert estimate_jpeg_quality(tmp_path / "a.png") is None
+
+
+def test_jpeg_grid_found_at_any_offset_and_only_below_quality_93():
+    camera = data.camera()[150:406, 100:356]
+    assert not jpeg_evidence(camera).found  # never compressed
+    for quality in (10, 50, 90):
+        crop = jpeg_roundtrip(camera, quality)[3:, 5:]  # the grid no longer at the origin
+        found = jpeg_evidence(crop)
+        assert found.found and found.offset == (5, 3), (quality, found)
+    assert not jpeg_evidence(jpeg_roundtrip(camera, 95)).found
+    rgb = data.astronaut()[:256, :256]
+    assert jpeg_evidence(jpeg_roundtrip(rgb, 80)).found and not jpeg_evidence(rgb).found
+    assert jpeg_evidence(np.full((64, 64), 7, np.uint8)).strength == 0.0  # flat: nothing to judge
+
+
+def test_guard_decision_by_file_quality_and_dtype():
+    assert (
+        guard_decision(file_quality=95)[0] is False and "q~95" in guard_decision(file_quality=95)[1]
+    )
+    assert guard_decision(file_quality=90)[0] is True
+    assert guard_decision(file_quality=95, skip_above=96)[0] is True
+    assert guard_decision(np.zeros((64, 64), np.uint16))[0] is True  # not 8-bit: not judged
+
+
+def _batch(src, out, *extra):
+    cmd = [sys.executable, "-m", "napari_dncnn", "batch", str(src), str(out), "--no-progress"]
+    return subprocess.run([*cmd, *extra], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+    camera = data.camera()[150:278, 100:260]
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(camera).save(src / "clean.png")
+    (src / "q95.jpg").write_bytes(encode_jpeg(camera, 95))
+    (src / "q30.jpg").write_bytes(encode_jpeg(camera, 30))
+    Image.fromarray(jpeg_roundtrip(camera, 30)).save(src / "q30-as.png")
+    return src
+
+
+def test_batch_writes_images_without_jpeg_artifacts_unchanged(mixed_folder, tmp_path):
+    r = _batch(mixed_folder, tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert "done 2, skipped 2 (2 with no JPEG artifacts, written unchanged)" in r.stdout
+    report = {
+        e["file"].rsplit("/", 1)[-1]: e
+        for e in json.loads((tmp_path / "out" / "napari-dncnn-report.json").read_text())["files"]
+    }
+    assert "q~95" in report["q95.jpg"]["note"] and "no 8x8 JPEG grid" in report["clean.png"]["note"]
+    for name, source in (("clean", "clean.png"), ("q95", "q95.jpg")):
+        kept = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"))
+        assert np.array_equal(kept, np.asarray(Image.open(mixed_folder / source)))
+    for name, source in (("q30", "q30.jpg"), ("q30-as", "q30-as.png")):
+        restored = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"))
+        assert not np.array_equal(restored, np.asarray(Image.open(mixed_folder / source)))
+    forced = _batch(mixed_folder, tmp_path / "forced", "--force")
+    assert "done 4, skipped 0, failed 0" in forced.stdout
+
+
+def _forged_png(path, width: int, height: int) -> None:
+    """A small PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, format="PNG")
+    raw = bytearray(buf.getvalue())
+    ihdr = struct.pack(">II", width, height) + bytes(raw[24:29])
+    raw[16:29] = ihdr
+    raw[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.cluster  # --workers 1 starts a LocalCluster
+def test_a_decompression_bomb_is_one_failed_file_not_a_crashed_batch(tmp_path, tiny_weights):
+    src = tmp_path / "in"
+    src.mkdir()
+    _forged_png(src / "a-bomb.png", 20000, 20000)
+    Image.fromarray(data.camera()[:64, :64]).save(src / "b-fine.png")
+    for extra in ([], ["--workers", "1"]):
+        out = tmp_path / f"out{len(extra)}"
+        r = _batch(src, out, "--model", tiny_weights, "--force", *extra)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert "done 1, skipped 0, failed 1" in r.stdout and "a-bomb.png" in r.stdout
+        assert "Mpx" in r.stdout and (out / "b-fine.png").exists()
