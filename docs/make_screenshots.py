@@ -26,7 +26,7 @@ def main() -> None:
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1400, 820)
     viewer.open_sample("napari-dncnn", "camera_q10")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-dncnn", "DnCNN restore")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-dncnn", "Restore")
     src = viewer.layers["camera q10"]
     t0 = time.perf_counter()
     widget.restore_button.native.click()

@@ -48,8 +48,33 @@ GEOMETRY = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_la
 
 
 def is_lazy_layer(layer: Image) -> bool:
-    """Multiscale, dask- or zarr-backed layers are restored lazily (outputs computed as they are shown)."""
-    return bool(layer.multiscale) or not isinstance(layer.data, np.ndarray)
+    """Multiscale layers are restored lazily: outputs are computed block by block as they are shown.
+
+    A dask or zarr layer without a pyramid is not: napari would compute its
+    whole plane on the GUI thread when the output layer is added (7-11 s
+    frozen for 1024x1024), so the worker computes it instead (see
+    :func:`_in_memory`).
+    """
+    return bool(layer.multiscale)
+
+
+def _in_memory(data) -> np.ndarray:
+    """A dask/zarr array read into memory (in the worker), or a clear error when it cannot fit."""
+    if isinstance(data, np.ndarray):
+        return data
+    import psutil
+
+    need = (
+        int(np.prod(data.shape)) * (np.dtype(data.dtype).itemsize * 2 + 4) * 2
+    )  # in, out, residual
+    free = psutil.virtual_memory().available
+    if need > free // 2:
+        raise MemoryError(
+            f"this {data.shape} {data.dtype} layer is not a pyramid, and restoring it in memory needs "
+            f"about {need / 2**30:.1f} GiB of the {free / 2**30:.1f} GiB free; open it as a "
+            "multiscale (pyramid) layer, tick 'current plane only', or use napari-dncnn batch"
+        )
+    return np.asarray(data)
 
 
 def residual_limit(residual) -> float:
@@ -79,6 +104,7 @@ class RestoreWidget(Container):
         self.weights_edit = FileEdit(
             mode="r", filter="*.safetensors *.mat *.pth", label="weights file", visible=False
         )
+        self.weights_edit.min_width = 280  # room for a path, not a few letters
         self.device_combo = ComboBox(
             choices=["auto"] + available_devices(), value="auto", label="device"
         )
@@ -170,7 +196,7 @@ class RestoreWidget(Container):
         if self.model_combo.value == "auto":
             plan.append(f"auto will use {'jpeg-color' if layer.rgb else 'jpeg-gray'}")
         notes = _file_notes(layer, self.model_combo.value)
-        if notes is None and not is_lazy_layer(layer) and layer.data.dtype == np.uint8:
+        if notes is None and isinstance(layer.data, np.ndarray) and layer.data.dtype == np.uint8:
             notes = _pixel_notes(layer.data)
         self.guard_note = "; ".join(notes or [])
         self.status.value = "; ".join(plan + (notes or []))
@@ -258,8 +284,8 @@ class RestoreWidget(Container):
             "tile_size": tile,
             "device": self.device_combo.value,
         }
-        if index:  # one plane, normalised as the whole layer is
-            options["data_range"] = _layer_range(layer)
+        if index:  # one plane, normalised as the whole layer is (the worker computes the range)
+            options["whole_layer"] = (layer.data, layer.rgb)
         bar = progress(total=0, desc=f"DnCNN {layer.name}")
         self.restore_button.enabled = False
         self.cancel_button.enabled = True
@@ -416,14 +442,17 @@ def _pixel_notes(data) -> list[str]:
     return [] if restore_it else [f"{reason}: restoring may make it worse"]
 
 
-def _layer_range(layer: Image) -> tuple[float, float] | None:
-    """The whole layer's value range, so that one plane is normalised as in a run on the whole layer."""
+def _layer_range(data, rgb: bool) -> tuple[float, float] | None:
+    """The whole layer's value range, so that one plane is normalised as in a run on the whole layer.
+
+    Runs in the worker: for a dask or zarr layer it reads the whole layer.
+    """
     from .engine.axes import AxesPlan
 
-    data = np.asarray(layer.data)
+    data = _in_memory(data)
     if data.dtype == np.uint8:
         return None
-    lo, hi = AxesPlan.for_shape(data.shape, data.ndim - 1 if layer.rgb else None).value_range(data)
+    lo, hi = AxesPlan.for_shape(data.shape, data.ndim - 1 if rgb else None).value_range(data)
     return (lo, hi) if hi > lo else None
 
 
@@ -459,6 +488,9 @@ def _restore_steps(data, model, blocks: dict | None, **options):
         restored, residual, lim = _restore_lazy_levels(data, model, blocks=blocks, **options)
         return restored, residual, lim, "done: lazy outputs, computed as they are shown"
     t0, total = time.perf_counter(), 0
+    data = _in_memory(data)  # a dask/zarr layer without a pyramid: read here, not on the GUI thread
+    if "whole_layer" in options:
+        options["data_range"] = _layer_range(*options.pop("whole_layer"))
     steps = iter_restore(data, model, **options)
     while True:
         try:

@@ -41,7 +41,7 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
         if not torch.cuda.is_available():
             raise ValueError(
                 f"device {device!r} was asked for but this machine has no CUDA GPU; "
-                "use device='cpu' or 'auto'"
+                "choose the device cpu or auto"
             )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(
@@ -51,7 +51,7 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     elif dev.type == "mps" and not _mps_available():
         raise ValueError(
             f"device {device!r} was asked for but Apple MPS is not available here; "
-            "use device='cpu' or 'auto'"
+            "choose the device cpu or auto"
         )
     elif dev.type not in ("cpu", "cuda", "mps"):
         raise ValueError(
