@@ -86,7 +86,7 @@ def test_batch_end_to_end(tmp_path, input_folder, tiny_weights, camera_crop):
     report = json.loads((out / "napari-dncnn-report.json").read_text())
     entries = {Path(e["file"]).name: e for e in report["files"]}
     assert sorted(entries) == ["astro.png", "cam.JPG", "empty.png", "stack.tif", "truncated.jpg"]
-    assert report["counts"] == {"done": 3, "skipped": 0, "failed": 2}
+    assert report["counts"] == {"done": 3, "skipped": 0, "failed": 2, "not run": 0}
     assert entries["empty.png"]["status"] == "failed" and "empty" in entries["empty.png"]["error"]
     assert entries["cam.JPG"]["status"] == "done" and entries["cam.JPG"]["seconds"] > 0
     assert entries["cam.JPG"]["worker"] and entries["cam.JPG"]["outputs"][0].endswith("cam.png")
@@ -231,7 +231,8 @@ def test_sigterm_writes_the_report_and_exits_143(tmp_path, tiny_weights):
     assert "terminated (SIGTERM)" in stderr
     report = json.loads((out / "napari-dncnn-report.json").read_text())
     statuses = [f["status"] for f in report["files"]]
-    assert len(statuses) == 12 and "done" in statuses and "failed" in statuses
+    assert len(statuses) == 12 and "done" in statuses and "not run" in statuses
+    assert "failed" not in statuses  # interrupted files are not failures: rerunning finishes them
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
@@ -253,3 +254,35 @@ def test_a_missing_device_is_a_usage_error_serial_and_with_workers(
         assert main(args + extra + ["--no-progress"]) == 2
         assert "no CUDA GPU" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_exif_orientation_is_applied_as_photo_viewers_do(tmp_path, tiny_weights):
+    src = tmp_path / "in"
+    src.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the stored image is shown rotated by 90 degrees
+    Image.fromarray(np.zeros((64, 96), np.uint8) + 100).save(src / "photo.jpg", exif=exif)
+    r = run_cli(src, tmp_path / "out", "--model", tiny_weights)
+    assert r.returncode == 0, r.stderr
+    assert np.asarray(Image.open(tmp_path / "out" / "photo.png")).shape == (96, 64)
+
+
+def test_an_unusable_output_folder_is_a_usage_error_before_any_model_runs(
+    tmp_path, input_folder, tiny_weights
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    r = run_cli(input_folder, blocker / "out", "--model", tiny_weights)
+    assert r.returncode == 2 and "cannot write into the output folder" in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_the_summary_names_a_failed_file_once_and_tile_0_is_automatic(tmp_path, tiny_weights):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "broken.png").write_bytes(b"not a png")
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(src / "fine.png")
+    r = run_cli(src, tmp_path / "out", "--model", tiny_weights, "--tile-size", "0")
+    failed = [line for line in r.stdout.splitlines() if "FAILED" in line]
+    assert r.returncode == 1 and len(failed) == 1 and failed[0].count("broken.png") == 1, r.stdout
+    assert (tmp_path / "out" / "fine.png").exists()

@@ -153,7 +153,7 @@ def _add_batch(sub) -> None:
         "--save-residual", action="store_true", help="also write <stem>_residual.tif (float32)"
     )
     p.add_argument(
-        "--tile-size", type=int, default=None, help="tile side in px (default: automatic)"
+        "--tile-size", type=int, default=None, help="tile side in px (default or 0: automatic)"
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument(
@@ -198,9 +198,10 @@ def _add_batch(sub) -> None:
 def _run_batch(args) -> int:
     from .batch import BatchError, run_batch
 
-    if args.tile_size is not None and args.tile_size < 1:
+    if args.tile_size is not None and args.tile_size < 0:
         print(
-            f"napari-dncnn batch: error: --tile-size must be a positive number of pixels, got {args.tile_size}",
+            f"napari-dncnn batch: error: --tile-size must be 0 (automatic) or a number of pixels, "
+            f"got {args.tile_size}",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -222,7 +223,7 @@ def _run_batch(args) -> int:
             pattern=args.pattern,
             overwrite=args.overwrite,
             save_residual=args.save_residual,
-            tile_size=args.tile_size,
+            tile_size=args.tile_size or None,
             device=args.device,
             progress=not args.no_progress,
             log=lambda m: print(m, file=sys.stderr),

@@ -54,7 +54,7 @@ class BatchError(ValueError):
 @dataclass
 class FileResult:
     input: Path
-    status: str  # "done", "skipped" or "failed"
+    status: str  # "done", "skipped", "failed" or "not run" (an interrupted batch)
     outputs: list[Path] = field(default_factory=list)
     error: str = ""
     seconds: float = 0.0

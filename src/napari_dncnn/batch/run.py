@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..devices import pick_device
-from ..files.atomic import remove_leftovers, write_json_atomic
+from ..files.atomic import check_writable, remove_leftovers, write_json_atomic
 from ..files.images import IMAGE_SUFFIXES, TIFF_SUFFIXES
 from ..files.lazy_images import is_zarr_path
 from ..jpeg import SKIP_ABOVE_QUALITY
@@ -60,15 +60,28 @@ class BatchReport:
         lines = [
             f"done {self.count('done')}, skipped {self.count('skipped')}{why}, "
             f"failed {self.count('failed')}"
+            + (f", not run {self.count('not run')}" if self.count("not run") else "")
         ]
         lines += [f"  skipped {r.input.name}: {r.note}" for r in guarded[:5]]
         if len(guarded) > 5:
             lines.append(f"  ... and {len(guarded) - 5} more (see the report)")
-        lines += [f"  FAILED {r.input}: {r.error}" for r in self.failed]
+        lines += [f"  FAILED {_without_path(r.error, r.input)}" for r in self.failed]
+        stopped = self.count("not run")
+        if stopped:
+            lines.append(f"  {stopped} file(s) not run: interrupted; run the same command again")
         lines += [f"  warning {r.input.name}: {r.warning}" for r in self.results if r.warning]
         if self.path is not None:
             lines.append(f"report: {self.path}")
         return "\n".join(lines)
+
+
+def _without_path(error: str, path: Path) -> str:
+    """``<path>: <reason>`` once, whether or not the reason already starts with the path."""
+    text = str(error)
+    for prefix in (f"{path}: ", f"{path} "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    return f"{path}: {text}"
 
 
 def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
@@ -199,7 +212,10 @@ def run_batch(
     if workers is not None and workers < 1:
         raise BatchError(f"--workers must be at least 1, got {workers}")
     files = _inputs_or_error(input_dir, recursive, pattern, log)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        check_writable(output_dir)  # before any model runs: a bad output folder is a usage error
+    except OSError as exc:
+        raise BatchError(str(exc)) from exc
     removed = remove_leftovers(output_dir)
     if removed:
         log(f"removed {removed} unfinished temporary file(s) left by an interrupted run")
@@ -308,9 +324,7 @@ def _final_report(files, results, plan, output_dir: Path, meta: dict) -> BatchRe
     def missing(f: Path) -> FileResult:
         if all(o.exists() for o in plan[f]):  # a worker finished it, but its result never came back
             return FileResult(f, "done", plan[f], "")
-        return FileResult(
-            f, "failed", [], "not run: the batch was interrupted; run the same command again"
-        )
+        return FileResult(f, "not run", [], "the batch was interrupted; run the same command again")
 
     report = BatchReport([results.get(f) or missing(f) for f in files])
     report.path = _write_report(output_dir, report, meta)
@@ -318,7 +332,7 @@ def _final_report(files, results, plan, output_dir: Path, meta: dict) -> BatchRe
 
 
 def _write_report(output_dir: Path, report: BatchReport, meta: dict) -> Path:
-    counts = {k: report.count(k) for k in ("done", "skipped", "failed")}
+    counts = {k: report.count(k) for k in ("done", "skipped", "failed", "not run")}
     return write_json_atomic(
         output_dir / REPORT_NAME,
         {**meta, "counts": counts, "files": [r.as_dict() for r in report.results]},

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_target
 
@@ -85,8 +85,9 @@ def read_image(path: str | os.PathLike) -> ImageFile:
         SyntaxError,
         tifffile.TiffFileError,
     ) as exc:
+        reason = str(exc).replace(f"'{path}'", "the file").replace(str(path), "the file")
         raise ImageReadError(
-            f"{path}: cannot read the image ({exc}); the file may be truncated or "
+            f"{path}: cannot read the image ({reason}); the file may be truncated or "
             "not an image -- re-export it or remove it from the input"
         ) from exc
     raise ImageReadError(
@@ -98,6 +99,7 @@ def read_image(path: str | os.PathLike) -> ImageFile:
 def _read_pil(path: Path) -> ImageFile:
     with Image.open(path) as im:
         im.load()
+        im = ImageOps.exif_transpose(im)  # as photo viewers show it; outputs carry no orientation
         mode = im.mode
         if mode == "P":
             im = im.convert("RGBA" if "transparency" in im.info else "RGB")
