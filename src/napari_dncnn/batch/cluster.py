@@ -43,6 +43,7 @@ def connect(scheduler: str | None, workers: int | None, log=print):
 
     if scheduler:
         try:
+            _probe(scheduler)  # a failed Client() lingers and complains for 20 s at exit
             return Client(scheduler, timeout="10s", set_as_default=False), None
         except (OSError, TimeoutError, ValueError) as exc:
             raise BatchError(
@@ -61,6 +62,20 @@ def connect(scheduler: str | None, workers: int | None, log=print):
         dashboard_address=None,
     )
     return Client(cluster, set_as_default=False), cluster
+
+
+def _probe(address: str, timeout: float = 10.0) -> None:
+    """Raise ``ValueError`` for a malformed TCP scheduler address, ``OSError`` when nothing listens there."""
+    import socket
+
+    from distributed.comm import get_address_host_port, parse_address
+
+    scheme, _ = parse_address(address)
+    if scheme not in ("tcp", "tls"):
+        return  # inproc, ucx, ...: leave those to dask
+    host, port = get_address_host_port(address)
+    with socket.create_connection((host, port), timeout=timeout):
+        pass
 
 
 def run_on_cluster(
