@@ -7,7 +7,8 @@ deciding by the JPEG file's tables; and with the guard deciding by the pixels
 only (the same image as a PNG).  "restored" counts the images the guard let
 through to the model.
 
-    python benchmarks/bench_guard.py ../shared/data/val/BSD68 [--model jpeg-gray] [--limit N]
+    python benchmarks/bench_guard.py ../shared/data/val/BSD68 [--model auto] [--limit N]
+    python benchmarks/bench_guard.py ../shared/data/val/CBSD68 --color
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ def rows_for(clean: np.ndarray, quality: int | None, model: str) -> tuple[list[f
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("clean_dir")
-    ap.add_argument("--model", default="jpeg-gray")
+    ap.add_argument("--model", default="auto")
+    ap.add_argument("--color", action="store_true", help="RGB images (default: BT.601 luma)")
     ap.add_argument("--limit", type=int, default=0, help="first N images only")
     args = ap.parse_args()
-    images, _color, _ = load_eval_images(args.clean_dir, color=False)
+    images, _color, _ = load_eval_images(args.clean_dir, color=args.color)
     images = images[: args.limit or None]
-    print(f"{args.clean_dir}: {len(images)} gray images, model {args.model}")
+    mode = "RGB" if args.color else "gray"
+    print(f"{args.clean_dir}: {len(images)} {mode} images, model {args.model}")
     print(
         "| input | PSNR input | model always | guard (file) | guard (pixels) | restored (file / pixels) |"
     )
