@@ -98,11 +98,13 @@ def test_rgba_alpha_passes_through(tiny_color, astronaut_crop):
     np.testing.assert_array_equal(r.restored[..., :3], restore(astronaut_crop, tiny_color).restored)
 
 
-def test_two_channel_data_is_two_gray_planes(tiny_gray, camera_crop):
-    two = np.dstack([camera_crop, camera_crop[::-1]])  # (Y, X, 2): last axis is not RGB
-    r = restore(two, tiny_gray, channel_axis=-1)
+def test_channel_axis_of_another_size_than_3_or_4_is_refused(tiny_gray, camera_crop):
+    two = np.dstack([camera_crop, camera_crop[::-1]])  # (Y, X, 2): not colour
+    with pytest.raises(ValueError, match=r"channel_axis=-1 has 2 entries.*np.moveaxis"):
+        restore(two, tiny_gray, channel_axis=-1)
+    planes = np.moveaxis(two, -1, 0)  # the fix the message gives: two gray planes
     np.testing.assert_array_equal(
-        r.restored[..., 1], restore(camera_crop[::-1], tiny_gray).restored
+        restore(planes, tiny_gray).restored[1], restore(camera_crop[::-1], tiny_gray).restored
     )
 
 

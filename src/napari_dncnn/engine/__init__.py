@@ -57,9 +57,9 @@ def restore(
         Axis holding colour channels.  Default: the last axis if it has size
         3 or 4 and the image has at least 3 dimensions (napari's ``rgb``
         guess).  A (3, Y, X) array is three gray planes unless
-        ``channel_axis=0``.  An axis of another size is a set of
-        independent channels, each restored as a gray plane.  Alpha (the 4th
-        channel) is passed through untouched.
+        ``channel_axis=0``.  An axis of another size raises ``ValueError``
+        (leave it out: leading axes are restored plane by plane).  Alpha
+        (the 4th channel) is passed through untouched.
     tile_size : int, optional
         Tile side in pixels, not counting the overlap (default: 512, smaller
         if memory is short).  Tiles overlap by the receptive radius, so the

@@ -85,17 +85,12 @@ class AxesPlan:
     """Where an image's colour or channel axis is, and how the engine walks its planes.
 
     ``rgb``: ``channel_axis`` holds RGB(A) samples, moved last while working.
-    ``independent``: ``channel_axis`` holds other channels, moved first; each is a gray plane.
-    Neither: every plane of the last two axes is gray.
+    Otherwise every plane of the last two axes is gray.
     """
 
     ndim: int
     channel_axis: int | None = None
     rgb: bool = False
-
-    @property
-    def independent(self) -> bool:
-        return self.channel_axis is not None and not self.rgb
 
     @classmethod
     def for_shape(cls, shape: tuple[int, ...], channel_axis: int | None = None) -> AxesPlan:
@@ -113,23 +108,30 @@ class AxesPlan:
                 f"channel_axis={channel_axis} leaves fewer than 2 spatial axes in shape {shape}"
             )
         ax = channel_axis % ndim
-        return cls(ndim, ax, shape[ax] in (3, 4))
+        if shape[ax] not in (3, 4):
+            raise ValueError(
+                f"channel_axis={channel_axis} has {shape[ax]} entries in shape {shape}, but colour "
+                "needs 3 (RGB) or 4 (RGBA); for other channels leave channel_axis out: every leading "
+                f"axis is restored plane by plane (np.moveaxis(image, {channel_axis}, 0) puts a "
+                "channels-last axis first)"
+            )
+        return cls(ndim, ax, True)
 
     def spatial_axes(self) -> list[int]:
         """The two axes of each plane (Y, X), in the image's own order."""
         return [a for a in range(self.ndim) if a != self.channel_axis][-2:]
 
     def to_work(self, image):
-        """The image with RGB samples last, or independent channels first."""
+        """The image with RGB samples last."""
         if self.channel_axis is None:
             return image
-        return np.moveaxis(image, self.channel_axis, -1 if self.rgb else 0)
+        return np.moveaxis(image, self.channel_axis, -1)
 
     def from_work(self, work):
         """Inverse of :meth:`to_work`."""
         if self.channel_axis is None:
             return work
-        return np.moveaxis(work, -1 if self.rgb else 0, self.channel_axis)
+        return np.moveaxis(work, -1, self.channel_axis)
 
     def colour(self, work):
         """The samples the model sees: RGB without alpha, or everything for gray planes."""
