@@ -210,3 +210,30 @@ def test_batch_warns_when_a_compressed_jpeg_is_restored_with_another_model(tmp_p
     assert "--model jpeg-gray" in other.summary()
     same = run_batch(src, tmp_path / "same", model="auto", progress=False)
     assert same.results[0].status == "done" and same.results[0].warning == ""
+
+
+def test_rd_refuses_a_mixed_folder_and_skips_tiny_images(clean_dir, tmp_path, capsys):
+    # clean_dir mixes gray (camera, moon) and RGB (astronaut)
+    assert main(["rd", str(clean_dir), str(tmp_path / "a"), "--qualities", "20,40"]) == 2
+    assert "mixes gray and colour" in capsys.readouterr().err
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(clean_dir / "tiny.png")
+    argv = ["rd", str(clean_dir), str(tmp_path / "b"), "--qualities", "20,40", "--gray"]
+    assert main([*argv, "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert "tiny.png: smaller than SSIM" in out.err and "3 gray image(s)" in out.out
+
+
+def test_compress_refuses_a_rerun_for_another_target_and_bad_numbers(clean_dir, tmp_path, capsys):
+    out = str(tmp_path / "o")
+    assert main(["compress", str(clean_dir), out, "--target-psnr", "28", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["compress", str(clean_dir), out, "--target-psnr", "35", "--no-progress"]) == 2
+    assert "made for target {'psnr': 28.0}" in capsys.readouterr().err
+    assert main(["compress", str(clean_dir), out, "--target-psnr", "inf"]) == 2
+    with pytest.raises(SystemExit):
+        main(["compress", str(clean_dir), out, "--target-psnr", "30", "--skip-above", "200"])
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(clean_dir / "tiny.png")
+    code = main(["compress", str(clean_dir), str(tmp_path / "s"), "--target-ssim", "0.5"])
+    report = json.loads((tmp_path / "s" / "compress-report.json").read_text())
+    tiny = next(e for e in report["files"] if e["file"] == "tiny.png")
+    assert code == 1 and "11x11 window" in tiny["error"]

@@ -187,7 +187,7 @@ def _add_batch(sub) -> None:
     )
     p.add_argument(
         "--skip-above",
-        type=int,
+        type=_quality,
         default=90,
         metavar="Q",
         help="JPEG files of a higher estimated quality are written unchanged (default %(default)s)",
@@ -459,6 +459,13 @@ def _parse_qualities(text: str) -> list[int]:
     return qualities
 
 
+def _quality(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"a JPEG quality is 0..100, got {value}")
+    return value
+
+
 def _tqdm_progress(desc: str, unit: str, enabled: bool):
     """``(progress(done, total), close())`` for a tqdm bar on stderr, made on the first call; or no-ops."""
     bars = []
@@ -501,6 +508,14 @@ def _add_rd(sub) -> None:
     mode.add_argument("--gray", action="store_true", help="measure gray (BT.601 luma of colour)")
     mode.add_argument("--color", action="store_true", help="measure RGB")
     p.add_argument("--overwrite", action="store_true", help="replace rd.csv/json/png in OUT_DIR")
+    p.add_argument(
+        "--skip-above",
+        type=_quality,
+        default=90,
+        metavar="Q",
+        help="above Q the restoration is the JPEG itself, as the quality guard shows it "
+        "(default %(default)s; 100 measures the model at every quality)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -520,6 +535,7 @@ def _run_rd(args) -> int:
             args.model,
             color,
             overwrite=args.overwrite,
+            skip_above=args.skip_above,
             device=args.device,
             progress=progress,
         )
@@ -528,9 +544,13 @@ def _run_rd(args) -> int:
         return EXIT_USAGE
     finally:
         close()
+    for problem in summary.get("skipped_files", []):
+        print(f"skipped {problem}", file=sys.stderr)
     bd = summary.get("bd_rate_percent")
+    mode = "RGB" if summary.get("color") else "gray"
     print(
-        f"{summary['images']} images x {len(summary['qualities'])} qualities: BD-rate "
+        f"{summary['images']} {mode} image(s) x {len(summary['qualities'])} quality(ies), "
+        f"model {summary.get('model')}: BD-rate "
         + (
             f"{bd:+.1f}% (bytes at equal PSNR), BD-PSNR {summary['bd_psnr_db']:+.2f} dB"
             if bd is not None
@@ -563,7 +583,7 @@ def _add_compress(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="recompute files already written")
     p.add_argument(
         "--skip-above",
-        type=int,
+        type=_quality,
         default=None,
         metavar="Q",
         help="qualities above Q are viewed without the model, as the quality guard does (default 90)",

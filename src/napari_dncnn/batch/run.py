@@ -63,6 +63,11 @@ class BatchReport:
             + (f", not run {self.count('not run')}" if self.count("not run") else "")
         ]
         lines += [f"  skipped {r.input.name}: {r.note}" for r in guarded[:5]]
+        existing = self.count("skipped") - len(guarded)
+        if existing:
+            lines.append(
+                f"  {existing} skipped: outputs exist already (--overwrite recomputes them)"
+            )
         if len(guarded) > 5:
             lines.append(f"  ... and {len(guarded) - 5} more (see the report)")
         lines += [f"  FAILED {_without_path(r.error, r.input)}" for r in self.failed]

@@ -44,6 +44,8 @@ class Target:
             raise ValueError(f"a PSNR target must be above 0 dB, got {self.value:g}")
         if self.metric == "ssim" and not 0 < self.value <= 1:
             raise ValueError(f"an SSIM target must be in (0, 1], got {self.value:g}")
+        if not np.isfinite(self.value):
+            raise ValueError(f"a target must be a finite number, got {self.value}")
         if self.metric not in ("psnr", "ssim"):
             raise ValueError(f"target metric must be 'psnr' or 'ssim', got {self.metric!r}")
 
@@ -134,6 +136,11 @@ def compress_image(
     ):
         raise ValueError(
             f"compress takes 8-bit gray (H, W) or RGB (H, W, 3) images, got {clean.dtype} {clean.shape}"
+        )
+    if target.metric == "ssim" and min(clean.shape[:2]) < 11:
+        raise ValueError(
+            f"a {clean.shape[0]}x{clean.shape[1]} image is smaller than SSIM's 11x11 window; "
+            "use --target-psnr for it"
         )
     color = clean.ndim == 3
     view = _viewer(clean, model, color, skip_above, device=device, tile_size=tile_size)

@@ -27,6 +27,12 @@ __all__ = ["CompressReport", "REPORT_NAME", "run_compress", "run_rd"]
 REPORT_NAME = "compress-report.json"
 
 
+def _originals(paths):
+    """Each file's own pixels (to tell gray from colour before any conversion)."""
+    for p in paths:
+        yield read_image(p).data
+
+
 def _model_info(model: str, channels: int) -> dict:
     name = resolve_model_name(str(model), channels)
     loaded = load_model(name)
@@ -45,6 +51,7 @@ def run_rd(
     color=None,
     *,
     overwrite=False,
+    skip_above=SKIP_ABOVE_QUALITY,
     device="auto",
     tile_size=None,
     progress=None,
@@ -62,7 +69,17 @@ def run_rd(
         raise ValueError(
             f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them"
         )
-    paths, images, color, problems = load_named_images(clean_dir, color)
+    paths, images, mode, problems = load_named_images(clean_dir, color)
+    kinds = {im.ndim for im in _originals(paths)}
+    if color is None and len(kinds) > 1:
+        raise ValueError(
+            f"{clean_dir} mixes gray and colour images; pass --gray (colour as BT.601 luma) or "
+            "--color (gray repeated to RGB), or measure them in separate folders"
+        )
+    color = mode
+    small = [p for p, im in zip(paths, images) if min(im.shape[:2]) < 11]
+    problems += [f"{p}: smaller than SSIM's 11x11 window" for p in small]
+    paths, images = zip(*[(p, im) for p, im in zip(paths, images) if p not in small]) or ((), ())
     if not images:
         raise ImageReadError(
             f"{clean_dir}: no readable 8-bit gray or RGB image ({'; '.join(problems[:3])})"
@@ -75,6 +92,7 @@ def run_rd(
         sorted(set(qualities)),
         info["model"],
         color,
+        skip_above=skip_above,
         device=device,
         tile_size=tile_size,
         progress=progress,
@@ -82,12 +100,14 @@ def run_rd(
     meta = {
         "clean_dir": portable_path(str(clean_dir)),
         "color": color,
+        "skip_above_quality": skip_above,
         "skipped_files": problems,
         **info,
     }
     title = f"{clean_dir.name} ({len(images)} images, {'RGB' if color else 'gray'})"
     summary = summarize(rows)
-    return write_rd(out_dir, rows, summary, meta, title=title), summary
+    paths = write_rd(out_dir, rows, summary, meta, title=title)
+    return paths, {**summary, **{k: meta[k] for k in ("color", "skipped_files", "model")}}
 
 
 @dataclass
@@ -113,6 +133,14 @@ class CompressReport:
                 f"bytes: {t['bytes']} with the model, {t['jpeg_only_bytes']} as plain JPEG "
                 f"({t['saved_percent']:+.1f}% saved) over {t['files_compared']} files"
             )
+        worse = sum(
+            (e.get("saved_percent") or 0) < 0 for e in self.entries if e["status"] != "failed"
+        )
+        if worse:
+            lines.append(
+                f"{worse} file(s) take more bytes than plain JPEG at this target (the model costs "
+                "quality there, or the 50-byte model comment outweighs the saving): see saved_percent"
+            )
         if t.get("unreachable"):
             lines.append(
                 f"{t['unreachable']} file(s) reach the target at no JPEG quality: kept losslessly as PNG"
@@ -133,7 +161,7 @@ def _clean_pixels(path: Path):
     if data.dtype != "uint8" or not (data.ndim == 2 or (data.ndim == 3 and data.shape[2] == 3)):
         raise ValueError(
             f"{path}: compress takes 8-bit gray or RGB images (JPEG stores nothing else), "
-            f"got {data.dtype} {data.shape}; convert it first or leave it out with --pattern"
+            f"got {data.dtype} {data.shape}; convert it first, or move it out of the folder"
         )
     return data
 
@@ -228,10 +256,12 @@ def run_compress(
         if f.suffix.lower() != ".zarr"
     ]
     if not files:
+        what = f"matching {pattern!r}" if pattern else "(.png .jpg .jpeg .bmp .tif .tiff)"
         raise ValueError(
-            f"no image files in {input_dir}"
+            f"no image files {what} in {input_dir}"
             + ("" if recursive else " (add --recursive for subfolders)")
         )
+    _same_settings_or_error(output_dir, target, skip_above, overwrite)
     check_writable(output_dir)
     if remove_leftovers(output_dir):
         log("removed unfinished temporary files left by an interrupted run")
@@ -271,6 +301,21 @@ def run_compress(
             output_dir / REPORT_NAME, {**meta, "totals": report.totals, "files": report.entries}
         )
     return report
+
+
+def _same_settings_or_error(out_dir: Path, target: Target, skip_above: int, overwrite: bool):
+    """A rerun into a folder made for another target would skip its files and report them wrongly."""
+    try:
+        old = json.loads((out_dir / REPORT_NAME).read_text())
+    except (OSError, ValueError):
+        return
+    before = (old.get("target"), old.get("skip_above_quality"))
+    if not overwrite and before != ({target.metric: target.value}, skip_above):
+        raise ValueError(
+            f"{out_dir} holds JPEGs made for target {before[0]} (skip above {before[1]}), not "
+            f"{ {target.metric: target.value} } (skip above {skip_above}); choose another output "
+            "folder, or add --overwrite to redo every file"
+        )
 
 
 def _collisions(files: list[Path], input_dir: Path) -> dict[Path, str]:

@@ -42,10 +42,10 @@ def save_rd_figure(path, summary: dict, title: str = "", decoder: str = "DnCNN")
     fig = Figure(figsize=(8, 3.4), layout="constrained")
     left, right = fig.subplots(1, 2)
 
-    def fmt(rate, quality, unit):
+    def fmt(rate, quality, name, unit):
         if rate is None:
             return "BD: no overlap"
-        return f"BD-rate {rate:+.1f}%, BD {quality:+.3g}{unit}"
+        return f"BD-rate {rate:+.1f}%, {name} {quality:+.3g}{unit}"
 
     _panel(
         left,
@@ -53,7 +53,7 @@ def save_rd_figure(path, summary: dict, title: str = "", decoder: str = "DnCNN")
         "psnr",
         "PSNR (dB)",
         decoder,
-        fmt(summary.get("bd_rate_percent"), summary.get("bd_psnr_db"), " dB"),
+        fmt(summary.get("bd_rate_percent"), summary.get("bd_psnr_db"), "BD-PSNR", " dB"),
     )
     _panel(
         right,
@@ -61,7 +61,7 @@ def save_rd_figure(path, summary: dict, title: str = "", decoder: str = "DnCNN")
         "ssim",
         "SSIM",
         decoder,
-        fmt(summary.get("bd_rate_percent_ssim"), summary.get("bd_ssim"), ""),
+        fmt(summary.get("bd_rate_percent_ssim"), summary.get("bd_ssim"), "BD-SSIM", ""),
     )
     if title:
         fig.suptitle(title, fontsize=10)

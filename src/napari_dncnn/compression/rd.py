@@ -70,11 +70,20 @@ def decode(data: bytes, color: bool) -> np.ndarray:
         return np.asarray(im.convert("RGB" if color else "L")).copy()
 
 
-def measure(name: str, clean: np.ndarray, quality: int, model, color: bool, **kw) -> RDRow:
-    """One image at one quality: size, and PSNR/SSIM of the JPEG and of its restoration."""
+def measure(
+    name: str, clean: np.ndarray, quality: int, model, color: bool, skip_above=100, **kw
+) -> RDRow:
+    """One image at one quality: size, and PSNR/SSIM of the JPEG and of its restoration.
+
+    Above ``skip_above`` the "restoration" is the JPEG itself, as the quality guard shows it.
+    """
     data = encode_jpeg(clean, quality)
     jpeg = decode(data, color)
-    restored = restore(jpeg, model, channel_axis=-1 if color else None, **kw).restored
+    restored = (
+        restore(jpeg, model, channel_axis=-1 if color else None, **kw).restored
+        if quality <= skip_above
+        else jpeg
+    )
     return RDRow(
         image=name,
         quality=int(quality),
@@ -87,17 +96,16 @@ def measure(name: str, clean: np.ndarray, quality: int, model, color: bool, **kw
     )
 
 
-def rd_rows(
-    images, qualities, model="auto", color=False, *, device="auto", tile_size=None, progress=None
-) -> list[RDRow]:
+def rd_rows(images, qualities, model="auto", color=False, *, progress=None, **kw) -> list[RDRow]:
     """Measure every ``(name, clean uint8 array)`` of ``images`` at every quality.
 
-    ``progress(done, total)`` is called after each image and quality.
+    ``progress(done, total)`` is called after each image and quality; ``kw``
+    (``skip_above``, ``device``, ``tile_size``) goes to :func:`measure`.
     """
     rows, total = [], len(images) * len(qualities)
     for name, clean in images:
         for q in qualities:
-            rows.append(measure(name, clean, q, model, color, device=device, tile_size=tile_size))
+            rows.append(measure(name, clean, q, model, color, **kw))
             if progress is not None:
                 progress(len(rows), total)
     return rows

@@ -85,7 +85,7 @@ def read_image(path: str | os.PathLike) -> ImageFile:
         SyntaxError,
         tifffile.TiffFileError,
     ) as exc:
-        reason = str(exc).replace(f"'{path}'", "the file").replace(str(path), "the file")
+        reason = str(exc).replace(f" '{path}'", "").replace(f" {path}", "").replace(str(path), "")
         raise ImageReadError(
             f"{path}: cannot read the image ({reason}); the file may be truncated or "
             "not an image -- re-export it or remove it from the input"
