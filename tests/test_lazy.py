@@ -266,3 +266,26 @@ def test_space_to_depth_network_on_odd_dask_chunks_equals_numpy(big_gray):
         c % 2 == 0 for c in lazy.residual.chunks[0][:-1]
     )  # blocks start on the unshuffle grid
     assert_same(lazy, ref, scale=10)  # residuals up to ~50 grey levels: float32 rounding
+
+
+def test_out_of_core_imagej_stack_keeps_its_pixel_size(tmp_path, big_gray, tiny_weights):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    stack = np.stack([big_gray, big_gray[::-1]])
+    tifffile.imwrite(
+        src / "stack.tif",
+        stack,
+        imagej=True,
+        resolution=(1 / 0.5, 1 / 0.25),
+        metadata={"axes": "ZYX", "spacing": 2.0, "unit": "um"},
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "napari_dncnn", "batch", str(src), str(out), "--model",
+         tiny_weights, "--out-of-core-above", "0.05", "--no-progress", "--force"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    with tifffile.TiffFile(out / "stack.tif") as tf:
+        pixels = tifffile.xml2dict(tf.ome_metadata)["OME"]["Image"]["Pixels"]
+    assert pixels["PhysicalSizeX"] == pytest.approx(0.5) and pixels["PhysicalSizeY"] == 0.25
+    assert pixels["PhysicalSizeZ"] == 2.0 and pixels["PhysicalSizeXUnit"] == "µm"

@@ -297,6 +297,10 @@ def write_tiled_tiff(
     return targets
 
 
+_OME_UNITS = {"um": "µm", "micron": "µm", "microns": "µm", "\\u00b5m": "µm", "nanometer": "nm"}
+"""ImageJ's ways of writing a unit, in OME's spelling."""
+
+
 def _tiff_write_kwargs(like: LazyImage, axes: str, samples: bool) -> dict:
     meta = like.tiff if like.kind == "tiff" else {}
     kw: dict = {"photometric": "rgb" if samples else "minisblack", "ome": True}
@@ -306,7 +310,11 @@ def _tiff_write_kwargs(like: LazyImage, axes: str, samples: bool) -> dict:
         if ij.get("spacing"):
             md["PhysicalSizeZ"] = ij["spacing"]
         if ij.get("unit"):
-            md["PhysicalSizeXUnit"] = md["PhysicalSizeYUnit"] = ij["unit"]
+            unit = _OME_UNITS.get(str(ij["unit"]).lower(), ij["unit"])
+            md["PhysicalSizeXUnit"] = md["PhysicalSizeYUnit"] = unit
+        res = meta.get("resolution") or ()
+        if len(res) == 2 and all(r and r > 0 for r in res):  # pixels per unit -> unit per pixel
+            md["PhysicalSizeX"], md["PhysicalSizeY"] = 1 / float(res[0]), 1 / float(res[1])
     if axes:
         md["axes"] = axes
     kw["metadata"] = md
