@@ -48,6 +48,10 @@ def test_guard_decision_by_file_quality_and_dtype():
     assert guard_decision(file_quality=90)[0] is True
     assert guard_decision(file_quality=95, skip_above=96)[0] is True
     assert guard_decision(np.zeros((64, 64), np.uint16))[0] is True  # not 8-bit: not judged
+    # colour: 80 (the colour model costs 0.15 dB at q85 on McMaster), gray: 90
+    assert guard_decision(file_quality=85, color=True)[0] is False
+    assert guard_decision(file_quality=85, color=False)[0] is True
+    assert guard_decision(np.zeros((8, 8, 3), np.uint8), file_quality=85)[0] is False
 
 
 def _batch(src, out, *extra):

@@ -427,7 +427,7 @@ def _file_notes(layer: Image, model_choice: str) -> list[str] | None:
     notes = []
     quality = estimate_jpeg_quality(path) if Path(path).is_file() else None
     if quality is not None:
-        restore_it, reason = guard_decision(file_quality=quality)
+        restore_it, reason = guard_decision(file_quality=quality, color=layer.rgb)
         notes.append(
             f"JPEG q~{quality}" if restore_it else f"{reason}: restoring may make it worse"
         )

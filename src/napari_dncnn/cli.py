@@ -188,9 +188,10 @@ def _add_batch(sub) -> None:
     p.add_argument(
         "--skip-above",
         type=_quality,
-        default=90,
+        default=None,
         metavar="Q",
-        help="JPEG files of a higher estimated quality are written unchanged (default %(default)s)",
+        help="JPEG files of a higher estimated quality are written unchanged "
+        "(default: 90 for gray, 80 for colour)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -511,10 +512,10 @@ def _add_rd(sub) -> None:
     p.add_argument(
         "--skip-above",
         type=_quality,
-        default=90,
+        default=None,
         metavar="Q",
         help="above Q the restoration is the JPEG itself, as the quality guard shows it "
-        "(default %(default)s; 100 measures the model at every quality)",
+        "(default: 90 for gray, 80 for colour; 100 measures the model at every quality)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -586,7 +587,8 @@ def _add_compress(sub) -> None:
         type=_quality,
         default=None,
         metavar="Q",
-        help="qualities above Q are viewed without the model, as the quality guard does (default 90)",
+        help="qualities above Q are viewed without the model, as the quality guard does "
+        "(default: 90 for gray, 80 for colour)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -595,7 +597,6 @@ def _add_compress(sub) -> None:
 def _run_compress(args) -> int:
     from .compression import Target
     from .compression.folders import run_compress
-    from .jpeg import SKIP_ABOVE_QUALITY
 
     try:
         target = (
@@ -609,7 +610,6 @@ def _run_compress(args) -> int:
     if _load_or_exit("compress", args.model, not args.no_progress) is None:
         return EXIT_USAGE
     progress, close = _tqdm_progress("compress", "file", not args.no_progress)
-    skip = SKIP_ABOVE_QUALITY if args.skip_above is None else args.skip_above
     try:
         report = run_compress(
             args.in_dir,
@@ -619,7 +619,7 @@ def _run_compress(args) -> int:
             recursive=args.recursive,
             pattern=args.pattern,
             overwrite=args.overwrite,
-            skip_above=skip,
+            skip_above=args.skip_above,
             device=args.device,
             progress=progress,
             log=lambda m: print(m, file=sys.stderr),

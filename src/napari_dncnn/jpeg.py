@@ -16,6 +16,8 @@ from PIL import Image
 __all__ = [
     "MODEL_TAG",
     "SKIP_ABOVE_QUALITY",
+    "SKIP_ABOVE_QUALITY_COLOR",
+    "skip_above",
     "estimate_jpeg_quality",
     "encode_jpeg",
     "jpeg_roundtrip",
@@ -25,7 +27,18 @@ __all__ = [
 ]
 
 SKIP_ABOVE_QUALITY = 90
-"""JPEGs of a higher (estimated) quality have nothing a DnCNN can repair: they are left as they are."""
+"""Gray JPEGs of a higher (estimated) quality have nothing a DnCNN can repair: they are left as they are."""
+
+SKIP_ABOVE_QUALITY_COLOR = 80
+"""The same for colour: the bundled colour model costs 0.15 dB at q85 and 0.59 dB at q90 on McMaster."""
+
+
+def skip_above(color: bool, override: int | None = None) -> int:
+    """The quality guard's threshold: ``override``, else 80 for colour and 90 for gray images."""
+    if override is not None:
+        return int(override)
+    return SKIP_ABOVE_QUALITY_COLOR if color else SKIP_ABOVE_QUALITY
+
 
 MODEL_TAG = "napari-dncnn-model"
 """First word of the JPEG comment that ``napari-dncnn compress`` writes: the model to view the file with."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.fft import dctn
 
-from .jpeg import SKIP_ABOVE_QUALITY
+from .jpeg import skip_above as threshold_for
 
 __all__ = [
     "JpegEvidence",
@@ -147,18 +147,26 @@ def guards_model(model) -> bool:
 
 
 def guard_decision(
-    image: np.ndarray | None = None, file_quality: int | None = None, skip_above=SKIP_ABOVE_QUALITY
+    image: np.ndarray | None = None,
+    file_quality: int | None = None,
+    skip_above: int | None = None,
+    color: bool | None = None,
 ) -> tuple[bool, str]:
     """``(restore?, reason)``: restore a JPEG file of quality <= ``skip_above``, or pixels with a JPEG lattice.
 
     ``file_quality`` is the estimate from a JPEG file's tables (see
-    :func:`napari_dncnn.jpeg.estimate_jpeg_quality`); without it, the pixels
+    :func:`napari_dncnn.jpeg.estimate_jpeg_quality`), compared with
+    ``skip_above`` (default: 90 for gray, 80 for colour, ``color`` taken from
+    ``image`` when not given); without it, the pixels
     of an 8-bit ``image`` are examined.  Other dtypes are always restored (their
     damage is not JPEG's to judge).
     """
     if file_quality is not None:
-        if file_quality > skip_above:
-            return False, f"no JPEG artifacts to repair (JPEG q~{file_quality} > {skip_above})"
+        if color is None:
+            color = image is not None and np.ndim(image) >= 3 and np.shape(image)[-1] in (3, 4)
+        limit = threshold_for(color, skip_above)
+        if file_quality > limit:
+            return False, f"no JPEG artifacts to repair (JPEG q~{file_quality} > {limit})"
         return True, f"JPEG q~{file_quality}"
     if image is None or np.asarray(image).dtype != np.uint8:
         return True, "not 8-bit: restored without a check"

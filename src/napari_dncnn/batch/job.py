@@ -28,7 +28,7 @@ from ..files.lazy_images import (
     write_ome_zarr,
     write_tiled_tiff,
 )
-from ..jpeg import SKIP_ABOVE_QUALITY, estimate_jpeg_quality, read_model_tag
+from ..jpeg import estimate_jpeg_quality, read_model_tag
 from ..quality import guard_decision, guards_model
 from ..weights import load_model, model_loads, resolve_model_name
 
@@ -90,7 +90,7 @@ class BatchOptions:
     out_of_core_above: int = OUT_OF_CORE_ABOVE
     block_size: int = BLOCK_SIZE
     force: bool = False  # restore images the quality guard would leave unchanged
-    skip_above: int = SKIP_ABOVE_QUALITY
+    skip_above: int | None = None  # None: 90 for gray, 80 for colour
 
 
 _INFERENCE_LOCK = threading.Lock()

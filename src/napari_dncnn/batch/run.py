@@ -32,7 +32,6 @@ from ..devices import pick_device
 from ..files.atomic import check_writable, remove_leftovers, write_json_atomic
 from ..files.images import IMAGE_SUFFIXES, TIFF_SUFFIXES
 from ..files.lazy_images import is_zarr_path
-from ..jpeg import SKIP_ABOVE_QUALITY
 from .cluster import run_on_cluster
 from .job import OUT_OF_CORE_ABOVE, BatchError, BatchOptions, FileResult
 from .local import run_local
@@ -194,7 +193,7 @@ def run_batch(
     retries: int = 2,
     out_of_core_above: int = OUT_OF_CORE_ABOVE,
     force: bool = False,
-    skip_above: int = SKIP_ABOVE_QUALITY,
+    skip_above: int | None = None,
 ) -> BatchReport:
     """Restore every image in ``input_dir`` into ``output_dir``; never raises for a single bad file.
 
@@ -203,7 +202,8 @@ def run_batch(
     machine) run each file as a task with ``retries``; with neither, files
     are restored one after another in this process.  The quality guard
     (:mod:`napari_dncnn.quality`) writes images without JPEG artifacts
-    (JPEG files above quality ``skip_above``, other 8-bit files without an
+    (JPEG files above quality ``skip_above``, by default 90 for gray and 80 for
+    colour, other 8-bit files without an
     8x8 JPEG grid) unchanged, as ``skipped`` with a note, unless ``force``.  Raises
     :class:`BatchError` for bad usage (see :func:`check_folders`) or when no
     file matches.  Returns a :class:`BatchReport`; its JSON form is written

@@ -4,7 +4,8 @@ For each clean image the JPEG quality is searched (bisection over 1..100,
 then the two qualities below the answer are checked, and the search goes on
 down while one of them also reaches the target).  "Restored" means what a
 viewer of the file gets from napari-dncnn: the model's restoration for
-qualities up to ``skip_above`` (the quality guard's threshold, 90), the JPEG
+qualities up to ``skip_above`` (the quality guard's threshold: 90 for gray,
+80 for colour), the JPEG
 as it is above.  The same search on plain JPEG gives the quality and bytes
 a JPEG-only workflow needs for the same target, and so the bytes saved.
 
@@ -25,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engine import restore
-from ..jpeg import SKIP_ABOVE_QUALITY, encode_jpeg
+from ..jpeg import encode_jpeg
+from ..jpeg import skip_above as threshold_for
 from ..training.evaluate import psnr, ssim
 from .rd import decode
 
@@ -121,7 +123,7 @@ def compress_image(
     target: Target,
     model="auto",
     *,
-    skip_above: int = SKIP_ABOVE_QUALITY,
+    skip_above: int | None = None,
     device="auto",
     tile_size=None,
 ) -> Compressed:
@@ -143,6 +145,7 @@ def compress_image(
             "use --target-psnr for it"
         )
     color = clean.ndim == 3
+    skip_above = threshold_for(color, skip_above)
     view = _viewer(clean, model, color, skip_above, device=device, tile_size=tile_size)
     quality, scores = smallest_quality(lambda q: target.score(clean, view(q)[1]), target.value)
     plain_q, _ = smallest_quality(

@@ -16,7 +16,8 @@ from pathlib import Path
 from ..batch.run import check_folders, find_inputs
 from ..files.atomic import atomic_target, check_writable, remove_leftovers, write_json_atomic
 from ..files.images import ImageReadError, read_image, write_image
-from ..jpeg import SKIP_ABOVE_QUALITY, model_tag
+from ..jpeg import model_tag
+from ..jpeg import skip_above as threshold_for
 from ..training.config import portable_path
 from ..weights import load_model, resolve_model_name
 from .compress import Target, compress_image
@@ -51,7 +52,7 @@ def run_rd(
     color=None,
     *,
     overwrite=False,
-    skip_above=SKIP_ABOVE_QUALITY,
+    skip_above=None,
     device="auto",
     tile_size=None,
     progress=None,
@@ -100,7 +101,7 @@ def run_rd(
     meta = {
         "clean_dir": portable_path(str(clean_dir)),
         "color": color,
-        "skip_above_quality": skip_above,
+        "skip_above_quality": threshold_for(color, skip_above),
         "skipped_files": problems,
         **info,
     }
@@ -242,7 +243,7 @@ def run_compress(
     recursive=False,
     pattern=None,
     overwrite=False,
-    skip_above=SKIP_ABOVE_QUALITY,
+    skip_above=None,
     device="auto",
     tile_size=None,
     progress=None,
@@ -303,7 +304,7 @@ def run_compress(
     return report
 
 
-def _same_settings_or_error(out_dir: Path, target: Target, skip_above: int, overwrite: bool):
+def _same_settings_or_error(out_dir: Path, target: Target, skip_above, overwrite: bool):
     """A rerun into a folder made for another target would skip its files and report them wrongly."""
     try:
         old = json.loads((out_dir / REPORT_NAME).read_text())

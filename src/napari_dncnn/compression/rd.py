@@ -35,6 +35,7 @@ from PIL import Image
 from ..engine import restore
 from ..files.atomic import atomic_target, write_json_atomic
 from ..jpeg import encode_jpeg
+from ..jpeg import skip_above as threshold_for
 from ..training.evaluate import psnr, ssim
 from .bd import bd_quality, bd_rate
 
@@ -71,12 +72,14 @@ def decode(data: bytes, color: bool) -> np.ndarray:
 
 
 def measure(
-    name: str, clean: np.ndarray, quality: int, model, color: bool, skip_above=100, **kw
+    name: str, clean: np.ndarray, quality: int, model, color: bool, skip_above=None, **kw
 ) -> RDRow:
     """One image at one quality: size, and PSNR/SSIM of the JPEG and of its restoration.
 
-    Above ``skip_above`` the "restoration" is the JPEG itself, as the quality guard shows it.
+    Above ``skip_above`` (default: 90 gray, 80 colour) the "restoration" is the JPEG itself, as
+    the quality guard shows it.
     """
+    skip_above = threshold_for(color, skip_above)
     data = encode_jpeg(clean, quality)
     jpeg = decode(data, color)
     restored = (
