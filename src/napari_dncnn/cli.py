@@ -331,17 +331,7 @@ def _run_eval(args) -> int:
         return EXIT_USAGE
     if _load_or_exit("eval", args.model, not args.no_progress) is None:
         return EXIT_USAGE
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(desc="eval", unit="image", dynamic_ncols=True, file=sys.stderr)
-
-    def progress(done, total):
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    progress, close = _tqdm_progress("eval", "image", not args.no_progress)
     try:
         rows, color = evaluate_folder(
             args.data_dir,
@@ -350,15 +340,14 @@ def _run_eval(args) -> int:
             color,
             args.device,
             args.tile_size,
-            progress if bar is not None else None,
+            progress,
             noise=args.noise,
         )
     except (ImageReadError, WeightsError, ValueError) as exc:
         print(f"napari-dncnn eval: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        if bar is not None:
-            bar.close()
+        close()
     if args.json:
         print(
             json.dumps(

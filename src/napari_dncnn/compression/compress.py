@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine import restore
 from ..jpeg import encode_jpeg
 from ..jpeg import skip_above as threshold_for
 from ..training.evaluate import psnr, ssim
-from .rd import decode
+from .rd import decode, encode_and_view
 
 __all__ = ["Target", "Compressed", "compress_image", "smallest_quality"]
 
@@ -108,11 +107,8 @@ def _viewer(clean, model, color, skip_above, **kw):
 
     def view(q: int):
         if q not in cache:
-            data = encode_jpeg(clean, q)
-            jpeg = decode(data, color)
-            if q <= skip_above:
-                jpeg = restore(jpeg, model, channel_axis=-1 if color else None, **kw).restored
-            cache[q] = data, jpeg
+            data, _jpeg, shown = encode_and_view(clean, q, model, color, skip_above, **kw)
+            cache[q] = data, shown
         return cache[q]
 
     return view

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..batch.run import check_folders, find_inputs
 from ..files.atomic import atomic_target, check_writable, remove_leftovers, write_json_atomic
 from ..files.images import ImageReadError, read_image, write_image
-from ..jpeg import model_tag
+from ..jpeg import encode_jpeg, model_tag
 from ..jpeg import skip_above as threshold_for
 from ..training.config import portable_path
 from ..weights import load_model, resolve_model_name
@@ -192,8 +192,6 @@ def _compress_one(path: Path, rel: Path, out_dir: Path, target: Target, model, s
         }
         return entry
     jpg.parent.mkdir(parents=True, exist_ok=True)
-    from ..jpeg import encode_jpeg
-
     data = encode_jpeg(clean, best.quality, comment=model_tag(info["model"], info["fingerprint"]))
     with atomic_target(jpg) as tmp:
         tmp.write_bytes(data)

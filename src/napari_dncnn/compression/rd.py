@@ -71,6 +71,19 @@ def decode(data: bytes, color: bool) -> np.ndarray:
         return np.asarray(im.convert("RGB" if color else "L")).copy()
 
 
+def encode_and_view(clean, quality: int, model, color: bool, skip_above=None, **kw):
+    """``(file bytes, decoded JPEG, what napari-dncnn shows of it)`` at ``quality``.
+
+    What it shows is the model's restoration up to ``skip_above`` (default: 90 gray, 80
+    colour) and the JPEG itself above, as the quality guard does.
+    """
+    data = encode_jpeg(clean, quality)
+    jpeg = decode(data, color)
+    if quality > threshold_for(color, skip_above):
+        return data, jpeg, jpeg
+    return data, jpeg, restore(jpeg, model, channel_axis=-1 if color else None, **kw).restored
+
+
 def measure(
     name: str, clean: np.ndarray, quality: int, model, color: bool, skip_above=None, **kw
 ) -> RDRow:
@@ -79,14 +92,7 @@ def measure(
     Above ``skip_above`` (default: 90 gray, 80 colour) the "restoration" is the JPEG itself, as
     the quality guard shows it.
     """
-    skip_above = threshold_for(color, skip_above)
-    data = encode_jpeg(clean, quality)
-    jpeg = decode(data, color)
-    restored = (
-        restore(jpeg, model, channel_axis=-1 if color else None, **kw).restored
-        if quality <= skip_above
-        else jpeg
-    )
+    data, jpeg, restored = encode_and_view(clean, quality, model, color, skip_above, **kw)
     return RDRow(
         image=name,
         quality=int(quality),
