@@ -147,6 +147,7 @@ class RestoreWidget(Container):
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
         self.guard_note = ""
+        self._pixel_verdict = (None, [])  # (the data judged, the guard's notes on it)
         self.last_progress = (0, 0)  # (tiles done, tiles in all) of the latest run
         self.blocks_done: dict[
             int, tuple[int, int]
@@ -199,7 +200,9 @@ class RestoreWidget(Container):
             plan.append(f"auto will use {'jpeg-color' if layer.rgb else 'jpeg-gray'}")
         notes = _file_notes(layer, self.model_combo.value)
         if notes is None and isinstance(layer.data, np.ndarray) and layer.data.dtype == np.uint8:
-            notes = _pixel_notes(layer.data)
+            if self._pixel_verdict[0] is not layer.data:  # a model change keeps the pixels
+                self._pixel_verdict = (layer.data, _pixel_notes(layer.data))
+            notes = self._pixel_verdict[1]
         self.guard_note = "; ".join(notes or [])
         self.status.value = "; ".join(plan + (notes or []))
 

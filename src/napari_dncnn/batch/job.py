@@ -30,13 +30,14 @@ from ..files.lazy_images import (
 )
 from ..jpeg import estimate_jpeg_quality, read_model_tag
 from ..quality import guard_decision, guards_model
-from ..weights import load_model, model_loads, resolve_model_name
+from ..weights import model_fingerprint, model_loads, resolve_model_name
 
 __all__ = [
     "BatchError",
     "BatchOptions",
     "FileResult",
     "process_file",
+    "describe_error",
     "OUT_OF_CORE_ABOVE",
     "BLOCK_SIZE",
 ]
@@ -147,7 +148,7 @@ def process_file(f: str, outs: list[str], opts: dict) -> dict:
                 _restore_in_memory(img, targets, o)
                 warning = _model_mismatch(src, o.model, 3 if img.channel_axis is not None else 1)
     except Exception as exc:  # noqa: BLE001 - any error of one file is that file's failure
-        return ran(status="failed", error=_describe(exc, src))
+        return ran(status="failed", error=describe_error(exc, src))
     return ran(status="done", outputs=targets, warning=warning if not ooc else "")
 
 
@@ -157,7 +158,7 @@ def _model_mismatch(src: Path, model: str, channels: int) -> str:
     if tag is None:
         return ""
     name = resolve_model_name(model, channels)
-    fingerprint = load_model(name).fingerprint
+    fingerprint = model_fingerprint(name)
     if fingerprint == tag[1]:
         return ""
     return (
@@ -166,7 +167,8 @@ def _model_mismatch(src: Path, model: str, channels: int) -> str:
     )
 
 
-def _describe(exc: Exception, src: Path) -> str:
+def describe_error(exc: Exception, src: Path) -> str:
+    """One line for a file's failure: the path once, the reason, and for a bomb what to do."""
     if isinstance(exc, Image.DecompressionBombError):
         return (
             f"{src}: {exc} -- napari-dncnn reads PNG/JPEG/BMP up to Pillow's limit of "

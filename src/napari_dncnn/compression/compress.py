@@ -144,12 +144,17 @@ def compress_image(
     skip_above = threshold_for(color, skip_above)
     view = _viewer(clean, model, color, skip_above, device=device, tile_size=tile_size)
     quality, scores = smallest_quality(lambda q: target.score(clean, view(q)[1]), target.value)
-    plain_q, _ = smallest_quality(
-        lambda q: target.score(clean, decode(encode_jpeg(clean, q), color)), target.value
-    )
+    sizes: dict[int, int] = {}
+
+    def plain(q: int) -> float:  # the JPEG as it is; its size kept for the answer
+        data = encode_jpeg(clean, q)
+        sizes[q] = len(data)
+        return target.score(clean, decode(data, color))
+
+    plain_q, _ = smallest_quality(plain, target.value)
     out = Compressed(quality, scores=scores, jpeg_only_quality=plain_q)
     if plain_q is not None:
-        out.jpeg_only_bytes = len(encode_jpeg(clean, plain_q))
+        out.jpeg_only_bytes = sizes[plain_q]
     if quality is not None:
         out.data, out.score = view(quality)[0], scores[quality]
         out.restored_by_model = quality <= skip_above

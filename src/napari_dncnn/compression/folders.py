@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
+from ..batch.job import describe_error
 from ..batch.run import check_folders, find_inputs
 from ..files.atomic import atomic_target, check_writable, remove_leftovers, write_json_atomic
 from ..files.images import ImageReadError, read_image, write_image
@@ -28,13 +30,9 @@ __all__ = ["CompressReport", "REPORT_NAME", "run_compress", "run_rd"]
 REPORT_NAME = "compress-report.json"
 
 
-def _originals(paths):
-    """Each file's own pixels (to tell gray from colour before any conversion)."""
-    for p in paths:
-        yield read_image(p).data
-
-
+@lru_cache(maxsize=8)
 def _model_info(model: str, channels: int) -> dict:
+    """Name, fingerprint and record of the model: loaded once per run, not once per file."""
     name = resolve_model_name(str(model), channels)
     loaded = load_model(name)
     return {
@@ -70,14 +68,7 @@ def run_rd(
         raise ValueError(
             f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them"
         )
-    paths, images, mode, problems = load_named_images(clean_dir, color)
-    kinds = {im.ndim for im in _originals(paths)}
-    if color is None and len(kinds) > 1:
-        raise ValueError(
-            f"{clean_dir} mixes gray and colour images; pass --gray (colour as BT.601 luma) or "
-            "--color (gray repeated to RGB), or measure them in separate folders"
-        )
-    color = mode
+    paths, images, color, problems = load_named_images(clean_dir, color, refuse_mixed=True)
     small = [p for p, im in zip(paths, images) if min(im.shape[:2]) < 11]
     problems += [f"{p}: smaller than SSIM's 11x11 window" for p in small]
     paths, images = zip(*[(p, im) for p, im in zip(paths, images) if p not in small]) or ((), ())
@@ -341,11 +332,5 @@ def _entry(f, rel, out_dir, target, model, skip_above, kw, previous, overwrite) 
     try:
         entry = _compress_one(f, rel, out_dir, target, model, skip_above, kw)
     except Exception as exc:  # one bad file never stops the others
-        return {
-            "file": str(rel),
-            "status": "failed",
-            "error": f"{type(exc).__name__}: {exc}"
-            if not isinstance(exc, ImageReadError | ValueError)
-            else str(exc),
-        }
+        return {"file": str(rel), "status": "failed", "error": describe_error(exc, f)}
     return {**entry, "status": "done", "seconds": round(time.time() - start, 3)}

@@ -130,12 +130,12 @@ def load_eval_images(folder, color: bool | None):
     return images, color, problems
 
 
-def load_named_images(folder, color: bool | None):
+def load_named_images(folder, color: bool | None, *, refuse_mixed: bool = False):
     """``(paths, images, color, problems)``: the readable 8-bit images of ``folder``, sorted by name.
 
-    ``color`` None: colour if the first image is RGB.  Gray images are
-    repeated to RGB for a colour evaluation; colour images become BT.601 luma
-    for a gray one.
+    ``color`` None: colour if the first image is RGB (or, with ``refuse_mixed``,
+    a ``ValueError`` when the folder holds both).  Gray images are repeated to
+    RGB for a colour evaluation; colour images become BT.601 luma for a gray one.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -154,6 +154,11 @@ def load_named_images(folder, color: bool | None):
             problems.append(f"{p}: not an 8-bit 2D gray or RGB image ({data.dtype}, {data.shape})")
             continue
         images.append((p, data[..., :3] if data.ndim == 3 else data))
+    if color is None and refuse_mixed and len({d.ndim for _p, d in images}) > 1:
+        raise ValueError(
+            f"{folder} mixes gray and colour images; pass --gray (colour as BT.601 luma) or "
+            "--color (gray repeated to RGB), or measure them in separate folders"
+        )
     if color is None:
         color = bool(images) and images[0][1].ndim == 3
     out = []

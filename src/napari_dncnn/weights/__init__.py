@@ -40,6 +40,7 @@ __all__ = [
     "cache_dir",
     "fetch_official",
     "load_model",
+    "model_fingerprint",
     "model_loads",
     "network_for",
     "network_from_record",
@@ -121,6 +122,18 @@ def load_model(
 def _cached_network(key: str, mtime: float, device: str) -> DnCNN:
     net = fold_batchnorm(load_model(key).network)
     return net.to(torch.device(device)).to(memory_format=torch.channels_last)
+
+
+@lru_cache(maxsize=8)
+def _cached_fingerprint(key: str, mtime: float) -> str:
+    return load_model(key).fingerprint
+
+
+def model_fingerprint(model: str) -> str:
+    """The fingerprint of a named model or weights file, computed once per file version."""
+    path = Path(str(model))
+    mtime = path.stat().st_mtime if path.suffix and path.exists() else 0.0
+    return _cached_fingerprint(str(model), mtime)
 
 
 def model_loads() -> int:
