@@ -117,7 +117,7 @@ class RestoreWidget(Container):
         self.progress_bar = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
         self.progress_label = Label(value="", visible=False)
         self.help = Label(value=HELP_TEXT)
-        for label in (self.status, self.help):  # long lines wrap instead of widening the dock
+        for label in (self.status, self.progress_label, self.help):  # wrap, never widen the dock
             label.native.setWordWrap(True)
         self._set_tooltips()
         self.extend(
