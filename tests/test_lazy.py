@@ -289,3 +289,57 @@ def test_out_of_core_imagej_stack_keeps_its_pixel_size(tmp_path, big_gray, tiny_
         pixels = tifffile.xml2dict(tf.ome_metadata)["OME"]["Image"]["Pixels"]
     assert pixels["PhysicalSizeX"] == pytest.approx(0.5) and pixels["PhysicalSizeY"] == 0.25
     assert pixels["PhysicalSizeZ"] == 2.0 and pixels["PhysicalSizeXUnit"] == "µm"
+
+
+RSS_CHILD = r"""
+import sys
+import numpy as np
+from napari_dncnn.files.lazy_images import open_lazy
+
+def rss_mb():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) / 1024
+
+img = open_lazy(sys.argv[1])
+before = rss_mb()
+total = 0
+for y in range(0, img.data.shape[0], 1024):  # every block, as the out-of-core writer reads them
+    total += int(img.data[y : y + 1024].sum().compute(scheduler="synchronous"))
+print(total, rss_mb() - before)
+"""
+
+
+def test_reading_a_contiguous_tiff_block_by_block_keeps_memory_at_a_block(tmp_path):
+    """A memory map held for the whole read kept every page read resident (+1.5 GB for 1.6 GB)."""
+    image = np.random.default_rng(0).integers(0, 65535, (8192, 4096), dtype=np.uint16)  # 64 MiB
+    tifffile.imwrite(tmp_path / "big.tif", image)
+    with tifffile.TiffFile(tmp_path / "big.tif") as tf:
+        assert tf.pages[0].compression == 1 and tf.series[0].dataoffset is not None
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_CHILD, str(tmp_path / "big.tif")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert int(out[0]) == int(image.sum(dtype=np.int64))
+    assert float(out[1]) < 24, f"resident memory grew by {out[1]} MiB reading a 64 MiB image"
+
+
+def forge_tiff_size(path, side: int) -> None:
+    """Rewrite the ImageWidth and ImageLength of a small TIFF to ``side``; the data stays small."""
+    import struct
+
+    with tifffile.TiffFile(path) as tf:
+        tags = tf.pages[0].tags
+        where = [(tags[n].valueoffset, tags[n].dtype) for n in ("ImageWidth", "ImageLength")]
+    with open(path, "r+b") as fh:
+        for offset, dtype in where:
+            fh.seek(offset)
+            fh.write(struct.pack("<H" if int(dtype) == 3 else "<I", side))
+
+
+def test_a_truncated_or_forged_contiguous_tiff_is_refused_naming_the_file(tmp_path):
+    forged = tmp_path / "forged.tif"
+    tifffile.imwrite(forged, np.zeros((64, 64), np.uint8))
+    forge_tiff_size(forged, 60_000)  # 3.6 GB claimed by a file of a few KB
+    with pytest.raises(ImageReadError, match=r"forged\.tif: the TIFF header describes 60000x60000"):
+        open_lazy(forged)

@@ -48,16 +48,31 @@ def check_model_fits(net: DnCNN, plan: AxesPlan, shape: tuple[int, ...]) -> None
         )
 
 
+BAND = 1 << 20
+"""Values per step when the restored image is formed: float64 temporaries stay this small."""
+
+
 def _back_to_image(
     residual_colour: np.ndarray, work: np.ndarray, plan: AxesPlan, dtype
 ) -> Restoration:
-    """Residual (colour view, input units) -> (restored, residual) in the image's own layout and dtype."""
+    """Residual (colour view, input units) -> (restored, residual) in the image's own layout and dtype.
+
+    Works in bands of rows, so memory above the outputs stays a few MB whatever the image size.
+    """
     if plan.rgb:
         residual_work = np.zeros(work.shape, np.float32)
         residual_work[..., :3] = residual_colour
     else:
         residual_work = residual_colour
-    restored_work = to_dtype(work.astype(np.float64) - residual_work, dtype)
+    restored_work = np.empty(work.shape, dtype)
+    lead = work.ndim - (3 if plan.rgb else 2)  # axes before (Y, X[, S])
+    step = max(1, BAND // max(1, int(np.prod(work.shape[lead + 1 :]))))  # rows per band
+    for idx in np.ndindex(*work.shape[:lead]):
+        for y0 in range(0, work.shape[lead], step):
+            band = idx + (slice(y0, y0 + step),)
+            restored_work[band] = to_dtype(
+                work[band].astype(np.float64) - residual_work[band], dtype
+            )
     if plan.rgb and work.shape[-1] == 4:
         restored_work[..., 3] = work[..., 3]  # alpha passes through
     restored, residual = plan.from_work(restored_work), plan.from_work(residual_work)
@@ -95,15 +110,17 @@ def iter_restore(
     tile = fit_tile(tile_size, net, dev)
     total, done = planes.shape[0] * count_tiles(*planes.shape[-2:], tile), 0
     yield 0, total
-    residual_n = np.empty(planes.shape, np.float32)
+    residual_n = np.empty(planes.shape, np.float32)  # the one full-size float array
+
+    def normalise(crop):  # per tile: no normalised copy of the whole image
+        return ((crop.astype(np.float64) - lo) / scale).astype(np.float32)
+
     for i in range(planes.shape[0]):
-        plane = ((planes[i].astype(np.float64) - lo) / scale).astype(np.float32)
-        for _ in iter_residual(net, plane, tile, dev, bf16, residual_n[i]):
+        for _ in iter_residual(net, planes[i], tile, dev, bf16, residual_n[i], normalise):
             done += 1
             yield done, total
-    residual_colour = from_planes(
-        residual_n * np.float32(scale), colour.shape, plan.rgb, net.channels
-    )
+    residual_n *= np.float32(scale)
+    residual_colour = from_planes(residual_n, colour.shape, plan.rgb, net.channels)
     return _back_to_image(residual_colour, work, plan, image.dtype)
 
 

@@ -81,9 +81,19 @@ def count_tiles(h: int, w: int, tile: int) -> int:
 
 
 def iter_residual(
-    net: DnCNN, plane: np.ndarray, tile: int, device: torch.device, bf16: bool, out: np.ndarray
+    net: DnCNN,
+    plane: np.ndarray,
+    tile: int,
+    device: torch.device,
+    bf16: bool,
+    out: np.ndarray,
+    normalise=None,
 ) -> Iterator[None]:
-    """Write the residual of one normalised (C, H, W) float32 ``plane`` into ``out``, yielding after each tile."""
+    """Write the residual of one (C, H, W) ``plane`` into ``out``, yielding after each tile.
+
+    ``plane`` is normalised float32, or any dtype with ``normalise(crop) -> float32``
+    applied to each tile's crop, so no normalised copy of the whole plane is made.
+    """
     c, h, w = plane.shape
     radius = net.receptive_radius
     for y0 in _starts(h, tile):
@@ -91,7 +101,9 @@ def iter_residual(
             y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
             py0, px0 = max(0, y0 - radius), max(0, x0 - radius)
             py1, px1 = min(h, y1 + radius), min(w, x1 + radius)
-            x = torch.from_numpy(np.ascontiguousarray(plane[:, py0:py1, px0:px1]))[None]
+            crop = plane[:, py0:py1, px0:px1]
+            crop = normalise(crop) if normalise is not None else crop
+            x = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))[None]
             x = x.to(device).contiguous(memory_format=torch.channels_last)
             with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
                 r = net(x).float()

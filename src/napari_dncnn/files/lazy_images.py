@@ -1,9 +1,12 @@
 """Out-of-core files: lazy reading of TIFF and zarr, chunk-by-chunk writing of tiled BigTIFF and OME-Zarr.
 
-Reading never loads the pixels: uncompressed contiguous TIFFs are memory
-mapped, tiled/strip/compressed TIFFs go through ``tifffile``'s zarr store
-(``aszarr``), zarr arrays and OME-Zarr images (NGFF 0.4 and 0.5; the
-full-resolution level) through ``zarr``.  Writing computes one band of
+Reading never loads the pixels: uncompressed contiguous TIFFs are read a
+block at a time (each block maps the file, copies its region and unmaps it, so
+resident memory stays at a block; a plane-sized strip, as ImageJ writes them,
+would make one chunk of the whole plane in ``tifffile``'s zarr store),
+tiled/strip/compressed TIFFs go through that zarr store (``aszarr``), zarr
+arrays and OME-Zarr images (NGFF 0.4 and 0.5; the full-resolution level)
+through ``zarr``.  Writing computes one band of
 blocks at a time, so peak memory does not grow with the image size; like
 :mod:`napari_dncnn.files.images`, every output goes to a hidden temporary file (or
 folder) that is renamed into place when complete.
@@ -130,15 +133,46 @@ def _open_tiff(path: Path) -> LazyImage:
         series = tf.series[0]
         meta, axes = tiff_meta(tf), series.axes
         contiguous = series.dataoffset is not None and tf.pages[0].compression == 1
+        layout = (series.dataoffset, series.shape, np.dtype(tf.byteorder + series.dtype.char))
     if contiguous:
-        mm = tifffile.memmap(path, series=0, mode="r")
+        blocks = ContiguousTiff(path, *layout)
         data = da.from_array(
-            mm, chunks=_tiff_chunks(mm.shape, axes), name=f"tiff-{path}-{os.path.getmtime(path)}"
+            blocks,
+            chunks=_tiff_chunks(blocks.shape, axes),
+            name=f"tiff-{path}-{os.path.getmtime(path)}",
+            meta=np.empty((0,) * blocks.ndim, blocks.dtype),
         )
         return LazyImage(data, path, "tiff", axes, meta)
     store = tifffile.imread(path, aszarr=True, level=0)
     z = zarr.open_array(store, mode="r")
     return LazyImage(da.from_zarr(z), path, "tiff", axes, meta, _closers=[store.close])
+
+
+class ContiguousTiff:
+    """The first series of an uncompressed contiguous TIFF as an array-like that reads only what is sliced.
+
+    Every ``[...]`` maps the file, copies the region and unmaps it again, so the
+    pages it touched leave the process (a long-lived memory map keeps every page
+    ever read resident: +1.5 GB for a 1.6 GB image read block by block).
+    """
+
+    def __init__(self, path: Path, offset: int, shape: tuple[int, ...], dtype: np.dtype):
+        self.path, self.offset, self.shape, self.dtype = Path(path), offset, tuple(shape), dtype
+        self.ndim = len(self.shape)
+        need, size = (
+            self.offset + int(np.prod(self.shape)) * self.dtype.itemsize,
+            path.stat().st_size,
+        )
+        if need > size:
+            raise ImageReadError(
+                f"{path}: the TIFF header describes {'x'.join(map(str, self.shape))} "
+                f"{self.dtype} values ({need:,} bytes) but the file has {size:,} bytes; it is "
+                "truncated or its header is wrong -- re-export it or remove it from the input"
+            )
+
+    def __getitem__(self, key) -> np.ndarray:
+        mm = np.memmap(self.path, self.dtype, "r", self.offset, self.shape)
+        return np.array(mm[key])  # a copy; the map is unmapped as ``mm`` goes
 
 
 def _tiff_chunks(shape, axes: str) -> tuple[int, ...]:
