@@ -143,6 +143,7 @@ class RestoreWidget(Container):
         self.layer_combo.changed.connect(self._show_plan)
         self.compare_check.changed.connect(self._compare)
         self.model_combo.changed.connect(self._show_plan)
+        self.device_combo.changed.connect(self._show_plan)
         self.restore_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
@@ -192,12 +193,18 @@ class RestoreWidget(Container):
     def _show_plan(self, *_) -> None:
         """Before a run: which model 'auto' will use, and what the quality guard says of the layer."""
         layer = self.layer_combo.value
-        if self.worker is not None or not isinstance(layer, Image):
+        if self.worker is not None:
+            return
+        if not isinstance(layer, Image):
+            self.status.value = self.guard_note = ""  # nothing to restore: no stale plan
             return
         self.guard_note = ""
         plan = []
         if self.model_combo.value == "auto":
             plan.append(f"auto will use {'jpeg-color' if layer.rgb else 'jpeg-gray'}")
+        if self.device_combo.value == "auto":
+            dev = pick_device("auto")
+            plan.append(f"on {dev} ({'bf16' if use_bf16('auto', dev) else 'fp32'})")
         notes = _file_notes(layer, self.model_combo.value)
         if notes is None and isinstance(layer.data, np.ndarray) and layer.data.dtype == np.uint8:
             if self._pixel_verdict[0] is not layer.data:  # a model change keeps the pixels
@@ -229,6 +236,10 @@ class RestoreWidget(Container):
             raise ValueError(
                 "choose a weights file (.safetensors, .mat or .pth) in the box below the model"
             )
+        if Path(text).is_dir():
+            raise ValueError(
+                f"{text} is a folder; choose the weights file inside it (.safetensors, .mat or .pth)"
+            )
         if not Path(text).is_file():
             raise ValueError(
                 f"the weights file {text} does not exist; choose another in the box below the model"
@@ -257,24 +268,24 @@ class RestoreWidget(Container):
             return
         active = self.viewer.layers.selection.active
         if active is not None and not isinstance(active, Image):
-            show_error(
+            self._refuse(
                 f"DnCNN: the selected layer {active.name!r} is a {active.__class__.__name__.lower()} "
                 "layer; select an image layer to restore"
             )
             return
         layer = self.layer_combo.value
         if layer is None:
-            show_error(
+            self._refuse(
                 "DnCNN: no image layer to restore -- open an image first (File > Open, or drag a file in)"
             )
             return
         if not isinstance(layer, Image):
-            show_error(f"DnCNN: {layer.name!r} is not an image layer; choose an image layer")
+            self._refuse(f"DnCNN: {layer.name!r} is not an image layer; choose an image layer")
             return
         try:
             model, tile = self._model(), self._tile_size()
         except ValueError as exc:
-            show_error(f"DnCNN: {exc}")
+            self._refuse(f"DnCNN: {exc}")
             return
         if self.guard_note and "may make it worse" in self.guard_note:
             show_info(f"DnCNN: {layer.name}: {self.guard_note}")
@@ -310,6 +321,11 @@ class RestoreWidget(Container):
         self.worker = _restore_steps(
             data, model, blocks, _connect=connect, **options
         )  # starts the thread
+
+    def _refuse(self, message: str) -> None:
+        """A run that cannot start: say why in the status line (never a stale 'done') and as a notification."""
+        self.status.value = message.removeprefix("DnCNN: ")
+        show_error(message)
 
     def _on_progress(self, bar, done: int, total: int) -> None:
         """Move both bars (the widget's and the activity dock's) and show elapsed and remaining time."""
@@ -349,13 +365,14 @@ class RestoreWidget(Container):
 
     def _finish(self, bar):
         bar.close()
+        self.progress_bar.visible = self.progress_label.visible = False  # no run looks alive
         self.worker = None
         self.restore_button.enabled = True
         self.cancel_button.enabled = False
 
     def _on_error(self, exc):
         self.status.value = "failed"
-        show_error(f"DnCNN: {exc}")
+        show_error(f"DnCNN: {_in_widget_words(exc)}")
 
     # ------------------------------------------------------------ output layers
     def _add_layers(self, src: Image, out, index):
@@ -392,6 +409,8 @@ class RestoreWidget(Container):
         ):  # keep the source chosen, so Restore again updates these layers
             self.viewer.layers.selection.active = src
         self.status.value = out[3]
+        if self.compare_check.value:  # "show the source" would hide what was just made
+            self.compare_check.value = False
 
     def _put(self, src: Image, name: str, data, kwargs):
         existing = next(
@@ -417,6 +436,18 @@ class RestoreWidget(Container):
         if existing is not None:
             self.viewer.layers.remove(existing)
         return self.viewer.add_image(data, name=name, metadata={SOURCE_KEY: id(src)}, **kwargs)
+
+
+def _in_widget_words(exc: Exception) -> str:
+    """An engine or weights error as the widget's user reads it: about the layer, not ``restore()``."""
+    text = str(exc).replace("restore() got", "the layer has").replace("restore() ", "")
+    text = text.replace("(channel_axis in Python)", "(open it as an RGB layer)")
+    if "deserializing header" in text or "tensors" in text:
+        text += (
+            " -- this file is not napari-dncnn weights; choose a .safetensors made by "
+            "napari-dncnn train, an official .mat model or a KAIR .pth file"
+        )
+    return text
 
 
 def _file_notes(layer: Image, model_choice: str) -> list[str] | None:
@@ -474,7 +505,7 @@ def _summary(model: str, options: dict, tiles: int, seconds: float, megapixels: 
     precision = "bf16" if use_bf16("auto", device) else "fp32"
     shown = f"auto = {name}" if model == "auto" else name
     rate = f", {megapixels / seconds:.2f} MP/s" if seconds > 0 and megapixels else ""
-    return f"done: {shown} on {device} ({precision}), {tiles} tiles, {seconds:.1f} s{rate}"
+    return f"done: {shown} on {device} ({precision}), {tiles} tile{'s' * (tiles != 1)}, {seconds:.1f} s{rate}"
 
 
 @thread_worker
@@ -540,12 +571,29 @@ def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks
                 progress=lambda d, t, i=i: blocks.__setitem__(i, (d, t)),
             )
         )
+    outs = [_computed_if_small(o) for o in outs]
     lim = residual_limit(
         outs[-1].residual
     )  # computed here, in the worker thread: a few blocks at most
     if not isinstance(data, list):
         return outs[0].restored, outs[0].residual, lim
     return [o.restored for o in outs], [o.residual for o in outs], lim
+
+
+COMPUTE_LEVELS_UP_TO = 4 * 2**20
+"""Pyramid levels of at most this many values are computed in the worker (napari would compute
+the shown ones on the GUI thread, freezing the viewer); bigger levels stay lazy: their blocks are
+computed as they are shown."""
+
+
+def _computed_if_small(out):
+    """A level's lazy outputs, computed here in the worker when the level is small enough."""
+    import dask
+
+    if out.restored.size > COMPUTE_LEVELS_UP_TO:
+        return out
+    restored, residual = dask.persist(out.restored, out.residual, scheduler="synchronous")
+    return out._replace(restored=restored, residual=residual)
 
 
 def _as_dask(a: np.ndarray):
