@@ -286,3 +286,40 @@ def test_the_summary_names_a_failed_file_once_and_tile_0_is_automatic(tmp_path, 
     failed = [line for line in r.stdout.splitlines() if "FAILED" in line]
     assert r.returncode == 1 and len(failed) == 1 and failed[0].count("broken.png") == 1, r.stdout
     assert (tmp_path / "out" / "fine.png").exists()
+
+
+def test_a_big_png_is_restored_in_blocks_and_the_pixel_limit_is_an_option(tmp_path, tiny_weights):
+    """PNG/JPEG above --out-of-core-above go block by block (as a 13400x13400 JPEG would); same pixels."""
+    from skimage import data
+
+    src = tmp_path / "in"
+    src.mkdir()
+    image = np.tile(data.camera(), (1, 2))[:300, :700]
+    Image.fromarray(image).save(src / "wide.png")
+    small = run_cli(src, tmp_path / "whole", "--model", tiny_weights, "--save-residual")
+    big = run_cli(
+        src,
+        tmp_path / "blocks",
+        "--model",
+        tiny_weights,
+        "--save-residual",
+        "--out-of-core-above",
+        "0.1",  # 0.1 Mi values: this 0.2 Mpx PNG counts as big
+    )
+    assert small.returncode == big.returncode == 0, big.stdout + big.stderr
+    report = json.loads((tmp_path / "blocks" / "napari-dncnn-report.json").read_text())
+    assert report["files"][0]["out_of_core"] is True
+    whole = np.asarray(Image.open(tmp_path / "whole" / "wide.png"))
+    blocks = np.asarray(Image.open(tmp_path / "blocks" / "wide.png"))
+    assert whole.shape == blocks.shape == image.shape
+    assert np.abs(whole.astype(int) - blocks).max() <= 1
+    residual = tifffile.imread(tmp_path / "blocks" / "wide_residual.tif")
+    assert residual.shape == image.shape and residual.dtype == np.float32
+    assert not [p.name for p in (tmp_path / "blocks").iterdir() if p.name.startswith(".")]
+
+    limited = run_cli(src, tmp_path / "limited", "--model", tiny_weights, "--pixel-limit", "0.0001")
+    assert (
+        limited.returncode == 1
+        and "wide.png: 700x300, 210,000 values, above the limit" in limited.stdout
+    )
+    assert not (tmp_path / "limited" / "wide.png").exists()

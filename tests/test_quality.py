@@ -105,11 +105,16 @@ def _forged_png(path, width: int, height: int) -> None:
 def test_a_decompression_bomb_is_one_failed_file_not_a_crashed_batch(tmp_path, tiny_weights):
     src = tmp_path / "in"
     src.mkdir()
-    _forged_png(src / "a-bomb.png", 20000, 20000)
+    _forged_png(src / "a-bomb.png", 100_000, 100_000)  # above the pixel limit: refused unread
+    _forged_png(src / "a-truncated.png", 20000, 20000)  # under it: decoded, and found truncated
     Image.fromarray(data.camera()[:64, :64]).save(src / "b-fine.png")
     for extra in ([], ["--workers", "1"]):
         out = tmp_path / f"out{len(extra)}"
         r = _batch(src, out, "--model", tiny_weights, "--force", *extra)
         assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-        assert "done 1, skipped 0, failed 1" in r.stdout and "a-bomb.png" in r.stdout
-        assert "Mpx" in r.stdout and (out / "b-fine.png").exists()
+        assert "done 1, skipped 0, failed 2" in r.stdout, r.stdout
+        assert (
+            "a-bomb.png: 100000x100000, 10,000,000,000 values, above the limit of 4 Gi" in r.stdout
+        )
+        assert "--pixel-limit" in r.stdout and "a-truncated.png: cannot read" in r.stdout
+        assert (out / "b-fine.png").exists()

@@ -129,7 +129,7 @@ def _run_train(args) -> int:
 
 
 def _add_batch(sub) -> None:
-    from .batch import OUT_OF_CORE_ABOVE
+    from .batch import OUT_OF_CORE_ABOVE, PIXEL_LIMIT
 
     p = sub.add_parser(
         "batch",
@@ -177,7 +177,16 @@ def _add_batch(sub) -> None:
         default=OUT_OF_CORE_ABOVE / 2**20,
         metavar="MVALUES",
         help="TIFFs with more than this many Mi values are read lazily, restored block by "
-        "block and written as tiled BigTIFF (default %(default)g, e.g. 4096x4096); .zarr folders always are",
+        "block and written as tiled BigTIFF (default %(default)g, e.g. 4096x4096); .zarr folders always are; "
+        "PNG/JPEG/BMP files above it are decoded whole and restored block by block",
+    )
+    p.add_argument(
+        "--pixel-limit",
+        type=float,
+        default=PIXEL_LIMIT / 2**30,
+        metavar="GVALUES",
+        help="images with more than this many Gi values are refused from their header, before any "
+        "decoding (default %(default)g, e.g. 65536x65536 gray); raise it for real images that big",
     )
     p.add_argument(
         "--force",
@@ -234,6 +243,7 @@ def _run_batch(args) -> int:
             out_of_core_above=int(args.out_of_core_above * 2**20),
             force=args.force,
             skip_above=args.skip_above,
+            pixel_limit=int(args.pixel_limit * 2**30),
         )
     except (BatchError, ValueError) as exc:
         print(f"napari-dncnn batch: error: {exc}", file=sys.stderr)

@@ -1,6 +1,13 @@
 """Folder batches: :func:`run_batch` (:mod:`.run`), one file's work (:mod:`.job`), local and dask runners."""
 
-from .job import OUT_OF_CORE_ABOVE, BatchError, BatchOptions, FileResult, process_file
+from .job import (
+    OUT_OF_CORE_ABOVE,
+    PIXEL_LIMIT,
+    BatchError,
+    BatchOptions,
+    FileResult,
+    process_file,
+)
 from .run import REPORT_NAME, BatchReport, find_inputs, plan_outputs, run_batch
 
 __all__ = [
@@ -9,6 +16,7 @@ __all__ = [
     "BatchReport",
     "FileResult",
     "OUT_OF_CORE_ABOVE",
+    "PIXEL_LIMIT",
     "REPORT_NAME",
     "find_inputs",
     "plan_outputs",

@@ -3,7 +3,10 @@
 Plain values in and out, so the same function runs in the batch process and on a dask worker.
 Small images are read whole and restored in memory; zarr folders and TIFFs above
 ``out_of_core_above`` values go out of core (read lazily, restored block by block,
-written as tiled BigTIFF / OME-Zarr).
+written as tiled BigTIFF / OME-Zarr).  PNG, JPEG and BMP files above it are decoded
+whole (they cannot be read in parts) but restored block by block, through a
+temporary tiled TIFF.  Images above ``pixel_limit`` values are refused from their
+header, before anything is decoded.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import numpy as np
 from PIL import Image
 
 from ..engine import restore_array, restore_lazy
-from ..files.images import TIFF_SUFFIXES, read_image, write_image
+from ..files.atomic import remove, tmp_path
+from ..files.images import TIFF_SUFFIXES, ImageReadError, pil_values, read_image, write_image
 from ..files.lazy_images import (
     BLOCK,
+    LazyImage,
     is_zarr_path,
     open_lazy,
     pixel_count,
@@ -39,11 +44,14 @@ __all__ = [
     "process_file",
     "describe_error",
     "OUT_OF_CORE_ABOVE",
+    "PIXEL_LIMIT",
     "BLOCK_SIZE",
 ]
 
 OUT_OF_CORE_ABOVE = 16 * 2**20
 """TIFFs with more values than this (16 Mi, e.g. 4096x4096) are restored out of core."""
+PIXEL_LIMIT = 4 * 2**30
+"""Images with more values than this (4 Gi, e.g. 65536x65536 gray) are refused: ``--pixel-limit``."""
 BLOCK_SIZE = BLOCK
 """Block side (px, without overlap) of the out-of-core path and its tiled outputs."""
 
@@ -92,6 +100,7 @@ class BatchOptions:
     block_size: int = BLOCK_SIZE
     force: bool = False  # restore images the quality guard would leave unchanged
     skip_above: int | None = None  # None: 90 for gray, 80 for colour
+    pixel_limit: int = PIXEL_LIMIT
 
 
 _INFERENCE_LOCK = threading.Lock()
@@ -133,20 +142,24 @@ def process_file(f: str, outs: list[str], opts: dict) -> dict:
         }
 
     try:
-        ooc = is_zarr_path(src) or (
-            src.suffix.lower() in TIFF_SUFFIXES and pixel_count(src) > o.out_of_core_above
-        )
+        values = _checked_size(src, o.pixel_limit)
+        ooc = is_zarr_path(src) or values > o.out_of_core_above
+        big_decoded = ooc and not is_zarr_path(src) and src.suffix.lower() not in TIFF_SUFFIXES
         with _INFERENCE_LOCK:
-            if ooc:
+            if ooc and not big_decoded:
                 _restore_out_of_core(src, targets, o)
             else:
-                img = read_image(src)
+                img = read_image(src, size_checked=True)
                 restore_it, reason = _guard(src, img.data, o)
                 if not restore_it:
                     _write_unchanged(img, targets)
                     return ran(status="skipped", outputs=targets, note=reason)
-                _restore_in_memory(img, targets, o)
-                warning = _model_mismatch(src, o.model, 3 if img.channel_axis is not None else 1)
+                channels = 3 if img.channel_axis is not None else 1
+                if big_decoded:
+                    _restore_decoded_in_blocks(img, targets, o)
+                else:
+                    _restore_in_memory(img, targets, o)
+                warning = _model_mismatch(src, o.model, channels)
     except Exception as exc:  # noqa: BLE001 - any error of one file is that file's failure
         return ran(status="failed", error=describe_error(exc, src))
     return ran(status="done", outputs=targets, warning=warning if not ooc else "")
@@ -172,7 +185,7 @@ def describe_error(exc: Exception, src: Path) -> str:
     if isinstance(exc, Image.DecompressionBombError):
         return (
             f"{src}: {exc} -- napari-dncnn reads PNG/JPEG/BMP up to Pillow's limit of "
-            f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} Mpx; save it as TIFF (restored out of core) or "
+            f"{2 * (Image.MAX_IMAGE_PIXELS or 89_478_485) / 1e6:.0f} Mpx; save it as TIFF (restored out of core) or "
             "split it into tiles"
         )
     text = str(exc)
@@ -201,6 +214,63 @@ def _restore_in_memory(img, targets: list[Path], o: BatchOptions) -> None:
     if len(targets) > 1:
         write_image(targets[1], result.residual, img)
     write_image(targets[0], result.restored, img)
+
+
+def _checked_size(src: Path, limit: int) -> int:
+    """The image's number of values from its header; ImageReadError above ``limit`` or when memory is short."""
+    if is_zarr_path(src) or src.suffix.lower() in TIFF_SUFFIXES:
+        values, dims = pixel_count(src), ""
+    else:
+        values, dims = pil_values(src)
+    if values > limit:
+        raise ImageReadError(
+            f"{src}: {dims + ', ' if dims else ''}{values:,} values, above the limit of "
+            f"{limit / 2**30:g} Gi values -- if the image is real, raise the limit with "
+            "--pixel-limit (Gi values); a header claiming more than the file holds is refused"
+        )
+    if dims:
+        _check_memory_for_decoding(src, values, dims)
+    return values
+
+
+def _check_memory_for_decoding(src: Path, values: int, dims: str) -> None:
+    """PNG/JPEG/BMP are decoded whole: refuse, before decoding, what would not fit in memory."""
+    import psutil
+
+    need = 2 * values * 2  # the decoded input and the restored image, up to 16-bit
+    free = psutil.virtual_memory().available
+    if need > 0.8 * free:
+        raise ImageReadError(
+            f"{src}: {dims} would need about {need / 2**30:.1f} GiB to decode and restore, and "
+            f"{free / 2**30:.1f} GiB is free; convert it to a tiled TIFF (restored out of core, "
+            "e.g. with vips or tifffile) or split it into tiles"
+        )
+
+
+def _restore_decoded_in_blocks(img, targets: list[Path], o: BatchOptions) -> None:
+    """A big PNG/JPEG/BMP: restored block by block through a temporary tiled TIFF, then written whole."""
+    import dask.array as da
+    import tifffile
+
+    data = da.from_array(img.data, chunks=(o.block_size, o.block_size) + img.data.shape[2:])
+    result = restore_lazy(
+        data,
+        o.model,
+        channel_axis=img.channel_axis,
+        tile_size=o.tile_size,
+        device=o.device,
+        block_size=o.block_size,
+    )
+    like = LazyImage(data, img.path, "tiff", img.axes)
+    restored_tmp = tmp_path(targets[0].with_suffix(".tif"))
+    try:
+        arrays = [result.restored, result.residual][: len(targets)]
+        write_tiled_tiff([restored_tmp] + targets[1:], arrays, like, tile=o.block_size)
+        del data, result, arrays
+        img.data = None  # the decoded input goes before the restored image is read back
+        write_image(targets[0], tifffile.imread(restored_tmp))
+    finally:
+        remove(restored_tmp)
 
 
 def _restore_out_of_core(src: Path, targets: list[Path], o: BatchOptions) -> None:

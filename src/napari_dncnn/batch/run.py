@@ -33,7 +33,7 @@ from ..files.atomic import check_writable, remove_leftovers, write_json_atomic
 from ..files.images import IMAGE_SUFFIXES, TIFF_SUFFIXES
 from ..files.lazy_images import is_zarr_path
 from .cluster import run_on_cluster
-from .job import OUT_OF_CORE_ABOVE, BatchError, BatchOptions, FileResult
+from .job import OUT_OF_CORE_ABOVE, PIXEL_LIMIT, BatchError, BatchOptions, FileResult
 from .local import run_local
 
 __all__ = ["BatchReport", "find_inputs", "plan_outputs", "run_batch", "REPORT_NAME"]
@@ -194,6 +194,7 @@ def run_batch(
     out_of_core_above: int = OUT_OF_CORE_ABOVE,
     force: bool = False,
     skip_above: int | None = None,
+    pixel_limit: int = PIXEL_LIMIT,
 ) -> BatchReport:
     """Restore every image in ``input_dir`` into ``output_dir``; never raises for a single bad file.
 
@@ -204,7 +205,8 @@ def run_batch(
     (:mod:`napari_dncnn.quality`) writes images without JPEG artifacts
     (JPEG files above quality ``skip_above``, by default 90 for gray and 80 for
     colour, other 8-bit files without an
-    8x8 JPEG grid) unchanged, as ``skipped`` with a note, unless ``force``.  Raises
+    8x8 JPEG grid) unchanged, as ``skipped`` with a note, unless ``force``.
+    Images with more than ``pixel_limit`` values fail from their header.  Raises
     :class:`BatchError` for bad usage (see :func:`check_folders`) or when no
     file matches.  Returns a :class:`BatchReport`; its JSON form is written
     to ``output_dir/napari-dncnn-report.json``.
@@ -233,6 +235,7 @@ def run_batch(
         out_of_core_above,
         force=force,
         skip_above=skip_above,
+        pixel_limit=pixel_limit,
     )
     results, todo = _triage(files, plan, errors, overwrite)
     if scheduler is None and workers is None:

@@ -10,6 +10,7 @@ leaves a file that looks finished.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "TIFF_SUFFIXES",
     "read_image",
+    "pil_values",
     "write_image",
     "rgb_channel_axis",
     "tiff_meta",
@@ -61,8 +63,56 @@ def rgb_channel_axis(shape, axes: str) -> int | None:
     return None
 
 
-def read_image(path: str | os.PathLike) -> ImageFile:
-    """Read a TIFF, PNG, JPEG or BMP file; raise :class:`ImageReadError` naming it on failure."""
+def pil_values(path: Path) -> tuple[int, str]:
+    """Values (width x height x bands) of a PNG/JPEG/BMP from its header, and ``"WxH"``; nothing is decoded."""
+    try:
+        with _pillow_limit_lifted(), Image.open(path) as im:
+            w, h = im.size
+            return w * h * len(im.getbands()), f"{w}x{h}"
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageReadError(
+            f"{path}: cannot read the image header ({_reason(exc, path)}); the file may be "
+            "truncated or not an image -- re-export it or remove it from the input"
+        ) from exc
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """A library's error message without the path it repeats (the message names the file once)."""
+    return str(exc).replace(f" '{path}'", "").replace(f" {path}", "").replace(str(path), "")
+
+
+class _pillow_limit_lifted:
+    """Pillow's decompression-bomb limit off (the caller checked the size against its own limit).
+
+    Pillow's limit is one global: threads that lift it at once share one lift, and the
+    last to leave puts the limit back.
+    """
+
+    _lock = threading.Lock()
+    _inside = 0
+    _saved = None
+
+    def __enter__(self):
+        cls = type(self)
+        with cls._lock:
+            if cls._inside == 0:
+                cls._saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            cls._inside += 1
+
+    def __exit__(self, *exc):
+        cls = type(self)
+        with cls._lock:
+            cls._inside -= 1
+            if cls._inside == 0:
+                Image.MAX_IMAGE_PIXELS = cls._saved
+
+
+def read_image(path: str | os.PathLike, *, size_checked: bool = False) -> ImageFile:
+    """Read a TIFF, PNG, JPEG or BMP file; raise :class:`ImageReadError` naming it on failure.
+
+    ``size_checked``: the caller has checked the image's size against its own limit, so
+    Pillow's decompression-bomb limit (179 Mpx) is lifted for this read.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.is_file():
@@ -72,6 +122,9 @@ def read_image(path: str | os.PathLike) -> ImageFile:
     try:
         if suffix in TIFF_SUFFIXES:
             return _read_tiff(path)
+        if suffix in PIL_SUFFIXES and size_checked:
+            with _pillow_limit_lifted():
+                return _read_pil(path)
         if suffix in PIL_SUFFIXES:
             return _read_pil(path)
     except ImageReadError:
@@ -85,9 +138,8 @@ def read_image(path: str | os.PathLike) -> ImageFile:
         SyntaxError,
         tifffile.TiffFileError,
     ) as exc:
-        reason = str(exc).replace(f" '{path}'", "").replace(f" {path}", "").replace(str(path), "")
         raise ImageReadError(
-            f"{path}: cannot read the image ({reason}); the file may be truncated or "
+            f"{path}: cannot read the image ({_reason(exc, path)}); the file may be truncated or "
             "not an image -- re-export it or remove it from the input"
         ) from exc
     raise ImageReadError(
