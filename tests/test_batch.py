@@ -323,3 +323,29 @@ def test_a_big_png_is_restored_in_blocks_and_the_pixel_limit_is_an_option(tmp_pa
         and "wide.png: 700x300, 210,000 values, above the limit" in limited.stdout
     )
     assert not (tmp_path / "limited" / "wide.png").exists()
+
+
+@pytest.mark.cluster
+def test_ctrl_c_with_workers_exits_130_cleanly_with_the_summary(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: the batch, its nanny and its workers."""
+    src = random_pngs(tmp_path / "in", 6, seed=2)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        batch_command(src, out, "--model", "jpeg-gray", "--workers", "2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and not (out.exists() and any(out.glob("img*.png"))):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "WARNING" not in stderr and "Exception" not in stderr, (
+        stderr
+    )
+    assert "not run" in stdout and "run the same command again" in stdout, stdout
+    report = json.loads((out / "napari-dncnn-report.json").read_text())
+    assert "not run" in [f["status"] for f in report["files"]]

@@ -11,6 +11,7 @@ then rename) mean that a killed attempt leaves no partial output.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -60,6 +61,7 @@ def connect(scheduler: str | None, workers: int | None, log=print):
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
+        silence_logs=logging.ERROR,  # a cancelled task is not news: the report says "not run"
     )
     return Client(cluster, set_as_default=False), cluster
 
@@ -112,6 +114,7 @@ def run_on_cluster(
                 res["status"] = "done"
             yield FileResult(**res)
     except BaseException:
+        logging.getLogger("distributed").setLevel(logging.ERROR)  # shutting down on purpose
         client.cancel(list(futures))
         raise
     finally:

@@ -304,7 +304,7 @@ def _drain(
             unit="file",
             dynamic_ncols=True,
         )
-    started, usage_error = time.time(), False
+    started, usage_error, interrupted = time.time(), False, False
     try:
         for r in runner:
             results[r.input] = r
@@ -316,6 +316,9 @@ def _drain(
     except BatchError:
         usage_error = True
         raise
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the summary still says what is done
+        interrupted = True
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -323,6 +326,8 @@ def _drain(
             meta["started"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started))
             meta["seconds"] = round(time.time() - started, 3)
             report = _final_report(files, results, plan, output_dir, meta)
+            if interrupted:
+                print(report.summary(), flush=True)
     return report
 
 
