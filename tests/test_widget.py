@@ -280,15 +280,25 @@ def test_a_dask_layer_without_a_pyramid_is_computed_in_the_worker(vw, qtbot):
     np.testing.assert_array_equal(restored, restore(base, "jpeg-gray").restored)
 
 
-def test_official_model_downloads_in_the_worker_and_restores(vw, qtbot, tiny_official, camera_crop):
+def test_official_model_downloads_in_the_worker_and_restores(
+    vw, qtbot, qtlog, tiny_official, camera_crop
+):
     entry, cache, httpd, handler = tiny_official
     viewer, widget = vw
+    labels = []
+    record = QTimer()
+    record.timeout.connect(lambda: labels.append(widget.progress_label.value))
+    record.start(1)  # the label as the user sees it, polled: a download on loopback is quick
     assert "dncnn3" in widget.model_combo.choices and "cdncnn-b" in widget.model_combo.choices
     viewer.add_image(camera_crop, name="cam")
     widget._select_active()
     widget.model_combo.value = "dncnn3"
     click_restore(qtbot, widget)
     assert (cache / "DnCNN3.mat").is_file() and handler.requests == ["/model/DnCNN3.mat"]
+    assert any(text.startswith("downloading the model (once)") for text in labels), labels
+    assert not [
+        r.message for r in qtlog.records if "thread" in r.message
+    ]  # no Qt object made off the GUI thread
     assert widget.status.value.startswith("done")
     expect = restore(camera_crop, str(cache / "DnCNN3.mat"))
     np.testing.assert_array_equal(viewer.layers["cam restored"].data, expect.restored)

@@ -311,7 +311,11 @@ class RestoreWidget(Container):
         self.progress_bar.value, self.progress_label.value = 0, ""
         self.progress_bar.visible = self.progress_label.visible = True
         connect = {
-            "yielded": lambda done_total: self._on_progress(bar, *done_total),
+            "yielded": lambda step: (
+                self._on_download(*step[1:])
+                if step[0] == "download"
+                else self._on_progress(bar, *step)
+            ),
             "returned": lambda out: self._add_layers(layer, out, index),
             "errored": self._on_error,
             "aborted": self._on_cancelled,
@@ -326,6 +330,13 @@ class RestoreWidget(Container):
         """A run that cannot start: say why in the status line (never a stale 'done') and as a notification."""
         self.status.value = message.removeprefix("DnCNN: ")
         show_error(message)
+
+    def _on_download(self, done: int, total: int) -> None:
+        """The first use of an official model: its download, in the widget's bar (KB)."""
+        self.progress_bar.max, self.progress_bar.value = max(1, total // 1024), done // 1024
+        self.progress_label.value = (
+            f"downloading the model (once): {done / 1e6:.1f} of {total / 1e6:.1f} MB"
+        )
 
     def _on_progress(self, bar, done: int, total: int) -> None:
         """Move both bars (the widget's and the activity dock's) and show elapsed and remaining time."""
@@ -517,8 +528,7 @@ def _restore_steps(data, model, blocks: dict | None, **options):
     """
     torch.set_num_threads(_gui_threads())
     if model in OFFICIAL_MODELS and not (cache_dir() / OFFICIAL_MODELS[model].filename).exists():
-        with progress(desc=f"DnCNN: downloading {model} (once)") as bar:
-            fetch_official(model, progressbar=bar)  # in the worker: the viewer stays responsive
+        yield from _download(model)  # in the worker: the viewer stays responsive
     if blocks is not None:
         yield 0, 0
         restored, residual, lim = _restore_lazy_levels(data, model, blocks=blocks, **options)
@@ -543,6 +553,47 @@ def _restore_steps(data, model, blocks: dict | None, **options):
     )
     summary = _summary(model, options, total, seconds, megapixels)
     return result.restored, result.residual, None, summary
+
+
+class _Bytes:
+    """What pooch's downloader reports to a tqdm-like bar, kept for the worker to yield (no Qt here)."""
+
+    def __init__(self):
+        self.total, self.n = 0, 0
+
+    def update(self, k: int) -> None:
+        self.n += k
+
+    def reset(self) -> None:
+        self.n = 0
+
+    def close(self) -> None:
+        pass
+
+
+def _download(model: str):
+    """Fetch an official model in a thread of its own, yielding ``("download", bytes, total)`` as it goes.
+
+    A napari progress bar made in the worker thread would be a Qt object of the wrong thread.
+    """
+    import threading
+
+    got, errors = _Bytes(), []
+
+    def fetch():
+        try:
+            fetch_official(model, progressbar=got)
+        except Exception as exc:  # noqa: BLE001 - raised again in the worker, as every error is
+            errors.append(exc)
+
+    thread = threading.Thread(target=fetch, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+        yield "download", got.n, got.total
+    if errors:
+        raise errors[0]
+    yield "download", got.n, got.total  # the end, even of a download faster than one poll
 
 
 def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks: dict):
