@@ -519,3 +519,23 @@ def test_a_folder_as_weights_and_engine_errors_read_in_the_widgets_words(
     widget.model_combo.value = "jpeg-gray"
     click_restore(qtbot, widget)
     assert "the layer has a boolean (mask) image" in notes[-1] and "restore()" not in notes[-1]
+
+
+def test_rgba_residual_is_drawn_and_a_renamed_source_keeps_its_outputs(
+    vw, qtbot, tiny_color_weights, astronaut_crop
+):
+    viewer, widget = vw
+    widget.weights_edit.value = tiny_color_weights
+    alpha = np.full(astronaut_crop.shape[:2] + (1,), 200, np.uint8)
+    src = viewer.add_image(np.concatenate([astronaut_crop, alpha], -1), name="rgba")
+    widget._select_active()
+    click_restore(qtbot, widget)
+    residual = viewer.layers["rgba residual"]
+    assert (
+        residual.rgb and residual.data.shape == astronaut_crop.shape
+    )  # RGB: an alpha of 0 drew nothing
+    assert np.array_equal(viewer.layers["rgba restored"].data[..., 3], alpha[..., 0])
+    src.name = "renamed"
+    click_restore(qtbot, widget)
+    names = [ly.name for ly in viewer.layers]
+    assert sorted(names) == ["renamed", "renamed residual", "renamed restored"], names

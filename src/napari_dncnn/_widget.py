@@ -44,6 +44,7 @@ RESIDUAL_CMAP = Colormap(
     name="dncnn residual (blue - black - red)",
 )
 SOURCE_KEY = "napari_dncnn_source"
+ROLE_KEY = "napari_dncnn_role"  # "restored", "residual", "preview restored", "preview residual"
 GEOMETRY = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels")
 
 
@@ -410,11 +411,11 @@ class RestoreWidget(Container):
             out[2] is not None
         ):  # lazy: napari must not compute the whole image for contrast limits
             rest_kwargs["contrast_limits"] = src.contrast_limits
-        base = (
-            f"{src.name} preview" if index else src.name
-        )  # a preview never replaces a full result
-        self._put(src, f"{base} residual", residual, res_kwargs)
-        self._put(src, f"{base} restored", restored, rest_kwargs)
+        if src.rgb and not multiscale and residual.shape[-1] == 4:
+            residual = residual[..., :3]  # the alpha's residual is 0: as RGBA it would draw nothing
+        role = "preview " if index else ""  # a preview never replaces a full result
+        self._put(src, role + "residual", residual, res_kwargs)
+        self._put(src, role + "restored", restored, rest_kwargs)
         if (
             src in self.viewer.layers
         ):  # keep the source chosen, so Restore again updates these layers
@@ -423,12 +424,14 @@ class RestoreWidget(Container):
         if self.compare_check.value:  # "show the source" would hide what was just made
             self.compare_check.value = False
 
-    def _put(self, src: Image, name: str, data, kwargs):
+    def _put(self, src: Image, role: str, data, kwargs):
+        """Add the ``role`` output of ``src`` ("restored", "preview residual"...), or update the one there is."""
+        name = f"{src.name} {role}"  # the source's name now, also after a rename
         existing = next(
             (
                 ly
                 for ly in self.viewer.layers
-                if ly.name == name and ly.metadata.get(SOURCE_KEY) == id(src)
+                if ly.metadata.get(SOURCE_KEY) == id(src) and ly.metadata.get(ROLE_KEY) == role
             ),
             None,
         )
@@ -438,15 +441,18 @@ class RestoreWidget(Container):
             and existing.rgb == kwargs["rgb"]
             and existing.multiscale == bool(kwargs.get("multiscale"))
             and not existing.multiscale
+            and existing.data.shape == data.shape
         ):
             existing.data = data
+            existing.name = name
             for k, v in kwargs.items():
                 if k not in ("rgb", "multiscale"):
                     setattr(existing, k, v)
             return existing
         if existing is not None:
             self.viewer.layers.remove(existing)
-        return self.viewer.add_image(data, name=name, metadata={SOURCE_KEY: id(src)}, **kwargs)
+        meta = {SOURCE_KEY: id(src), ROLE_KEY: role}
+        return self.viewer.add_image(data, name=name, metadata=meta, **kwargs)
 
 
 def _in_widget_words(exc: Exception) -> str:
