@@ -349,3 +349,30 @@ def test_ctrl_c_with_workers_exits_130_cleanly_with_the_summary(tmp_path):
     assert "not run" in stdout and "run the same command again" in stdout, stdout
     report = json.loads((out / "napari-dncnn-report.json").read_text())
     assert "not run" in [f["status"] for f in report["files"]]
+
+
+def test_a_second_tiff_series_a_link_into_the_output_and_nonsense_numbers(tmp_path, tiny_weights):
+    from skimage import data
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    with tifffile.TiffWriter(src / "two.tif") as tw:  # pages of two sizes: two series
+        tw.write(data.camera()[:200, :180])
+        tw.write(data.camera()[:50, :60])
+    out.mkdir()
+    (src / "outlink").symlink_to(out)  # --recursive must not restore its own outputs
+    r = run_cli(src, out, "--model", tiny_weights, "--recursive")
+    assert r.returncode == 0, r.stdout + r.stderr
+    entry = json.loads((out / "napari-dncnn-report.json").read_text())["files"]
+    assert [Path(f["file"]).name for f in entry] == ["two.tif"]
+    assert "holds 2 image series; only the first (200x180)" in entry[0]["warning"]
+    again = run_cli(src, out, "--model", tiny_weights, "--recursive")  # now out/ holds two.tif
+    assert "link in the input leads to inside" in again.stderr, again.stderr
+    assert not (out / "outlink").exists() and again.returncode == 0
+    for option, value in (
+        ("--retries", "-1"),
+        ("--pixel-limit", "nan"),
+        ("--out-of-core-above", "-1"),
+    ):
+        bad = run_cli(src, tmp_path / "o2", option, value)
+        assert bad.returncode == 2 and "expected a number" in bad.stderr, (option, bad.stderr)

@@ -47,7 +47,16 @@ def test_guard_decision_by_file_quality_and_dtype():
     )
     assert guard_decision(file_quality=90)[0] is True
     assert guard_decision(file_quality=95, skip_above=96)[0] is True
-    assert guard_decision(np.zeros((64, 64), np.uint16))[0] is True  # not 8-bit: not judged
+    # 16-bit and float pixels are judged on their own range: a JPEG's grid survives the scaling
+    jpeg = jpeg_roundtrip(data.camera(), 20)
+    clean16 = data.camera().astype(np.uint16) * 257 + np.random.default_rng(0).integers(
+        0, 257, (512, 512)
+    )
+    assert guard_decision(jpeg.astype(np.uint16) * 100 + 500)[0] is True
+    assert guard_decision(np.stack([jpeg / 255.0] * 3))[0] is True  # a stack: its middle plane
+    assert (
+        guard_decision(clean16.astype(np.uint16))[0] is False
+    )  # the silent 36.7 dB of a clean TIFF
     # colour: 80 (the colour model costs 0.15 dB at q85 on McMaster), gray: 90
     assert guard_decision(file_quality=85, color=True)[0] is False
     assert guard_decision(file_quality=85, color=False)[0] is True

@@ -137,10 +137,12 @@ def _add_batch(sub) -> None:
         description="Restore every image (.tif .tiff .png .jpg .jpeg .bmp, any case, and .zarr "
         "folders) in INPUT_DIR into OUTPUT_DIR, mirroring relative paths, and write a JSON report "
         "(napari-dncnn-report.json) there. Exit status: 0 nothing failed, 1 some file "
-        "failed, 2 bad usage or no matching files, 130 interrupted.",
+        "failed, 2 bad usage or no matching files, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
     )
-    p.add_argument("input_dir")
-    p.add_argument("output_dir")
+    p.add_argument("input_dir", help="folder of images to restore; never written to")
+    p.add_argument(
+        "output_dir", help="folder for the restored images and the report (made if missing)"
+    )
     p.add_argument("--model", default="auto", help=MODEL_HELP)
     p.add_argument("--recursive", action="store_true", help="include subfolders")
     p.add_argument(
@@ -153,7 +155,11 @@ def _add_batch(sub) -> None:
         "--save-residual", action="store_true", help="also write <stem>_residual.tif (float32)"
     )
     p.add_argument(
-        "--tile-size", type=int, default=None, help="tile side in px (default or 0: automatic)"
+        "--tile-size",
+        type=_at_least(0, int),
+        default=None,
+        help="tile side in px, at least the network's receptive radius (17 for the bundled "
+        "models; default or 0: automatic)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument(
@@ -169,11 +175,14 @@ def _add_batch(sub) -> None:
         help="start a LocalCluster of N worker processes on this machine",
     )
     p.add_argument(
-        "--retries", type=int, default=2, help="retries per file on a cluster (default 2)"
+        "--retries",
+        type=_at_least(0, int),
+        default=2,
+        help="retries per file on a cluster (default 2)",
     )
     p.add_argument(
         "--out-of-core-above",
-        type=float,
+        type=_at_least(0, float),
         default=OUT_OF_CORE_ABOVE / 2**20,
         metavar="MVALUES",
         help="TIFFs with more than this many Mi values are read lazily, restored block by "
@@ -182,7 +191,7 @@ def _add_batch(sub) -> None:
     )
     p.add_argument(
         "--pixel-limit",
-        type=float,
+        type=_at_least(1e-9, float),
         default=PIXEL_LIMIT / 2**30,
         metavar="GVALUES",
         help="images with more than this many Gi values are refused from their header, before any "
@@ -457,6 +466,23 @@ def _parse_qualities(text: str) -> list[int]:
     if not qualities or not all(1 <= q <= 100 for q in qualities):
         raise argparse.ArgumentTypeError(f"qualities must lie in 1..100, got {text!r}")
     return qualities
+
+
+def _at_least(minimum, kind):
+    """An argparse type: a finite number of ``kind`` not below ``minimum``."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (value >= minimum and value < float("inf")):  # NaN fails both
+            raise argparse.ArgumentTypeError(
+                f"expected a number of at least {minimum:g}, got {text}"
+            )
+        return value
+
+    return parse
 
 
 def _quality(text: str) -> int:

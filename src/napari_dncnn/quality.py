@@ -141,6 +141,20 @@ def jpeg_evidence(image: np.ndarray) -> JpegEvidence:
     return JpegEvidence(strength, offset, steps, len(blocks))
 
 
+def _plane_as_8bit(image: np.ndarray) -> np.ndarray:
+    """The middle (H, W) or (H, W, 3/4) plane of ``image``, in uint8 (scaled by its own range if needed)."""
+    spatial = 3 if image.ndim >= 3 and image.shape[-1] in (3, 4) else 2
+    while image.ndim > spatial:
+        image = image[image.shape[0] // 2]
+    if image.dtype == np.uint8:
+        return image
+    values = image.astype(np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    if not hi > lo:
+        return np.zeros(values.shape, np.uint8)
+    return np.round((values - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
 def guards_model(model) -> bool:
     """Whether the quality guard applies to ``model`` (every model but the Gaussian denoisers)."""
     return str(model) not in NOISE_MODELS
@@ -157,9 +171,9 @@ def guard_decision(
     ``file_quality`` is the estimate from a JPEG file's tables (see
     :func:`napari_dncnn.jpeg.estimate_jpeg_quality`), compared with
     ``skip_above`` (default: 90 for gray, 80 for colour, ``color`` taken from
-    ``image`` when not given); without it, the pixels
-    of an 8-bit ``image`` are examined.  Other dtypes are always restored (their
-    damage is not JPEG's to judge).
+    ``image`` when not given); without it, the pixels of ``image`` are examined:
+    its middle plane, scaled to 0..255 by its own range when it is not 8-bit (a
+    16-bit or float image made from a JPEG keeps the grid; a native one has none).
     """
     if file_quality is not None:
         if color is None:
@@ -168,9 +182,9 @@ def guard_decision(
         if file_quality > limit:
             return False, f"no JPEG artifacts to repair (JPEG q~{file_quality} > {limit})"
         return True, f"JPEG q~{file_quality}"
-    if image is None or np.asarray(image).dtype != np.uint8:
-        return True, "not 8-bit: restored without a check"
-    evidence = jpeg_evidence(image)
+    if image is None:
+        return True, "no pixels to check"
+    evidence = jpeg_evidence(_plane_as_8bit(np.asarray(image)))
     if not evidence.found:
         return False, (
             f"no JPEG artifacts to repair (no 8x8 JPEG grid found, strength {evidence.strength:.2f})"

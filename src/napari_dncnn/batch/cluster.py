@@ -40,7 +40,7 @@ def file_task(f: str, outs: list[str], opts: dict) -> dict:
 
 def connect(scheduler: str | None, workers: int | None, log=print):
     """A ``(client, cluster)`` pair: connected to ``scheduler``, or to a new LocalCluster of ``workers`` processes."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler:
         try:
@@ -55,7 +55,37 @@ def connect(scheduler: str | None, workers: int | None, log=print):
     cores = os.cpu_count() or 1
     threads = max(1, cores // workers)
     log(f"starting a LocalCluster: {workers} worker process(es) x {threads} thread(s)")
-    cluster = LocalCluster(
+    with _ctrl_c_for_this_process_only():
+        cluster = _local_cluster(workers, threads)
+    return Client(cluster, set_as_default=False), cluster
+
+
+class _ctrl_c_for_this_process_only:
+    """Worker processes started inside ignore SIGINT (an ignored signal stays ignored across exec).
+
+    A terminal's Ctrl-C reaches the whole process group; this process handles it
+    (the report, "not run", exit 130) and shuts the workers down, instead of each
+    worker printing its own KeyboardInterrupt traceback.
+    """
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        main = threading.current_thread() is threading.main_thread()
+        self.previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _local_cluster(workers: int, threads: int):
+    from distributed import LocalCluster
+
+    return LocalCluster(
         n_workers=workers,
         threads_per_worker=threads,
         processes=True,
@@ -63,7 +93,6 @@ def connect(scheduler: str | None, workers: int | None, log=print):
         dashboard_address=None,
         silence_logs=logging.ERROR,  # a cancelled task is not news: the report says "not run"
     )
-    return Client(cluster, set_as_default=False), cluster
 
 
 def _probe(address: str, timeout: float = 10.0) -> None:

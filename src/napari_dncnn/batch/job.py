@@ -150,19 +150,40 @@ def process_file(f: str, outs: list[str], opts: dict) -> dict:
                 _restore_out_of_core(src, targets, o)
             else:
                 img = read_image(src, size_checked=True)
+                warning = _other_series(src)
                 restore_it, reason = _guard(src, img.data, o)
                 if not restore_it:
                     _write_unchanged(img, targets)
-                    return ran(status="skipped", outputs=targets, note=reason)
+                    return ran(status="skipped", outputs=targets, note=reason, warning=warning)
                 channels = 3 if img.channel_axis is not None else 1
                 if big_decoded:
                     _restore_decoded_in_blocks(img, targets, o)
                 else:
                     _restore_in_memory(img, targets, o)
-                warning = _model_mismatch(src, o.model, channels)
+                warning = "; ".join(
+                    w for w in (warning, _model_mismatch(src, o.model, channels)) if w
+                )
     except Exception as exc:  # noqa: BLE001 - any error of one file is that file's failure
         return ran(status="failed", error=describe_error(exc, src))
-    return ran(status="done", outputs=targets, warning=warning if not ooc else "")
+    return ran(status="done", outputs=targets, warning=warning)
+
+
+def _other_series(src: Path) -> str:
+    """A warning when a TIFF holds more image series than the first, which is all that is restored."""
+    if src.suffix.lower() not in TIFF_SUFFIXES:
+        return ""
+    import tifffile
+
+    with tifffile.TiffFile(src) as tf:
+        series = tf.series
+        if len(series) < 2:
+            return ""
+        shapes = ", ".join("x".join(map(str, s.shape)) for s in series[1:4])
+    return (
+        f"holds {len(series)} image series; only the first ({'x'.join(map(str, series[0].shape))}) "
+        f"is restored and written, not the others ({shapes}{', ...' if len(series) > 4 else ''}); "
+        "save them as files of their own to restore them"
+    )
 
 
 def _model_mismatch(src: Path, model: str, channels: int) -> str:
@@ -225,7 +246,7 @@ def _checked_size(src: Path, limit: int) -> int:
     if values > limit:
         raise ImageReadError(
             f"{src}: {dims + ', ' if dims else ''}{values:,} values, above the limit of "
-            f"{limit / 2**30:g} Gi values -- if the image is real, raise the limit with "
+            f"{limit / 2**30:.3g} Gi values -- if the image is real, raise the limit with "
             "--pixel-limit (Gi values); a header claiming more than the file holds is refused"
         )
     if dims:

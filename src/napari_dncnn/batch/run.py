@@ -218,7 +218,7 @@ def run_batch(
         pick_device(device)  # a missing device is a usage error, before any file is touched
     if workers is not None and workers < 1:
         raise BatchError(f"--workers must be at least 1, got {workers}")
-    files = _inputs_or_error(input_dir, recursive, pattern, log)
+    files = _outside(_inputs_or_error(input_dir, recursive, pattern, log), output_dir, log)
     try:
         check_writable(output_dir)  # before any model runs: a bad output folder is a usage error
     except OSError as exc:
@@ -273,6 +273,21 @@ def _inputs_or_error(
         hint = "" if recursive else " (add --recursive for subfolders)"
         raise BatchError(f"no files {what} in {input_dir}{hint}")
     return files
+
+
+def _outside(files: list[Path], output_dir: Path, log) -> list[Path]:
+    """The files that are not in ``output_dir`` (a link in the input can lead there: never restore our outputs)."""
+    out = output_dir.resolve()
+    kept = [f for f in files if not f.resolve().is_relative_to(out)]
+    if len(kept) < len(files):
+        log(
+            f"left out {len(files) - len(kept)} file(s) that a link in the input leads to inside {output_dir}"
+        )
+    if not kept:
+        raise BatchError(
+            f"every input file is inside the output folder {output_dir} (through a link)"
+        )
+    return kept
 
 
 def _triage(files, plan, errors, overwrite: bool) -> tuple[dict[Path, FileResult], list[Path]]:
