@@ -207,7 +207,7 @@ class RestoreWidget(Container):
             dev = pick_device("auto")
             plan.append(f"on {dev} ({'bf16' if use_bf16('auto', dev) else 'fp32'})")
         notes = _file_notes(layer, self.model_combo.value)
-        if notes is None and isinstance(layer.data, np.ndarray) and layer.data.dtype == np.uint8:
+        if notes is None and isinstance(layer.data, np.ndarray):  # any dtype: its own range
             if self._pixel_verdict[0] is not layer.data:  # a model change keeps the pixels
                 self._pixel_verdict = (layer.data, _pixel_notes(layer.data))
             notes = self._pixel_verdict[1]
