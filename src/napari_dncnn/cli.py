@@ -129,8 +129,6 @@ def _run_train(args) -> int:
 
 
 def _add_batch(sub) -> None:
-    from .batch import OUT_OF_CORE_ABOVE, PIXEL_LIMIT
-
     p = sub.add_parser(
         "batch",
         help="restore every image in a folder into another folder",
@@ -180,6 +178,28 @@ def _add_batch(sub) -> None:
         default=2,
         help="retries per file on a cluster (default 2)",
     )
+    _add_size_options(p)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="restore every image, also those the quality guard finds without JPEG artifacts "
+        "(JPEG files above --skip-above, other files without an 8x8 JPEG grid)",
+    )
+    p.add_argument(
+        "--skip-above",
+        type=_quality,
+        default=None,
+        metavar="Q",
+        help="JPEG files of a higher estimated quality are written unchanged "
+        "(default: 90 for gray, 80 for colour)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_size_options(p) -> None:
+    """Batch options on big images: where the out-of-core path starts, and the pixel limit."""
+    from .batch import OUT_OF_CORE_ABOVE, PIXEL_LIMIT
+
     p.add_argument(
         "--out-of-core-above",
         type=_at_least(0, float),
@@ -197,21 +217,6 @@ def _add_batch(sub) -> None:
         help="images with more than this many Gi values are refused from their header, before any "
         "decoding (default %(default)g, e.g. 65536x65536 gray); raise it for real images that big",
     )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="restore every image, also those the quality guard finds without JPEG artifacts "
-        "(JPEG files above --skip-above, other 8-bit files without an 8x8 JPEG grid)",
-    )
-    p.add_argument(
-        "--skip-above",
-        type=_quality,
-        default=None,
-        metavar="Q",
-        help="JPEG files of a higher estimated quality are written unchanged "
-        "(default: 90 for gray, 80 for colour)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _run_batch(args) -> int:
