@@ -274,14 +274,7 @@ def _restore_decoded_in_blocks(img, targets: list[Path], o: BatchOptions) -> Non
     import tifffile
 
     data = da.from_array(img.data, chunks=(o.block_size, o.block_size) + img.data.shape[2:])
-    result = restore_lazy(
-        data,
-        o.model,
-        channel_axis=img.channel_axis,
-        tile_size=o.tile_size,
-        device=o.device,
-        block_size=o.block_size,
-    )
+    result = _restore_lazily(data, img.channel_axis, o)
     like = LazyImage(data, img.path, "tiff", img.axes)
     restored_tmp = tmp_path(targets[0].with_suffix(".tif"))
     try:
@@ -294,16 +287,21 @@ def _restore_decoded_in_blocks(img, targets: list[Path], o: BatchOptions) -> Non
         remove(restored_tmp)
 
 
+def _restore_lazily(data, channel_axis, o: BatchOptions):
+    """The lazy restoration both block-by-block paths write out, with the batch's options."""
+    return restore_lazy(
+        data,
+        o.model,
+        channel_axis=channel_axis,
+        tile_size=o.tile_size,
+        device=o.device,
+        block_size=o.block_size,
+    )
+
+
 def _restore_out_of_core(src: Path, targets: list[Path], o: BatchOptions) -> None:
     with open_lazy(src) as img:
-        result = restore_lazy(
-            img.data,
-            o.model,
-            channel_axis=img.channel_axis,
-            tile_size=o.tile_size,
-            device=o.device,
-            block_size=o.block_size,
-        )
+        result = _restore_lazily(img.data, img.channel_axis, o)
         arrays = [result.restored, result.residual][: len(targets)]
         if img.kind == "zarr":
             write_ome_zarr(targets, arrays, img, chunks=o.block_size)
