@@ -34,9 +34,9 @@ def main() -> None:
     parser.add_argument("--tick-runs", type=int, default=3, help="1 MP runs that count UI ticks")
     args = parser.parse_args()
     if args.all_cores:
-        from napari_dncnn import _widget
+        from napari_dncnn._widget import worker
 
-        _widget._gui_threads = lambda: os.cpu_count() or 1
+        worker.gui_threads = lambda: os.cpu_count() or 1
     import napari
     from qtpy.QtWidgets import QApplication
 

@@ -216,9 +216,9 @@ def test_lazy_multiscale_layer_computes_only_what_is_shown(vw, qtbot, tiny_weigh
     import dask.array as da
     from skimage import data
 
-    from napari_dncnn import _widget
+    from napari_dncnn._widget import worker
 
-    monkeypatch.setattr(_widget, "COMPUTE_LEVELS_UP_TO", 300_000)  # level 0 stands for a big one
+    monkeypatch.setattr(worker, "COMPUTE_LEVELS_UP_TO", 300_000)  # level 0 stands for a big one
     viewer, widget = vw
     viewer.window.show()  # a drawn canvas: napari fetches the multiscale blocks each draw needs
     base = np.tile(data.camera(), (2, 2))  # 1024 x 1024, a 3-level pyramid in blocks of 128

@@ -1,19 +1,17 @@
-"""The napari widget: one-click DnCNN restoration of the active image layer.
+"""The Restore panel: its controls, and what a click does (start, progress, cancel, results).
 
-The only module (with ``_sample_data``) that imports napari and Qt.  The
-work runs in a ``thread_worker`` so the viewer stays responsive; a
-``napari.utils.progress`` bar counts tiles and always closes; Cancel stops
-within one tile and leaves the layer list as it was.
+The work runs in :func:`.worker.restore_steps`, a ``thread_worker``, so the
+viewer stays responsive; the widget's own bar and a ``napari.utils.progress``
+bar in the activity dock count tiles and always close; Cancel stops within one
+tile and leaves the layer list as it was.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -26,26 +24,17 @@ from magicgui.widgets import (
     create_widget,
 )
 from napari.layers import Image
-from napari.qt.threading import thread_worker
-from napari.utils import Colormap, progress
+from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
-from .devices import available_devices, pick_device, use_bf16
-from .engine import iter_restore
-from .engine.tiles import DEFAULT_TILE
-from .jpeg import estimate_jpeg_quality, read_model_tag
-from .quality import guard_decision
-from .weights import MODEL_NAMES, OFFICIAL_MODELS, cache_dir, fetch_official, resolve_model_name
+from ..devices import available_devices, pick_device, use_bf16
+from ..weights import MODEL_NAMES
+from .notes import file_notes, in_widget_words, pixel_notes
+from .outputs import add_outputs, outputs_of
+from .worker import restore_steps
 
 MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
 HELP_TEXT = "Hover over a control for help; the guide is docs/plugin.md of napari-dncnn."
-RESIDUAL_CMAP = Colormap(
-    [[0.1, 0.3, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.3, 0.1, 1.0]],
-    name="dncnn residual (blue - black - red)",
-)
-SOURCE_KEY = "napari_dncnn_source"
-ROLE_KEY = "napari_dncnn_role"  # "restored", "residual", "preview restored", "preview residual"
-GEOMETRY = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels")
 
 
 def is_lazy_layer(layer: Image) -> bool:
@@ -54,44 +43,9 @@ def is_lazy_layer(layer: Image) -> bool:
     A dask or zarr layer without a pyramid is not: napari would compute its
     whole plane on the GUI thread when the output layer is added (7-11 s
     frozen for 1024x1024), so the worker computes it instead (see
-    :func:`_in_memory`).
+    :func:`.worker.in_memory`).
     """
     return bool(layer.multiscale)
-
-
-def _in_memory(data) -> np.ndarray:
-    """A dask/zarr array read into memory (in the worker), or a clear error when it cannot fit."""
-    if isinstance(data, np.ndarray):
-        return data
-    import psutil
-
-    need = (
-        int(np.prod(data.shape)) * (np.dtype(data.dtype).itemsize * 2 + 4) * 2
-    )  # in, out, residual
-    free = psutil.virtual_memory().available
-    if need > free // 2:
-        raise MemoryError(
-            f"this {data.shape} {data.dtype} layer is not a pyramid, and restoring it in memory needs "
-            f"about {need / 2**30:.1f} GiB of the {free / 2**30:.1f} GiB free; open it as a "
-            "multiscale (pyramid) layer, tick 'current plane only', or use napari-dncnn batch"
-        )
-    return np.asarray(data)
-
-
-def residual_limit(residual) -> float:
-    """Symmetric contrast limit of a residual: the 99.5th percentile of its magnitude (a few large values
-    would make the rest look black); for a lazy one, from a central crop of at most 256 x 256."""
-    if isinstance(residual, np.ndarray):
-        return float(np.percentile(np.abs(residual), 99.5)) or 1.0
-    ydim = residual.ndim - 2
-    sl = [0] * ydim + [slice(max(0, n // 2 - 128), n // 2 + 128) for n in residual.shape[ydim:]]
-    if residual.ndim >= 3 and residual.shape[-1] in (3, 4):  # RGB: the two axes before the samples
-        sl = (
-            [0] * (residual.ndim - 3)
-            + [slice(max(0, n // 2 - 128), n // 2 + 128) for n in residual.shape[-3:-1]]
-            + [slice(None)]
-        )
-    return float(np.percentile(np.abs(np.asarray(residual[tuple(sl)])), 99.5)) or 1.0
 
 
 class RestoreWidget(Container):
@@ -187,9 +141,8 @@ class RestoreWidget(Container):
     def _compare(self, show_source: bool) -> None:
         """Before / after: hide (or show again) the output layers made from the chosen image."""
         src = self.layer_combo.value
-        for layer in self.viewer.layers:
-            if src is not None and layer.metadata.get(SOURCE_KEY) == id(src):
-                layer.visible = not show_source
+        for layer in outputs_of(self.viewer, src) if src is not None else []:
+            layer.visible = not show_source
 
     def _show_plan(self, *_) -> None:
         """Before a run: which model 'auto' will use, and what the quality guard says of the layer."""
@@ -206,10 +159,10 @@ class RestoreWidget(Container):
         if self.device_combo.value == "auto":
             dev = pick_device("auto")
             plan.append(f"on {dev} ({'bf16' if use_bf16('auto', dev) else 'fp32'})")
-        notes = _file_notes(layer, self.model_combo.value)
+        notes = file_notes(layer, self.model_combo.value)
         if notes is None and isinstance(layer.data, np.ndarray):  # any dtype: its own range
             if self._pixel_verdict[0] is not layer.data:  # a model change keeps the pixels
-                self._pixel_verdict = (layer.data, _pixel_notes(layer.data))
+                self._pixel_verdict = (layer.data, pixel_notes(layer.data))
             notes = self._pixel_verdict[1]
         self.guard_note = "; ".join(notes or [])
         self.status.value = "; ".join(plan + (notes or []))
@@ -323,7 +276,7 @@ class RestoreWidget(Container):
             "finished": lambda: self._finish(bar),
         }
         blocks = self.blocks_done if lazy else None
-        self.worker = _restore_steps(
+        self.worker = restore_steps(
             data, model, blocks, _connect=connect, **options
         )  # starts the thread
 
@@ -384,276 +337,19 @@ class RestoreWidget(Container):
 
     def _on_error(self, exc):
         self.status.value = "failed"
-        show_error(f"DnCNN: {_in_widget_words(exc)}")
+        show_error(f"DnCNN: {in_widget_words(exc)}")
 
     # ------------------------------------------------------------ output layers
     def _add_layers(self, src: Image, out, index):
         if src not in self.viewer.layers:  # deleted while the last tile ran
             self.status.value = "stopped: the source layer was deleted"
             return
-        restored, residual = out[:2]
-        multiscale = isinstance(restored, list)
-        geometry = {k: getattr(src, k) for k in GEOMETRY if hasattr(src, k)}
-        if index:  # a single plane sits where it came from
-            translate = np.array(geometry["translate"], float)
-            translate[: len(index)] += np.array(index) * np.asarray(geometry["scale"][: len(index)])
-            geometry["translate"] = translate
-        lim = out[2] if out[2] is not None else residual_limit(residual)
-        res_kwargs = dict(rgb=src.rgb, contrast_limits=(-lim, lim), **geometry)
-        if multiscale:
-            geometry["multiscale"] = res_kwargs["multiscale"] = True
-        if not src.rgb:
-            res_kwargs["colormap"] = RESIDUAL_CMAP
-        rest_kwargs = dict(rgb=src.rgb, **geometry)
-        if not src.rgb:
-            rest_kwargs.update(colormap=src.colormap, contrast_limits=src.contrast_limits)
-        elif (
-            out[2] is not None
-        ):  # lazy: napari must not compute the whole image for contrast limits
-            rest_kwargs["contrast_limits"] = src.contrast_limits
-        if src.rgb and not multiscale and residual.shape[-1] == 4:
-            residual = residual[..., :3]  # the alpha's residual is 0: as RGBA it would draw nothing
-        role = "preview " if index else ""  # a preview never replaces a full result
-        self._put(src, role + "residual", residual, res_kwargs)
-        self._put(src, role + "restored", restored, rest_kwargs)
+        restored, residual, limit, summary = out
+        add_outputs(self.viewer, src, restored, residual, limit, index)
         if (
             src in self.viewer.layers
         ):  # keep the source chosen, so Restore again updates these layers
             self.viewer.layers.selection.active = src
-        self.status.value = out[3]
+        self.status.value = summary
         if self.compare_check.value:  # "show the source" would hide what was just made
             self.compare_check.value = False
-
-    def _put(self, src: Image, role: str, data, kwargs):
-        """Add the ``role`` output of ``src`` ("restored", "preview residual"...), or update the one there is."""
-        name = f"{src.name} {role}"  # the source's name now, also after a rename
-        existing = next(
-            (
-                ly
-                for ly in self.viewer.layers
-                if ly.metadata.get(SOURCE_KEY) == id(src) and ly.metadata.get(ROLE_KEY) == role
-            ),
-            None,
-        )
-        if (
-            existing is not None
-            and existing.ndim == src.ndim
-            and existing.rgb == kwargs["rgb"]
-            and existing.multiscale == bool(kwargs.get("multiscale"))
-            and not existing.multiscale
-            and existing.data.shape == data.shape
-        ):
-            existing.data = data
-            existing.name = name
-            for k, v in kwargs.items():
-                if k not in ("rgb", "multiscale"):
-                    setattr(existing, k, v)
-            return existing
-        if existing is not None:
-            self.viewer.layers.remove(existing)
-        meta = {SOURCE_KEY: id(src), ROLE_KEY: role}
-        return self.viewer.add_image(data, name=name, metadata=meta, **kwargs)
-
-
-def _in_widget_words(exc: Exception) -> str:
-    """An engine or weights error as the widget's user reads it: about the layer, not ``restore()``."""
-    text = str(exc).replace("restore() got", "the layer has").replace("restore() ", "")
-    text = text.replace("(channel_axis in Python)", "(open it as an RGB layer)")
-    if "deserializing header" in text or "tensors" in text:
-        text += (
-            " -- this file is not napari-dncnn weights; choose a .safetensors made by "
-            "napari-dncnn train, an official .mat model or a KAIR .pth file"
-        )
-    return text
-
-
-def _file_notes(layer: Image, model_choice: str) -> list[str] | None:
-    """What a JPEG source file says: its quality (the guard) and the model it was compressed for.
-
-    ``None`` when the layer did not come from a JPEG file (the pixels are checked instead).
-    """
-    path = getattr(layer.source, "path", None)
-    if not path or Path(str(path)).suffix.lower() not in (".jpg", ".jpeg"):
-        return None
-    notes = []
-    quality = estimate_jpeg_quality(path) if Path(path).is_file() else None
-    if quality is not None:
-        restore_it, reason = guard_decision(file_quality=quality, color=layer.rgb)
-        notes.append(
-            f"JPEG q~{quality}" if restore_it else f"{reason}: restoring may make it worse"
-        )
-    tag = read_model_tag(path)
-    chosen = resolve_model_name(model_choice, 3 if layer.rgb else 1)
-    if tag is not None and tag[0] != chosen:
-        notes.append(f"compressed for model {tag[0]}: choose it to see the image as intended")
-    return notes
-
-
-def _pixel_notes(data) -> list[str]:
-    """The quality guard on the pixels (a centred window: at most about 0.3 s on one core)."""
-    restore_it, reason = guard_decision(np.asarray(data))
-    return [] if restore_it else [f"{reason}: restoring may make it worse"]
-
-
-def _layer_range(data, rgb: bool) -> tuple[float, float] | None:
-    """The whole layer's value range, so that one plane is normalised as in a run on the whole layer.
-
-    Runs in the worker: for a dask or zarr layer it reads the whole layer.
-    """
-    from .engine.axes import AxesPlan
-
-    data = _in_memory(data)
-    if data.dtype == np.uint8:
-        return None
-    lo, hi = AxesPlan.for_shape(data.shape, data.ndim - 1 if rgb else None).value_range(data)
-    return (lo, hi) if hi > lo else None
-
-
-def _gui_threads() -> int:
-    """Torch threads for a run in the viewer: every core but one (at least one), so the GUI keeps a core."""
-    return max(1, (os.cpu_count() or 1) - 1)
-
-
-def _summary(model: str, options: dict, tiles: int, seconds: float, megapixels: float) -> str:
-    """One line for the status label: what ran, where, how fast."""
-    rgb = options.get("channel_axis") is not None
-    name = resolve_model_name(model, 3 if rgb else 1) if model == "auto" else Path(model).name
-    device = pick_device(options.get("device", "auto"))
-    precision = "bf16" if use_bf16("auto", device) else "fp32"
-    shown = f"auto = {name}" if model == "auto" else name
-    rate = f", {megapixels / seconds:.2f} MP/s" if seconds > 0 and megapixels else ""
-    return f"done: {shown} on {device} ({precision}), {tiles} tile{'s' * (tiles != 1)}, {seconds:.1f} s{rate}"
-
-
-@thread_worker
-def _restore_steps(data, model, blocks: dict | None, **options):
-    """The worker: yields ``(tiles done, tiles in all)``, returns ``(restored, residual, limit or None, summary)``.
-
-    ``blocks`` (a dict) marks a lazy layer: its outputs are dask arrays computed
-    as they are shown, and ``blocks`` counts the computed blocks per level.
-    """
-    torch.set_num_threads(_gui_threads())
-    if model in OFFICIAL_MODELS and not (cache_dir() / OFFICIAL_MODELS[model].filename).exists():
-        yield from _download(model)  # in the worker: the viewer stays responsive
-    if blocks is not None:
-        yield 0, 0
-        restored, residual, lim = _restore_lazy_levels(data, model, blocks=blocks, **options)
-        return restored, residual, lim, "done: lazy outputs, computed as they are shown"
-    t0, total = time.perf_counter(), 0
-    data = _in_memory(data)  # a dask/zarr layer without a pyramid: read here, not on the GUI thread
-    if "whole_layer" in options:
-        options["data_range"] = _layer_range(*options.pop("whole_layer"))
-    steps = iter_restore(data, model, **options)
-    while True:
-        try:
-            done, total = next(steps)
-        except StopIteration as finished:
-            result = finished.value
-            break
-        yield done, total
-    seconds = time.perf_counter() - t0
-    megapixels = (
-        data.size
-        / (data.shape[options["channel_axis"]] if options.get("channel_axis") else 1)
-        / 1e6
-    )
-    summary = _summary(model, options, total, seconds, megapixels)
-    return result.restored, result.residual, None, summary
-
-
-class _Bytes:
-    """What pooch's downloader reports to a tqdm-like bar, kept for the worker to yield (no Qt here)."""
-
-    def __init__(self):
-        self.total, self.n = 0, 0
-
-    def update(self, k: int) -> None:
-        self.n += k
-
-    def reset(self) -> None:
-        self.n = 0
-
-    def close(self) -> None:
-        pass
-
-
-def _download(model: str):
-    """Fetch an official model in a thread of its own, yielding ``("download", bytes, total)`` as it goes.
-
-    A napari progress bar made in the worker thread would be a Qt object of the wrong thread.
-    """
-    import threading
-
-    got, errors = _Bytes(), []
-
-    def fetch():
-        try:
-            fetch_official(model, progressbar=got)
-        except Exception as exc:  # noqa: BLE001 - raised again in the worker, as every error is
-            errors.append(exc)
-
-    thread = threading.Thread(target=fetch, daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(0.1)
-        yield "download", got.n, got.total
-    if errors:
-        raise errors[0]
-    yield "download", got.n, got.total  # the end, even of a download faster than one poll
-
-
-def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks: dict):
-    """Lazy outputs for a dask/zarr array, or lists of them for a list of pyramid levels (0 = full resolution).
-
-    All levels share level 0's normalisation.  Whole-slide pyramids store every
-    level JPEG-compressed on its own, so each level is restored from its own
-    pixels; panning computes only the blocks shown (``blocks`` counts them).
-    """
-    from .engine.lazy import restore_lazy, value_range
-
-    levels = data if isinstance(data, list) else [data]
-    levels = [_as_dask(lv) if isinstance(lv, np.ndarray) else lv for lv in levels]
-    rng = value_range(levels[0], channel_axis)
-    outs = []
-    for i, level in enumerate(levels):
-        blocks[i] = (0, 0)
-        outs.append(
-            restore_lazy(
-                level,
-                model,
-                channel_axis=channel_axis,
-                tile_size=tile_size,
-                device=device,
-                data_range=rng,
-                progress=lambda d, t, i=i: blocks.__setitem__(i, (d, t)),
-            )
-        )
-    outs = [_computed_if_small(o) for o in outs]
-    lim = residual_limit(
-        outs[-1].residual
-    )  # computed here, in the worker thread: a few blocks at most
-    if not isinstance(data, list):
-        return outs[0].restored, outs[0].residual, lim
-    return [o.restored for o in outs], [o.residual for o in outs], lim
-
-
-COMPUTE_LEVELS_UP_TO = 4 * 2**20
-"""Pyramid levels of at most this many values are computed in the worker (napari would compute
-the shown ones on the GUI thread, freezing the viewer); bigger levels stay lazy: their blocks are
-computed as they are shown."""
-
-
-def _computed_if_small(out):
-    """A level's lazy outputs, computed here in the worker when the level is small enough."""
-    import dask
-
-    if out.restored.size > COMPUTE_LEVELS_UP_TO:
-        return out
-    restored, residual = dask.persist(out.restored, out.residual, scheduler="synchronous")
-    return out._replace(restored=restored, residual=residual)
-
-
-def _as_dask(a: np.ndarray):
-    import dask.array as da
-
-    return da.from_array(a, chunks=tuple(min(n, DEFAULT_TILE) for n in a.shape))

@@ -1,0 +1,51 @@
+"""What the widget tells its user: the quality guard's notes on a layer, and errors in the widget's words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..jpeg import estimate_jpeg_quality, read_model_tag
+from ..quality import guard_decision
+from ..weights import resolve_model_name
+
+
+def in_widget_words(exc: Exception) -> str:
+    """An engine or weights error as the widget's user reads it: about the layer, not ``restore()``."""
+    text = str(exc).replace("restore() got", "the layer has").replace("restore() ", "")
+    text = text.replace("(channel_axis in Python)", "(open it as an RGB layer)")
+    if "deserializing header" in text or "tensors" in text:
+        text += (
+            " -- this file is not napari-dncnn weights; choose a .safetensors made by "
+            "napari-dncnn train, an official .mat model or a KAIR .pth file"
+        )
+    return text
+
+
+def file_notes(layer, model_choice: str) -> list[str] | None:
+    """What a JPEG source file says: its quality (the guard) and the model it was compressed for.
+
+    ``None`` when the layer did not come from a JPEG file (the pixels are checked instead).
+    """
+    path = getattr(layer.source, "path", None)
+    if not path or Path(str(path)).suffix.lower() not in (".jpg", ".jpeg"):
+        return None
+    notes = []
+    quality = estimate_jpeg_quality(path) if Path(path).is_file() else None
+    if quality is not None:
+        restore_it, reason = guard_decision(file_quality=quality, color=layer.rgb)
+        notes.append(
+            f"JPEG q~{quality}" if restore_it else f"{reason}: restoring may make it worse"
+        )
+    tag = read_model_tag(path)
+    chosen = resolve_model_name(model_choice, 3 if layer.rgb else 1)
+    if tag is not None and tag[0] != chosen:
+        notes.append(f"compressed for model {tag[0]}: choose it to see the image as intended")
+    return notes
+
+
+def pixel_notes(data) -> list[str]:
+    """The quality guard on the pixels (a centred window: at most about 0.3 s on one core)."""
+    restore_it, reason = guard_decision(np.asarray(data))
+    return [] if restore_it else [f"{reason}: restoring may make it worse"]

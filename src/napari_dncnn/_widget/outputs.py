@@ -1,0 +1,92 @@
+"""The widget's output layers: ``<name> residual`` and ``<name> restored`` (or their previews) beside a source.
+
+Outputs are found by the source they came from and their role, kept in the
+layer's metadata, so a rerun updates them, also after the source was renamed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from napari.layers import Image
+from napari.utils import Colormap
+
+RESIDUAL_CMAP = Colormap(
+    [[0.1, 0.3, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.3, 0.1, 1.0]],
+    name="dncnn residual (blue - black - red)",
+)
+SOURCE_KEY = "napari_dncnn_source"
+ROLE_KEY = "napari_dncnn_role"  # "restored", "residual", "preview restored", "preview residual"
+GEOMETRY = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels")
+
+
+def residual_limit(residual) -> float:
+    """Symmetric contrast limit of a residual: the 99.5th percentile of its magnitude (a few large values
+    would make the rest look black); for a lazy one, from a central crop of at most 256 x 256."""
+    if isinstance(residual, np.ndarray):
+        return float(np.percentile(np.abs(residual), 99.5)) or 1.0
+    ydim = residual.ndim - 2
+    sl = [0] * ydim + [slice(max(0, n // 2 - 128), n // 2 + 128) for n in residual.shape[ydim:]]
+    if residual.ndim >= 3 and residual.shape[-1] in (3, 4):  # RGB: the two axes before the samples
+        sl = (
+            [0] * (residual.ndim - 3)
+            + [slice(max(0, n // 2 - 128), n // 2 + 128) for n in residual.shape[-3:-1]]
+            + [slice(None)]
+        )
+    return float(np.percentile(np.abs(np.asarray(residual[tuple(sl)])), 99.5)) or 1.0
+
+
+def outputs_of(viewer, src: Image) -> list[Image]:
+    """The layers made from ``src`` (full results and previews)."""
+    return [ly for ly in viewer.layers if ly.metadata.get(SOURCE_KEY) == id(src)]
+
+
+def add_outputs(viewer, src: Image, restored, residual, limit: float | None, index: tuple) -> None:
+    """Add (or update) the residual and restored layers of ``src``; ``index``: the plane of a preview."""
+    multiscale = isinstance(restored, list)
+    geometry = {k: getattr(src, k) for k in GEOMETRY if hasattr(src, k)}
+    if index:  # a single plane sits where it came from
+        translate = np.array(geometry["translate"], float)
+        translate[: len(index)] += np.array(index) * np.asarray(geometry["scale"][: len(index)])
+        geometry["translate"] = translate
+    lim = limit if limit is not None else residual_limit(residual)
+    res_kwargs = dict(rgb=src.rgb, contrast_limits=(-lim, lim), **geometry)
+    if multiscale:
+        geometry["multiscale"] = res_kwargs["multiscale"] = True
+    if not src.rgb:
+        res_kwargs["colormap"] = RESIDUAL_CMAP
+    rest_kwargs = dict(rgb=src.rgb, **geometry)
+    if not src.rgb:
+        rest_kwargs.update(colormap=src.colormap, contrast_limits=src.contrast_limits)
+    elif limit is not None:  # lazy: napari must not compute the whole image for contrast limits
+        rest_kwargs["contrast_limits"] = src.contrast_limits
+    if src.rgb and not multiscale and residual.shape[-1] == 4:
+        residual = residual[..., :3]  # the alpha's residual is 0: as RGBA it would draw nothing
+    role = "preview " if index else ""  # a preview never replaces a full result
+    _put(viewer, src, role + "residual", residual, res_kwargs)
+    _put(viewer, src, role + "restored", restored, rest_kwargs)
+
+
+def _put(viewer, src: Image, role: str, data, kwargs):
+    """Add the ``role`` output of ``src`` ("restored", "preview residual"...), or update the one there is."""
+    name = f"{src.name} {role}"  # the source's name now, also after a rename
+    existing = next(
+        (ly for ly in outputs_of(viewer, src) if ly.metadata.get(ROLE_KEY) == role), None
+    )
+    if (
+        existing is not None
+        and existing.ndim == src.ndim
+        and existing.rgb == kwargs["rgb"]
+        and existing.multiscale == bool(kwargs.get("multiscale"))
+        and not existing.multiscale
+        and existing.data.shape == data.shape
+    ):
+        existing.data = data
+        existing.name = name
+        for k, v in kwargs.items():
+            if k not in ("rgb", "multiscale"):
+                setattr(existing, k, v)
+        return existing
+    if existing is not None:
+        viewer.layers.remove(existing)
+    meta = {SOURCE_KEY: id(src), ROLE_KEY: role}
+    return viewer.add_image(data, name=name, metadata=meta, **kwargs)

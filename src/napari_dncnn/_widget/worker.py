@@ -1,0 +1,202 @@
+"""The widget's worker thread: reads the layer, downloads a model, restores, and reports progress.
+
+Everything here runs off the GUI thread and makes no Qt object: progress goes
+back as the values ``restore_steps`` yields, which napari delivers to the GUI
+thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from napari.qt.threading import thread_worker
+
+from ..devices import pick_device, use_bf16
+from ..engine import iter_restore
+from ..engine.axes import AxesPlan
+from ..engine.tiles import DEFAULT_TILE
+from ..weights import OFFICIAL_MODELS, cache_dir, fetch_official, resolve_model_name
+from .outputs import residual_limit
+
+COMPUTE_LEVELS_UP_TO = 4 * 2**20
+"""Pyramid levels of at most this many values are computed in the worker (napari would compute
+the shown ones on the GUI thread, freezing the viewer); bigger levels stay lazy: their blocks are
+computed as they are shown."""
+
+
+def in_memory(data) -> np.ndarray:
+    """A dask/zarr array read into memory (in the worker), or a clear error when it cannot fit."""
+    if isinstance(data, np.ndarray):
+        return data
+    import psutil
+
+    need = (
+        int(np.prod(data.shape)) * (np.dtype(data.dtype).itemsize * 2 + 4) * 2
+    )  # in, out, residual
+    free = psutil.virtual_memory().available
+    if need > free // 2:
+        raise MemoryError(
+            f"this {data.shape} {data.dtype} layer is not a pyramid, and restoring it in memory needs "
+            f"about {need / 2**30:.1f} GiB of the {free / 2**30:.1f} GiB free; open it as a "
+            "multiscale (pyramid) layer, tick 'current plane only', or use napari-dncnn batch"
+        )
+    return np.asarray(data)
+
+
+def layer_range(data, rgb: bool) -> tuple[float, float] | None:
+    """The whole layer's value range, so that one plane is normalised as in a run on the whole layer.
+
+    Runs in the worker: for a dask or zarr layer it reads the whole layer.
+    """
+    data = in_memory(data)
+    if data.dtype == np.uint8:
+        return None
+    lo, hi = AxesPlan.for_shape(data.shape, data.ndim - 1 if rgb else None).value_range(data)
+    return (lo, hi) if hi > lo else None
+
+
+def gui_threads() -> int:
+    """Torch threads for a run in the viewer: every core but one (at least one), so the GUI keeps a core."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def summary(model: str, options: dict, tiles: int, seconds: float, megapixels: float) -> str:
+    """One line for the status label: what ran, where, how fast."""
+    rgb = options.get("channel_axis") is not None
+    name = resolve_model_name(model, 3 if rgb else 1) if model == "auto" else Path(model).name
+    device = pick_device(options.get("device", "auto"))
+    precision = "bf16" if use_bf16("auto", device) else "fp32"
+    shown = f"auto = {name}" if model == "auto" else name
+    rate = f", {megapixels / seconds:.2f} MP/s" if seconds > 0 and megapixels else ""
+    return f"done: {shown} on {device} ({precision}), {tiles} tile{'s' * (tiles != 1)}, {seconds:.1f} s{rate}"
+
+
+@thread_worker
+def restore_steps(data, model, blocks: dict | None, **options):
+    """The worker: yields ``(tiles done, tiles in all)``, returns ``(restored, residual, limit or None, summary)``.
+
+    ``blocks`` (a dict) marks a lazy layer: its outputs are dask arrays computed
+    as they are shown, and ``blocks`` counts the computed blocks per level.
+    """
+    torch.set_num_threads(gui_threads())
+    if model in OFFICIAL_MODELS and not (cache_dir() / OFFICIAL_MODELS[model].filename).exists():
+        yield from _download(model)  # in the worker: the viewer stays responsive
+    if blocks is not None:
+        yield 0, 0
+        restored, residual, lim = _restore_lazy_levels(data, model, blocks=blocks, **options)
+        return restored, residual, lim, "done: lazy outputs, computed as they are shown"
+    t0, total = time.perf_counter(), 0
+    data = in_memory(data)  # a dask/zarr layer without a pyramid: read here, not on the GUI thread
+    if "whole_layer" in options:
+        options["data_range"] = layer_range(*options.pop("whole_layer"))
+    steps = iter_restore(data, model, **options)
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as finished:
+            result = finished.value
+            break
+        yield done, total
+    seconds = time.perf_counter() - t0
+    megapixels = (
+        data.size
+        / (data.shape[options["channel_axis"]] if options.get("channel_axis") else 1)
+        / 1e6
+    )
+    text = summary(model, options, total, seconds, megapixels)
+    return result.restored, result.residual, None, text
+
+
+class _Bytes:
+    """What pooch's downloader reports to a tqdm-like bar, kept for the worker to yield (no Qt here)."""
+
+    def __init__(self):
+        self.total, self.n = 0, 0
+
+    def update(self, k: int) -> None:
+        self.n += k
+
+    def reset(self) -> None:
+        self.n = 0
+
+    def close(self) -> None:
+        pass
+
+
+def _download(model: str):
+    """Fetch an official model in a thread of its own, yielding ``("download", bytes, total)`` as it goes.
+
+    A napari progress bar made in the worker thread would be a Qt object of the wrong thread.
+    """
+    got, errors = _Bytes(), []
+
+    def fetch():
+        try:
+            fetch_official(model, progressbar=got)
+        except Exception as exc:  # noqa: BLE001 - raised again in the worker, as every error is
+            errors.append(exc)
+
+    thread = threading.Thread(target=fetch, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+        yield "download", got.n, got.total
+    if errors:
+        raise errors[0]
+    yield "download", got.n, got.total  # the end, even of a download faster than one poll
+
+
+def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks: dict):
+    """Lazy outputs for a dask/zarr array, or lists of them for a list of pyramid levels (0 = full resolution).
+
+    All levels share level 0's normalisation.  Whole-slide pyramids store every
+    level JPEG-compressed on its own, so each level is restored from its own
+    pixels; panning computes only the blocks shown (``blocks`` counts them).
+    """
+    from ..engine.lazy import restore_lazy, value_range
+
+    levels = data if isinstance(data, list) else [data]
+    levels = [_as_dask(lv) if isinstance(lv, np.ndarray) else lv for lv in levels]
+    rng = value_range(levels[0], channel_axis)
+    outs = []
+    for i, level in enumerate(levels):
+        blocks[i] = (0, 0)
+        outs.append(
+            restore_lazy(
+                level,
+                model,
+                channel_axis=channel_axis,
+                tile_size=tile_size,
+                device=device,
+                data_range=rng,
+                progress=lambda d, t, i=i: blocks.__setitem__(i, (d, t)),
+            )
+        )
+    outs = [_computed_if_small(o) for o in outs]
+    lim = residual_limit(
+        outs[-1].residual
+    )  # computed here, in the worker thread: a few blocks at most
+    if not isinstance(data, list):
+        return outs[0].restored, outs[0].residual, lim
+    return [o.restored for o in outs], [o.residual for o in outs], lim
+
+
+def _computed_if_small(out):
+    """A level's lazy outputs, computed here in the worker when the level is small enough."""
+    import dask
+
+    if out.restored.size > COMPUTE_LEVELS_UP_TO:
+        return out
+    restored, residual = dask.persist(out.restored, out.residual, scheduler="synchronous")
+    return out._replace(restored=restored, residual=residual)
+
+
+def _as_dask(a: np.ndarray):
+    import dask.array as da
+
+    return da.from_array(a, chunks=tuple(min(n, DEFAULT_TILE) for n in a.shape))
