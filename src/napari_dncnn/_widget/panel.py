@@ -26,6 +26,7 @@ from magicgui.widgets import (
 from napari.layers import Image
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QLabel, QWidget
 
 from ..devices import available_devices, pick_device, use_bf16
 from ..weights import MODEL_NAMES
@@ -35,6 +36,11 @@ from .worker import restore_steps
 
 MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
 HELP_TEXT = "Hover over a control for help; the guide is docs/plugin.md of napari-dncnn."
+SPINNER_SPEED = 10
+"""napari's activity spinner runs at this percent of its speed (3 instead of 33 frames/s) while a
+restoration runs.  With OpenGL in software (Xvfb, VNC, remote desktops), each of its frames makes Qt
+redraw the whole window through the OpenGL canvas: at full speed that took about a third of a core
+in an 800 x 600 window and more than a core in a 2500 x 1500 one (docs/plugin.md)."""
 
 
 def is_lazy_layer(layer: Image) -> bool:
@@ -109,6 +115,7 @@ class RestoreWidget(Container):
             int, tuple[int, int]
         ] = {}  # lazy outputs: level -> (blocks computed, blocks)
         self._source = None  # the layer being restored
+        self._spinners = []  # napari's spinners slowed during a run, with their speeds
         self._select_active()
         napari_viewer.layers.selection.events.active.connect(self._select_active)
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
@@ -257,6 +264,7 @@ class RestoreWidget(Container):
         if index:  # one plane, normalised as the whole layer is (the worker computes the range)
             options["whole_layer"] = (layer.data, layer.rgb)
         bar = progress(total=0, desc=f"DnCNN {layer.name}")
+        self._spinners = _slow_spinners(self.native)
         self.restore_button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = "restoring..."
@@ -330,6 +338,7 @@ class RestoreWidget(Container):
 
     def _finish(self, bar):
         bar.close()
+        _restore_spinners(self._spinners)
         self.progress_bar.visible = self.progress_label.visible = False  # no run looks alive
         self.worker = None
         self.restore_button.enabled = True
@@ -353,3 +362,28 @@ class RestoreWidget(Container):
         self.status.value = summary
         if self.compare_check.value:  # "show the source" would hide what was just made
             self.compare_check.value = False
+
+
+def _slow_spinners(widget: QWidget) -> list:
+    """Slow the animated labels (napari's activity spinner) of the window holding ``widget``.
+
+    Returns ``(movie, speed)`` pairs for :func:`_restore_spinners`.
+    """
+    top = widget
+    while top.parentWidget() is not None:  # a floating dock too: up to the viewer's window
+        top = top.parentWidget()
+    slowed = []
+    for label in top.findChildren(QLabel):
+        movie = label.movie()
+        if movie is not None and movie.speed() > SPINNER_SPEED:
+            slowed.append((movie, movie.speed()))
+            movie.setSpeed(SPINNER_SPEED)
+    return slowed
+
+
+def _restore_spinners(slowed: list) -> None:
+    for movie, speed in slowed:
+        try:
+            movie.setSpeed(speed)
+        except RuntimeError:  # the viewer closed during the run: its movie is gone
+            pass
