@@ -454,11 +454,12 @@ image = jpeg_roundtrip(np.tile(data.camera(), (2, 2))[:768, :768], 20)  # the gu
 viewer.add_image(image, name="img")
 widget._select_active()
 ticks = []
+done = lambda: widget.last_progress[1] > 0 and widget.last_progress[0] == widget.last_progress[1]
 timer = QTimer()
 timer.setTimerType(Qt.PreciseTimer)
-timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+# ticks until the last tile's progress arrives: the run, not the adding of the layers after it
+timer.timeout.connect(lambda: None if done() else ticks.append(time.perf_counter()))
 loop = QEventLoop()
-done = lambda: widget.last_progress[1] > 0 and widget.last_progress[0] == widget.last_progress[1]
 poll = QTimer()
 poll.timeout.connect(lambda: loop.quit() if done() else None)  # the run, not the layers' drawing
 widget.restore_button.native.click()
