@@ -134,6 +134,10 @@ def test_usage_errors_exit_2(tmp_path, input_folder, tiny_weights):
     assert r.returncode == 2 and "no files matching" in r.stderr
     r = run_cli(input_folder, tmp_path / "o", "--model", str(tmp_path / "nope.safetensors"))
     assert r.returncode == 2 and "nope.safetensors" in r.stderr
+    (tmp_path / "bad.pth").write_bytes(b"hello")  # torch raised KeyError: 101, a traceback
+    r = run_cli(input_folder, tmp_path / "o", "--model", str(tmp_path / "bad.pth"))
+    assert r.returncode == 2 and "bad.pth: not a PyTorch weights file" in r.stderr
+    assert "Traceback" not in r.stderr
     assert not (input_folder / "sub" / "out").exists()
 
 

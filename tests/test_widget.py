@@ -191,6 +191,106 @@ def test_cancel_leaves_the_layer_list_as_it_was(vw, qtbot, notes):
     assert any("cancelled" in n for n in notes)
 
 
+def test_cancel_stops_a_pyramid_between_blocks_and_its_progress_moves(vw, qtbot, notes):
+    """A pyramid's small levels are computed in the worker: the bars count their blocks, and
+    Cancel stops them (it ran to the end before, and the status stayed at 'cancelling...')."""
+    import dask.array as da
+
+    viewer, widget = vw
+    widget.model_combo.value = "jpeg-gray"  # the real model: seconds per 512 px block on a CPU
+    base = np.random.default_rng(5).integers(0, 256, (2048, 2048), dtype=np.uint8)
+    viewer.add_image([da.from_array(base[::s, ::s], chunks=512) for s in (1, 2)], name="pyr")
+    widget._select_active()
+    widget.restore_button.native.click()
+    qtbot.waitUntil(lambda: widget.last_progress[0] > 0, timeout=120_000)
+    assert widget.last_progress[1] == 16 + 4 and widget.progress_bar.value > 0  # both levels
+    widget.cancel_button.native.click()
+    t0 = time.perf_counter()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert time.perf_counter() - t0 < 2  # the worker yields every 0.1 s
+    assert widget.status.value == "cancelled"
+    assert [ly.name for ly in viewer.layers] == ["pyr"]
+    assert any("cancelled" in n for n in notes)
+    done = sum(d for d, _ in widget.blocks_done.values())
+    qtbot.wait(3000)  # the blocks' thread stops at its next block: no more are computed
+    assert sum(d for d, _ in widget.blocks_done.values()) <= done + 1 < 20
+
+
+def test_a_stack_with_a_plane_of_a_small_range_is_warned_of(vw, notes, camera_crop):
+    viewer, widget = vw
+    planes = [camera_crop.astype(np.uint16) * k for k in (200, 180, 1)]  # plane 2: 0..255
+    viewer.add_image(np.stack(planes), name="stack")
+    widget._select_active()
+    assert "plane 2 spans 0..255 of the stack's 0..51000" in widget.status.value
+    assert "Split Stack" in widget.status.value
+    viewer.add_image(np.stack(planes[:2]), name="even")  # 0..51000 and 0..45900: no note
+    widget._select_active()
+    assert "spans" not in widget.status.value
+
+
+def test_a_colour_model_on_a_gray_layer_is_refused_before_any_run(vw, qtbot, notes):
+    viewer, widget = vw
+    viewer.add_image(np.zeros((64, 64), np.uint8), name="gray")
+    widget._select_active()
+    widget.model_combo.value = "cdncnn-b"  # an official model: refused before its download
+    assert "cdncnn-b is a colour model" in widget.status.value
+    widget.restore_button.native.click()
+    assert widget.worker is None
+    assert "'gray' is a gray layer" in widget.status.value
+    assert any("cdncnn-b is a colour model" in n for n in notes)
+
+
+CLOSE_CHILD = r"""
+import time
+import napari
+import numpy as np
+from qtpy.QtWidgets import QApplication
+
+viewer = napari.Viewer(show=True)
+_, widget = viewer.window.add_plugin_dock_widget("napari-dncnn", "Restore")
+widget.model_combo.value = "jpeg-gray"
+viewer.add_image(np.random.default_rng(0).integers(0, 256, (2048, 2048), dtype=np.uint8))
+widget._select_active()
+widget.tile_spin.value = 128
+widget.restore_button.native.click()
+while widget.last_progress[0] == 0:
+    QApplication.processEvents()
+    time.sleep(0.01)
+viewer.close()  # as in IPython or Jupyter, where Qt's event loop goes on after the viewer
+end = time.perf_counter() + 3
+while time.perf_counter() < end:
+    QApplication.processEvents()
+    time.sleep(0.01)
+print("alive", widget.worker is None or not widget.worker.is_running)
+"""
+
+
+def test_closing_the_viewer_during_a_run_stops_it_and_keeps_python_alive():
+    """A worker signal reached the deleted widget: PyQt aborted the process ('Fatal Python error')."""
+    out = subprocess.run(
+        [sys.executable, "-c", CLOSE_CHILD], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "alive True" in out.stdout, out.stdout + out.stderr[-2000:]
+    assert "has been deleted" not in out.stderr
+
+
+def test_a_plane_preview_of_a_big_dask_stack_reads_it_block_by_block(vw, qtbot, notes):
+    """The range of the whole stack came from a copy in memory: 12.5 GiB asked for 1.6 GiB of data."""
+    import dask.array as da
+
+    viewer, widget = vw
+    rng = da.random.default_rng(0)
+    stack = rng.integers(0, 4000, size=(200, 2048, 2048), dtype=np.uint16, chunks=(8, 2048, 2048))
+    viewer.add_image(stack, name="stack")
+    widget._select_active()
+    widget.plane_check.value = True
+    click_restore(qtbot, widget, timeout=300_000)
+    assert not widget.status.value.startswith("failed"), widget.status.value
+    preview = viewer.layers["stack preview restored"].data
+    assert preview.shape == (1, 2048, 2048) and preview.dtype == np.uint16
+
+
 def test_error_paths_notify(vw, qtbot, notes, tmp_path):
     viewer, widget = vw
     widget.restore_button.native.click()  # no layer at all
@@ -205,6 +305,7 @@ def test_error_paths_notify(vw, qtbot, notes, tmp_path):
     widget.weights_edit.value = str(bad)
     click_restore(qtbot, widget)
     assert any("bad.safetensors" in n for n in notes)
+    assert widget.status.value.startswith("failed: ") and "bad.safetensors" in widget.status.value
     assert not open_bars()
     assert [ly.name for ly in viewer.layers] == ["labels", "small"]
     widget.weights_edit.value = str(tmp_path / "missing.safetensors")

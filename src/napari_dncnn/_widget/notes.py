@@ -49,3 +49,39 @@ def pixel_notes(data) -> list[str]:
     """The quality guard on the pixels (a centred window: at most about 0.3 s on one core)."""
     restore_it, reason = guard_decision(np.asarray(data))
     return [] if restore_it else [f"{reason}: restoring may make it worse"]
+
+
+PLANE_NOTE_UP_TO = 64 * 2**20
+"""Stacks of at most this many values get their planes' ranges compared before a run (tens of ms)."""
+
+
+def plane_range_note(data, rgb: bool) -> str | None:
+    """A note when the planes of a stack span very different ranges (one normalisation serves all).
+
+    A stack is normalised by its whole range, which suits planes compressed on
+    one scale; a plane compressed on a scale of its own and a small part of the
+    whole range comes out worse than its JPEG (a plane of 0..255 in a stack of
+    0..60000: 29.4 -> 16.6 dB, against 30.2 dB restored alone).
+    """
+    spatial = 3 if rgb else 2
+    if (
+        not isinstance(data, np.ndarray)
+        or data.ndim <= spatial
+        or data.dtype == np.uint8
+        or data.size > PLANE_NOTE_UP_TO
+    ):
+        return None
+    planes = data.reshape(-1, *data.shape[data.ndim - spatial :])
+    axes = tuple(range(1, planes.ndim))
+    lo, hi = planes.min(axis=axes).astype(float), planes.max(axis=axes).astype(float)
+    whole = hi.max() - lo.min()
+    if not np.isfinite(whole) or whole <= 0:
+        return None
+    i = int(np.argmin(hi - lo))
+    if (hi[i] - lo[i]) / whole >= 0.25:
+        return None
+    return (
+        f"plane {i} spans {lo[i]:g}..{hi[i]:g} of the stack's {lo.min():g}..{hi.max():g}: one range "
+        "serves the whole stack, so planes compressed each on its own scale can come out worse; "
+        "restore them as separate layers (right-click the layer > Split Stack)"
+    )

@@ -8,6 +8,7 @@ tile and leaves the layer list as it was.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -29,8 +30,8 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QLabel, QWidget
 
 from ..devices import available_devices, pick_device, use_bf16
-from ..weights import MODEL_NAMES
-from .notes import file_notes, in_widget_words, pixel_notes
+from ..weights import BUNDLED_MODELS, MODEL_NAMES, OFFICIAL_MODELS
+from .notes import file_notes, in_widget_words, pixel_notes, plane_range_note
 from .outputs import add_outputs, outputs_of
 from .worker import restore_steps
 
@@ -69,7 +70,7 @@ class RestoreWidget(Container):
         self.device_combo = ComboBox(
             choices=["auto"] + available_devices(), value="auto", label="device"
         )
-        self.tile_spin = SpinBox(value=0, min=0, max=8192, step=64, label="tile size (0 = auto)")
+        self.tile_spin = SpinBox(value=0, min=0, max=8192, step=128, label="tile size (0 = auto)")
         self.plane_check = CheckBox(value=False, text="current plane only")
         self.compare_check = CheckBox(value=False, text="show the source (before / after)")
         self.restore_button = PushButton(text="Restore")
@@ -116,6 +117,11 @@ class RestoreWidget(Container):
         ] = {}  # lazy outputs: level -> (blocks computed, blocks)
         self._source = None  # the layer being restored
         self._spinners = []  # napari's spinners slowed during a run, with their speeds
+        self._cancel = (
+            threading.Event()
+        )  # stops a lazy layer's blocks (in-memory runs stop at a yield)
+        self._closed = False  # the viewer closed: the worker's signals must not touch dead widgets
+        self.native.destroyed.connect(self._on_closed)
         self._select_active()
         napari_viewer.layers.selection.events.active.connect(self._select_active)
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
@@ -166,10 +172,14 @@ class RestoreWidget(Container):
         if self.device_combo.value == "auto":
             dev = pick_device("auto")
             plan.append(f"on {dev} ({'bf16' if use_bf16('auto', dev) else 'fp32'})")
+        if not layer.rgb and _colour_model(self.model_combo.value):
+            plan.append(f"{self.model_combo.value} is a colour model: it needs an RGB layer")
         notes = file_notes(layer, self.model_combo.value)
         if notes is None and isinstance(layer.data, np.ndarray):  # any dtype: its own range
             if self._pixel_verdict[0] is not layer.data:  # a model change keeps the pixels
-                self._pixel_verdict = (layer.data, pixel_notes(layer.data))
+                planes = plane_range_note(layer.data, layer.rgb)
+                verdict = pixel_notes(layer.data) + ([planes] if planes else [])
+                self._pixel_verdict = (layer.data, verdict)
             notes = self._pixel_verdict[1]
         self.guard_note = "; ".join(notes or [])
         self.status.value = "; ".join(plan + (notes or []))
@@ -248,7 +258,13 @@ class RestoreWidget(Container):
         except ValueError as exc:
             self._refuse(f"DnCNN: {exc}")
             return
-        if self.guard_note and "may make it worse" in self.guard_note:
+        if not layer.rgb and _colour_model(model):
+            self._refuse(
+                f"DnCNN: {model} is a colour model and {layer.name!r} is a gray layer; choose auto, "
+                "jpeg-gray, dncnn3 or dncnn-b"
+            )
+            return
+        if "worse" in self.guard_note:  # the guard's or the planes' warning, again at the click
             show_info(f"DnCNN: {layer.name}: {self.guard_note}")
         lazy = is_lazy_layer(layer)
         data, index = (
@@ -256,10 +272,12 @@ class RestoreWidget(Container):
             if lazy
             else self._plane(layer)
         )
+        self._cancel = threading.Event()
         options = {
             "channel_axis": layer.ndim if layer.rgb else None,
             "tile_size": tile,
             "device": self.device_combo.value,
+            "cancel": self._cancel,
         }
         if index:  # one plane, normalised as the whole layer is (the worker computes the range)
             options["whole_layer"] = (layer.data, layer.rgb)
@@ -283,6 +301,7 @@ class RestoreWidget(Container):
             "aborted": self._on_cancelled,
             "finished": lambda: self._finish(bar),
         }
+        connect = {signal: self._unless_closed(slot) for signal, slot in connect.items()}
         blocks = self.blocks_done if lazy else None
         self.worker = restore_steps(
             data, model, blocks, _connect=connect, **options
@@ -317,13 +336,41 @@ class RestoreWidget(Container):
 
     def cancel(self, *_):
         """Stop the running restoration within one tile; no layer is added or changed."""
+        self._cancel.set()
         if self.worker is not None:
             self.worker.quit()
         self.status.value = "cancelling..."
 
+    def _unless_closed(self, slot):
+        """``slot`` for a worker signal, skipped once the viewer (and this widget) is closed.
+
+        PyQt aborts the whole process on an exception in a slot, and every
+        widget touched here is deleted with the viewer.
+        """
+
+        def call(*args):
+            if self._closed:
+                return None
+            try:
+                return slot(*args)
+            except RuntimeError as exc:  # "wrapped C/C++ object ... has been deleted"
+                if "deleted" not in str(exc):
+                    raise
+                self._on_closed()
+
+        return call
+
+    def _on_closed(self, *_) -> None:
+        """The widget is being deleted (the viewer closed): stop the run; its results go nowhere."""
+        self._closed = True
+        self._cancel.set()
+        if self.worker is not None:
+            self.worker.quit()
+
     def _on_layer_removed(self, event) -> None:
         """The source of a running restoration was deleted: stop, and add nothing."""
         if self.worker is not None and event.value is self._source:
+            self._cancel.set()
             self.worker.quit()
             self.status.value = "stopped: the source layer was deleted"
 
@@ -339,14 +386,19 @@ class RestoreWidget(Container):
     def _finish(self, bar):
         bar.close()
         _restore_spinners(self._spinners)
+        if self.status.value == "cancelling...":  # the run had ended: napari sends no "aborted"
+            self._on_cancelled()
         self.progress_bar.visible = self.progress_label.visible = False  # no run looks alive
         self.worker = None
         self.restore_button.enabled = True
         self.cancel_button.enabled = False
 
     def _on_error(self, exc):
-        self.status.value = "failed"
-        show_error(f"DnCNN: {in_widget_words(exc)}")
+        if self._cancel.is_set():  # a lazy layer's blocks stopped by Cancel
+            return
+        message = in_widget_words(exc)
+        self.status.value = f"failed: {message}"
+        show_error(f"DnCNN: {message}")
 
     # ------------------------------------------------------------ output layers
     def _add_layers(self, src: Image, out, index):
@@ -387,3 +439,9 @@ def _restore_spinners(slowed: list) -> None:
             movie.setSpeed(speed)
         except RuntimeError:  # the viewer closed during the run: its movie is gone
             pass
+
+
+def _colour_model(model: str) -> bool:
+    """A named model that needs RGB data (a path's channels are known only once it loads)."""
+    official = OFFICIAL_MODELS.get(model)
+    return BUNDLED_MODELS.get(model) == 3 or (official is not None and official.channels == 3)

@@ -51,12 +51,17 @@ def in_memory(data) -> np.ndarray:
 def layer_range(data, rgb: bool) -> tuple[float, float] | None:
     """The whole layer's value range, so that one plane is normalised as in a run on the whole layer.
 
-    Runs in the worker: for a dask or zarr layer it reads the whole layer.
+    Runs in the worker; a dask or zarr layer is read block by block (one pass), never whole.
     """
-    data = in_memory(data)
-    if data.dtype == np.uint8:
+    if np.dtype(data.dtype) == np.uint8:
         return None
-    lo, hi = AxesPlan.for_shape(data.shape, data.ndim - 1 if rgb else None).value_range(data)
+    channel_axis = data.ndim - 1 if rgb else None
+    if isinstance(data, np.ndarray):
+        lo, hi = AxesPlan.for_shape(data.shape, channel_axis).value_range(data)
+    else:
+        from ..engine.lazy import value_range
+
+        lo, hi = value_range(data, channel_axis)
     return (lo, hi) if hi > lo else None
 
 
@@ -65,7 +70,9 @@ def gui_threads() -> int:
     return max(1, (os.cpu_count() or 1) - 1)
 
 
-def summary(model: str, options: dict, tiles: int, seconds: float, megapixels: float) -> str:
+def summary(
+    model: str, options: dict, tiles: int, seconds: float, megapixels: float, unit: str = "tile"
+) -> str:
     """One line for the status label: what ran, where, how fast."""
     rgb = options.get("channel_axis") is not None
     name = resolve_model_name(model, 3 if rgb else 1) if model == "auto" else Path(model).name
@@ -73,28 +80,39 @@ def summary(model: str, options: dict, tiles: int, seconds: float, megapixels: f
     precision = "bf16" if use_bf16("auto", device) else "fp32"
     shown = f"auto = {name}" if model == "auto" else name
     rate = f", {megapixels / seconds:.2f} MP/s" if seconds > 0 and megapixels else ""
-    return f"done: {shown} on {device} ({precision}), {tiles} tile{'s' * (tiles != 1)}, {seconds:.1f} s{rate}"
+    return f"done: {shown} on {device} ({precision}), {tiles} {unit}{'s' * (tiles != 1)}, {seconds:.1f} s{rate}"
 
 
 @thread_worker
 def restore_steps(data, model, blocks: dict | None, **options):
-    """The worker: yields ``(tiles done, tiles in all)``, returns ``(restored, residual, limit or None, summary)``.
+    """The worker: yields ``(tiles done, tiles in all)``, returns ``(restored, residual, limit, summary)``.
 
     ``blocks`` (a dict) marks a lazy layer: its outputs are dask arrays computed
     as they are shown, and ``blocks`` counts the computed blocks per level.
+    ``options["cancel"]``, a ``threading.Event``, stops a lazy layer's blocks.
     """
     torch.set_num_threads(gui_threads())
+    cancel = options.pop("cancel", None)
     if model in OFFICIAL_MODELS and not (cache_dir() / OFFICIAL_MODELS[model].filename).exists():
         yield from _download(model)  # in the worker: the viewer stays responsive
+    t0 = time.perf_counter()
     if blocks is not None:
         yield 0, 0
-        restored, residual, lim = _restore_lazy_levels(data, model, blocks=blocks, **options)
-        return restored, residual, lim, "done: lazy outputs, computed as they are shown"
-    t0, total = time.perf_counter(), 0
+        out = yield from _in_thread(
+            lambda: _restore_lazy_levels(data, model, blocks=blocks, cancel=cancel, **options),
+            lambda: _blocks_progress(blocks),
+        )
+        restored, residual, lim, lazy_levels = out
+        done, _ = _blocks_progress(blocks)
+        text = summary(model, options, done, time.perf_counter() - t0, 0, unit="block")
+        if lazy_levels:
+            text += f"; level {', '.join(map(str, lazy_levels))} computed as it is shown"
+        return restored, residual, lim, text
     data = in_memory(data)  # a dask/zarr layer without a pyramid: read here, not on the GUI thread
     if "whole_layer" in options:
         options["data_range"] = layer_range(*options.pop("whole_layer"))
     steps = iter_restore(data, model, **options)
+    total = 0
     while True:
         try:
             done, total = next(steps)
@@ -109,7 +127,38 @@ def restore_steps(data, model, blocks: dict | None, **options):
         / 1e6
     )
     text = summary(model, options, total, seconds, megapixels)
-    return result.restored, result.residual, None, text
+    lim = residual_limit(result.residual)  # here, not on the GUI thread (seconds for big stacks)
+    return result.restored, result.residual, lim, text
+
+
+def _blocks_progress(blocks: dict) -> tuple[int, int]:
+    """Blocks computed and blocks to compute, over the levels computed in the worker."""
+    return sum(d for d, _ in blocks.values()), sum(t for _, t in blocks.values())
+
+
+def _in_thread(work, poll):
+    """Run ``work()`` in a thread of its own, yielding ``poll()`` every 0.1 s; return its result.
+
+    The worker's generator stays free to yield (progress, and napari's
+    cancellation point) while ``work`` cannot.
+    """
+    out, errors = [], []
+
+    def run():
+        torch.set_num_threads(gui_threads())  # the thread count is per thread for OpenMP
+        try:
+            out.append(work())
+        except Exception as exc:  # noqa: BLE001 - raised again in the worker, as every error is
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+        yield poll()
+    if errors:
+        raise errors[0]
+    return out[0]
 
 
 class _Bytes:
@@ -133,30 +182,21 @@ def _download(model: str):
 
     A napari progress bar made in the worker thread would be a Qt object of the wrong thread.
     """
-    got, errors = _Bytes(), []
-
-    def fetch():
-        try:
-            fetch_official(model, progressbar=got)
-        except Exception as exc:  # noqa: BLE001 - raised again in the worker, as every error is
-            errors.append(exc)
-
-    thread = threading.Thread(target=fetch, daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(0.1)
-        yield "download", got.n, got.total
-    if errors:
-        raise errors[0]
+    got = _Bytes()
+    yield from _in_thread(
+        lambda: fetch_official(model, progressbar=got), lambda: ("download", got.n, got.total)
+    )
     yield "download", got.n, got.total  # the end, even of a download faster than one poll
 
 
-def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks: dict):
+def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks: dict, cancel):
     """Lazy outputs for a dask/zarr array, or lists of them for a list of pyramid levels (0 = full resolution).
 
-    All levels share level 0's normalisation.  Whole-slide pyramids store every
-    level JPEG-compressed on its own, so each level is restored from its own
-    pixels; panning computes only the blocks shown (``blocks`` counts them).
+    Returns ``(restored, residual, limit, levels left lazy)``.  All levels share
+    level 0's normalisation.  Whole-slide pyramids store every level
+    JPEG-compressed on its own, so each level is restored from its own pixels;
+    levels of at most ``COMPUTE_LEVELS_UP_TO`` values are computed here, the
+    others block by block as they are shown (``blocks`` counts them).
     """
     from ..engine.lazy import restore_lazy, value_range
 
@@ -165,25 +205,25 @@ def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks
     rng = value_range(levels[0], channel_axis)
     outs = []
     for i, level in enumerate(levels):
-        blocks[i] = (0, 0)
-        outs.append(
-            restore_lazy(
-                level,
-                model,
-                channel_axis=channel_axis,
-                tile_size=tile_size,
-                device=device,
-                data_range=rng,
-                progress=lambda d, t, i=i: blocks.__setitem__(i, (d, t)),
-            )
+        out = restore_lazy(
+            level,
+            model,
+            channel_axis=channel_axis,
+            tile_size=tile_size,
+            device=device,
+            data_range=rng,
+            progress=lambda d, t, i=i: blocks.__setitem__(i, (d, t)),
+            cancel=cancel,
         )
+        small = out.restored.size <= COMPUTE_LEVELS_UP_TO
+        blocks[i] = (0, int(np.prod(out.restored.numblocks)) if small else 0)
+        outs.append(out)
     outs = [_computed_if_small(o) for o in outs]
-    lim = residual_limit(
-        outs[-1].residual
-    )  # computed here, in the worker thread: a few blocks at most
+    lazy_levels = [i for i, o in enumerate(outs) if o.restored.size > COMPUTE_LEVELS_UP_TO]
+    lim = residual_limit(outs[-1].residual)  # in the worker thread: a few blocks at most
     if not isinstance(data, list):
-        return outs[0].restored, outs[0].residual, lim
-    return [o.restored for o in outs], [o.residual for o in outs], lim
+        return outs[0].restored, outs[0].residual, lim, lazy_levels
+    return [o.restored for o in outs], [o.residual for o in outs], lim, lazy_levels
 
 
 def _computed_if_small(out):

@@ -132,8 +132,11 @@ def load_kair(path: str | Path) -> tuple[DnCNN, dict]:
             "reading it would need full unpickling, which can run any code. Save the state dict alone "
             "(torch.save(model.state_dict(), ...)) where you trust the file, then load that."
         ) from exc
-    except (RuntimeError, OSError, EOFError) as exc:
-        raise WeightsError(f"{path}: not a readable PyTorch file ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - junk bytes raise KeyError, IndexError, ... in torch
+        raise WeightsError(
+            f"{path}: not a PyTorch weights file (torch.load: {type(exc).__name__}: {exc}); choose a "
+            ".pth saved with torch.save(model.state_dict(), ...), a .mat or a .safetensors file"
+        ) from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
