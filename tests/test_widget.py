@@ -228,6 +228,19 @@ def test_a_stack_with_a_plane_of_a_small_range_is_warned_of(vw, notes, camera_cr
     assert "spans" not in widget.status.value
 
 
+def test_outputs_belong_to_their_source_not_to_its_id(vw):
+    """``id()`` of a deleted layer is given to new objects: outputs were found by it."""
+    from napari_dncnn._widget.outputs import add_outputs, outputs_of, source_token
+
+    viewer, _ = vw
+    a = viewer.add_image(np.zeros((8, 8), np.uint8), name="a")
+    add_outputs(viewer, a, np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.float32), 1.0, ())
+    b = viewer.add_image(np.zeros((8, 8), np.uint8), name="b")
+    assert [ly.name for ly in outputs_of(viewer, a)] == ["a residual", "a restored"]
+    assert outputs_of(viewer, b) == [] and source_token(a) != source_token(b)
+    assert source_token(a) == source_token(a)
+
+
 def test_a_colour_model_on_a_gray_layer_is_refused_before_any_run(vw, qtbot, notes):
     viewer, widget = vw
     viewer.add_image(np.zeros((64, 64), np.uint8), name="gray")
@@ -467,6 +480,19 @@ def test_summary_names_the_model_auto_chose_and_the_speed(vw, qtbot, camera_crop
     lim = float(np.percentile(np.abs(residual.data), 99.5))
     assert residual.contrast_limits == pytest.approx([-lim, lim])
     assert lim < np.abs(residual.data).max()  # a few large values no longer set the contrast
+
+
+def test_precision_is_a_choice_and_gives_the_engines_result(vw, qtbot, camera_crop):
+    viewer, widget = vw
+    src = viewer.add_image(camera_crop, name="cam")
+    widget._select_active()
+    for precision in ("fp32", "bf16"):
+        widget.precision_combo.value = precision
+        assert widget.status.value.startswith(f"on cpu ({precision})"), widget.status.value
+        click_restore(qtbot, widget)
+        assert f"on cpu ({precision})" in widget.status.value
+        expect = restore(src.data, str(widget.weights_edit.value), precision=precision).restored
+        np.testing.assert_array_equal(viewer.layers["cam restored"].data, expect)
 
 
 def test_the_progress_bar_moves_during_a_run(vw, qtbot):

@@ -1,10 +1,15 @@
 """The widget's output layers: ``<name> residual`` and ``<name> restored`` (or their previews) beside a source.
 
 Outputs are found by the source they came from and their role, kept in the
-layer's metadata, so a rerun updates them, also after the source was renamed.
+layer's metadata, so a rerun updates them, also after the source was renamed.  A source is
+known by a token of its own, not by ``id()``: Python gives a deleted layer's id to new objects,
+and a new image would then have updated a deleted image's outputs.
 """
 
 from __future__ import annotations
+
+import uuid
+import weakref
 
 import numpy as np
 from napari.layers import Image
@@ -17,6 +22,15 @@ RESIDUAL_CMAP = Colormap(
 SOURCE_KEY = "napari_dncnn_source"
 ROLE_KEY = "napari_dncnn_role"  # "restored", "residual", "preview restored", "preview residual"
 GEOMETRY = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels")
+_TOKENS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # source layer -> its token
+
+
+def source_token(src: Image) -> str:
+    """A name for ``src`` that no other layer gets, for as long as ``src`` lives."""
+    token = _TOKENS.get(src)
+    if token is None:
+        token = _TOKENS[src] = uuid.uuid4().hex
+    return token
 
 
 def residual_limit(residual) -> float:
@@ -38,7 +52,8 @@ def residual_limit(residual) -> float:
 
 def outputs_of(viewer, src: Image) -> list[Image]:
     """The layers made from ``src`` (full results and previews)."""
-    return [ly for ly in viewer.layers if ly.metadata.get(SOURCE_KEY) == id(src)]
+    token = source_token(src)
+    return [ly for ly in viewer.layers if ly.metadata.get(SOURCE_KEY) == token]
 
 
 def add_outputs(viewer, src: Image, restored, residual, limit: float, index: tuple) -> None:
@@ -89,5 +104,5 @@ def _put(viewer, src: Image, role: str, data, kwargs):
         return existing
     if existing is not None:
         viewer.layers.remove(existing)
-    meta = {SOURCE_KEY: id(src), ROLE_KEY: role}
+    meta = {SOURCE_KEY: source_token(src), ROLE_KEY: role}
     return viewer.add_image(data, name=name, metadata=meta, **kwargs)

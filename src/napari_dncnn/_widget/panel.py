@@ -70,6 +70,9 @@ class RestoreWidget(Container):
         self.device_combo = ComboBox(
             choices=["auto"] + available_devices(), value="auto", label="device"
         )
+        self.precision_combo = ComboBox(
+            choices=["auto", "fp32", "bf16"], value="auto", label="precision"
+        )
         self.tile_spin = SpinBox(value=0, min=0, max=8192, step=128, label="tile size (0 = auto)")
         self.plane_check = CheckBox(value=False, text="current plane only")
         self.compare_check = CheckBox(value=False, text="show the source (before / after)")
@@ -88,6 +91,7 @@ class RestoreWidget(Container):
                 self.model_combo,
                 self.weights_edit,
                 self.device_combo,
+                self.precision_combo,
                 self.tile_spin,
                 self.plane_check,
                 self.compare_check,
@@ -106,6 +110,7 @@ class RestoreWidget(Container):
         self.compare_check.changed.connect(self._compare)
         self.model_combo.changed.connect(self._show_plan)
         self.device_combo.changed.connect(self._show_plan)
+        self.precision_combo.changed.connect(self._show_plan)
         self.restore_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
@@ -136,6 +141,9 @@ class RestoreWidget(Container):
             self.weights_edit: "A weights file: .safetensors (napari-dncnn train), .mat (MatConvNet) or .pth "
             "(a plain PyTorch state dict).",
             self.device_combo: "auto picks a CUDA GPU, then Apple MPS, then the CPU.",
+            self.precision_combo: "auto: bf16 on a GPU and on CPUs that compute it natively (AVX512-BF16, "
+            "AMX), else fp32. fp32 gives the same result on every machine; bf16 is 2-3x faster where "
+            "native (about 10x slower elsewhere) and differs from fp32 by a few levels.",
             self.tile_spin: "Side of the tiles the image is cut into, in pixels: 0 = automatic (512, smaller "
             "when memory is short), else a multiple of 64 from 128. Results do not depend on it.",
             self.plane_check: "Restore only the plane shown (z, t): a quick preview into '<name> preview' "
@@ -169,9 +177,9 @@ class RestoreWidget(Container):
         plan = []
         if self.model_combo.value == "auto":
             plan.append(f"auto will use {'jpeg-color' if layer.rgb else 'jpeg-gray'}")
-        if self.device_combo.value == "auto":
-            dev = pick_device("auto")
-            plan.append(f"on {dev} ({'bf16' if use_bf16('auto', dev) else 'fp32'})")
+        dev = pick_device(self.device_combo.value)
+        bf16 = use_bf16(self.precision_combo.value, dev)
+        plan.append(f"on {dev} ({'bf16' if bf16 else 'fp32'})")
         if not layer.rgb and _colour_model(self.model_combo.value):
             plan.append(f"{self.model_combo.value} is a colour model: it needs an RGB layer")
         notes = file_notes(layer, self.model_combo.value)
@@ -277,6 +285,7 @@ class RestoreWidget(Container):
             "channel_axis": layer.ndim if layer.rgb else None,
             "tile_size": tile,
             "device": self.device_combo.value,
+            "precision": self.precision_combo.value,
             "cancel": self._cancel,
         }
         if index:  # one plane, normalised as the whole layer is (the worker computes the range)

@@ -77,7 +77,7 @@ def summary(
     rgb = options.get("channel_axis") is not None
     name = resolve_model_name(model, 3 if rgb else 1) if model == "auto" else Path(model).name
     device = pick_device(options.get("device", "auto"))
-    precision = "bf16" if use_bf16("auto", device) else "fp32"
+    precision = "bf16" if use_bf16(options.get("precision", "auto"), device) else "fp32"
     shown = f"auto = {name}" if model == "auto" else name
     rate = f", {megapixels / seconds:.2f} MP/s" if seconds > 0 and megapixels else ""
     return f"done: {shown} on {device} ({precision}), {tiles} {unit}{'s' * (tiles != 1)}, {seconds:.1f} s{rate}"
@@ -189,7 +189,9 @@ def _download(model: str):
     yield "download", got.n, got.total  # the end, even of a download faster than one poll
 
 
-def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks: dict, cancel):
+def _restore_lazy_levels(
+    data, model, *, channel_axis, tile_size, device, precision, blocks: dict, cancel
+):
     """Lazy outputs for a dask/zarr array, or lists of them for a list of pyramid levels (0 = full resolution).
 
     Returns ``(restored, residual, limit, levels left lazy)``.  All levels share
@@ -211,6 +213,7 @@ def _restore_lazy_levels(data, model, *, channel_axis, tile_size, device, blocks
             channel_axis=channel_axis,
             tile_size=tile_size,
             device=device,
+            precision=precision,
             data_range=rng,
             progress=lambda d, t, i=i: blocks.__setitem__(i, (d, t)),
             cancel=cancel,
