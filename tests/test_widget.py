@@ -426,7 +426,7 @@ def test_names_read_once_and_the_weights_box_has_room(vw):
     items = get_app_model().menus.get_menu("napari/layers/filter")
     titles = [i.command.title for i in items if "dncnn" in getattr(i, "command", i).id]
     assert titles == ["Restore (DnCNN)"]
-    titles = [d.name for d in viewer.window._dock_widgets.values()]
+    titles = list(viewer.window.dock_widgets)  # the dock titles
     assert titles == ["Restore (napari-dncnn)"]  # was "DnCNN restore (DnCNN restore)"
     assert widget.weights_edit.native.minimumWidth() >= 250
 
