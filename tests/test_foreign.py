@@ -154,10 +154,12 @@ def test_non_dncnn_files_are_clear_errors(tmp_path):
     torch.save({"weight": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(WeightsError, match="no model.N.weight"):
         load_kair(tmp_path / "other.pth")
-    for junk in (b"hello", b"this is not a model\n" * 10, b""):  # KeyError, IndexError, EOFError
-        (tmp_path / "junk.pth").write_bytes(junk)
-        with pytest.raises(WeightsError, match="junk.pth: not a PyTorch weights file"):
+    junk = (b"hello", b"this is not a model\n" * 10, b"", b"\0" * 1000)  # KeyError, IndexError, ...
+    for data in junk:
+        (tmp_path / "junk.pth").write_bytes(data)
+        with pytest.raises(WeightsError, match="junk.pth: not a PyTorch weights file") as err:
             load_model(tmp_path / "junk.pth")
+        assert "set to `False`" not in str(err.value)  # torch's advice to unpickle: never ours
 
 
 def test_convert_writes_safetensors_with_the_source_and_its_hash(tmp_path, camera_crop):

@@ -204,6 +204,7 @@ def test_cancel_stops_a_pyramid_between_blocks_and_its_progress_moves(vw, qtbot,
     widget.restore_button.native.click()
     qtbot.waitUntil(lambda: widget.last_progress[0] > 0, timeout=120_000)
     assert widget.last_progress[1] == 16 + 4 and widget.progress_bar.value > 0  # both levels
+    assert "/20 blocks" in widget.progress_label.value
     widget.cancel_button.native.click()
     t0 = time.perf_counter()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)

@@ -15,7 +15,7 @@ def in_widget_words(exc: Exception) -> str:
     """An engine or weights error as the widget's user reads it: about the layer, not ``restore()``."""
     text = str(exc).replace("restore() got", "the layer has").replace("restore() ", "")
     text = text.replace("(channel_axis in Python)", "(open it as an RGB layer)")
-    if "deserializing header" in text or "tensors" in text:
+    if "deserializing header" in text or ("tensors" in text and "choose" not in text):
         text += (
             " -- this file is not napari-dncnn weights; choose a .safetensors made by "
             "napari-dncnn train, an official .mat model or a KAIR .pth file"

@@ -122,6 +122,7 @@ class RestoreWidget(Container):
         ] = {}  # lazy outputs: level -> (blocks computed, blocks)
         self._source = None  # the layer being restored
         self._spinners = []  # napari's spinners slowed during a run, with their speeds
+        self._unit = "tile"  # what the bars count: tiles, or a pyramid's blocks
         self._cancel = (
             threading.Event()
         )  # stops a lazy layer's blocks (in-memory runs stop at a yield)
@@ -311,6 +312,9 @@ class RestoreWidget(Container):
             "finished": lambda: self._finish(bar),
         }
         connect = {signal: self._unless_closed(slot) for signal, slot in connect.items()}
+        self._unit = "block" if lazy else "tile"
+        if lazy:  # a dict of its own: a cancelled run's last block must not count in this one
+            self.blocks_done = {}
         blocks = self.blocks_done if lazy else None
         self.worker = restore_steps(
             data, model, blocks, _connect=connect, **options
@@ -333,13 +337,16 @@ class RestoreWidget(Container):
         self.last_progress = (done, total)
         if not total:
             return
-        if bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)  # update() emits the dock's change; setting n alone does not
+        try:
+            if bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)  # update() emits the dock's change; setting n alone does not
+        except RuntimeError:  # the activity dock's bar was deleted with its window: ours goes on
+            pass
         self.progress_bar.max, self.progress_bar.value = total, done
         elapsed = time.perf_counter() - self._started
         left = elapsed / done * (total - done) if done else float("nan")
-        self.progress_label.value = f"{done}/{total} tiles, {elapsed:.0f} s" + (
+        self.progress_label.value = f"{done}/{total} {self._unit}s, {elapsed:.0f} s" + (
             f", about {left:.0f} s left" if done else ""
         )
 
@@ -362,8 +369,8 @@ class RestoreWidget(Container):
                 return None
             try:
                 return slot(*args)
-            except RuntimeError as exc:  # "wrapped C/C++ object ... has been deleted"
-                if "deleted" not in str(exc):
+            except RuntimeError:  # "wrapped C/C++ object ... has been deleted": ours, or raise
+                if _alive(self.native):
                     raise
                 self._on_closed()
 
@@ -454,3 +461,12 @@ def _colour_model(model: str) -> bool:
     """A named model that needs RGB data (a path's channels are known only once it loads)."""
     official = OFFICIAL_MODELS.get(model)
     return BUNDLED_MODELS.get(model) == 3 or (official is not None and official.channels == 3)
+
+
+def _alive(widget: QWidget) -> bool:
+    """Whether the Qt object behind ``widget`` still exists."""
+    try:
+        widget.objectName()
+    except RuntimeError:
+        return False
+    return True

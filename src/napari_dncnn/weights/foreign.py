@@ -133,9 +133,12 @@ def load_kair(path: str | Path) -> tuple[DnCNN, dict]:
             "(torch.save(model.state_dict(), ...)) where you trust the file, then load that."
         ) from exc
     except Exception as exc:  # noqa: BLE001 - junk bytes raise KeyError, IndexError, ... in torch
+        detail = (
+            f"{type(exc).__name__}: {str(exc).split('. ')[0]}"  # not torch's weights_only advice
+        )
         raise WeightsError(
-            f"{path}: not a PyTorch weights file (torch.load: {type(exc).__name__}: {exc}); choose a "
-            ".pth saved with torch.save(model.state_dict(), ...), a .mat or a .safetensors file"
+            f"{path}: not a PyTorch weights file (torch.load: {detail}); choose a .pth saved with "
+            "torch.save(model.state_dict(), ...), a .mat or a .safetensors file"
         ) from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
