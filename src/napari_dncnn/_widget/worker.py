@@ -205,7 +205,7 @@ def _restore_lazy_levels(
     levels = data if isinstance(data, list) else [data]
     levels = [_as_dask(lv) if isinstance(lv, np.ndarray) else lv for lv in levels]
     rng = value_range(levels[0], channel_axis)
-    outs = []
+    outs, lazy_levels = [], []
     for i, level in enumerate(levels):
         out = restore_lazy(
             level,
@@ -221,20 +221,20 @@ def _restore_lazy_levels(
         small = out.restored.size <= COMPUTE_LEVELS_UP_TO
         blocks[i] = (0, int(np.prod(out.restored.numblocks)) if small else 0)
         outs.append(out)
-    outs = [_computed_if_small(o) for o in outs]
-    lazy_levels = [i for i, o in enumerate(outs) if o.restored.size > COMPUTE_LEVELS_UP_TO]
+        if not small:
+            lazy_levels.append(i)
+    # every level's block count is known before any is computed: the bars' total is right at once
+    outs = [o if i in lazy_levels else _computed(o) for i, o in enumerate(outs)]
     lim = residual_limit(outs[-1].residual)  # in the worker thread: a few blocks at most
     if not isinstance(data, list):
         return outs[0].restored, outs[0].residual, lim, lazy_levels
     return [o.restored for o in outs], [o.residual for o in outs], lim, lazy_levels
 
 
-def _computed_if_small(out):
-    """A level's lazy outputs, computed here in the worker when the level is small enough."""
+def _computed(out):
+    """A level's lazy outputs, computed here in the worker (a small level)."""
     import dask
 
-    if out.restored.size > COMPUTE_LEVELS_UP_TO:
-        return out
     restored, residual = dask.persist(out.restored, out.residual, scheduler="synchronous")
     return out._replace(restored=restored, residual=residual)
 
