@@ -70,7 +70,7 @@ def test_batch_end_to_end(tmp_path, input_folder, tiny_weights, camera_crop):
     out = tmp_path / "out"
     r = run_cli(input_folder, out, "--model", tiny_weights, "--recursive", "--save-residual")
     assert r.returncode == 1, r.stderr
-    assert "done 3, skipped 0, failed 2" in r.stdout
+    assert "done 3, failed 2" in r.stdout
     assert "truncated.jpg" in r.stdout and "empty.png" in r.stdout and "readme" not in r.stdout
     assert snapshot(input_folder) == before  # inputs untouched
     names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
@@ -86,7 +86,7 @@ def test_batch_end_to_end(tmp_path, input_folder, tiny_weights, camera_crop):
     report = json.loads((out / "napari-dncnn-report.json").read_text())
     entries = {Path(e["file"]).name: e for e in report["files"]}
     assert sorted(entries) == ["astro.png", "cam.JPG", "empty.png", "stack.tif", "truncated.jpg"]
-    assert report["counts"] == {"done": 3, "skipped": 0, "failed": 2, "not run": 0}
+    assert report["counts"] == {"done": 3, "unchanged": 0, "existing": 0, "failed": 2, "not run": 0}
     assert entries["empty.png"]["status"] == "failed" and "empty" in entries["empty.png"]["error"]
     assert entries["cam.JPG"]["status"] == "done" and entries["cam.JPG"]["seconds"] > 0
     assert entries["cam.JPG"]["worker"] and entries["cam.JPG"]["outputs"][0].endswith("cam.png")
@@ -105,18 +105,18 @@ def test_batch_end_to_end(tmp_path, input_folder, tiny_weights, camera_crop):
     assert tifffile.imread(out / "stack_residual.tif").dtype == np.float32
     # rerun: everything finished is skipped, failures stay failures
     r2 = run_cli(input_folder, out, "--model", tiny_weights, "--recursive", "--save-residual")
-    assert r2.returncode == 1 and "done 0, skipped 3, failed 2" in r2.stdout
+    assert r2.returncode == 1 and "done 0, already done 3, failed 2" in r2.stdout
 
 
 def test_all_skipped_is_success_and_pattern_filters(tmp_path, input_folder, tiny_weights):
     out = tmp_path / "out"
     r = run_cli(input_folder, out, "--model", tiny_weights, "--pattern", "*.tif")
-    assert r.returncode == 0 and "done 1, skipped 0, failed 0" in r.stdout
+    assert r.returncode == 0 and "done 1, failed 0" in r.stdout
     mtime = (out / "stack.tif").stat().st_mtime_ns
     r = run_cli(input_folder, out, "--model", tiny_weights, "--pattern", "*.tif")
     assert (
         r.returncode == 0
-        and "skipped 1" in r.stdout
+        and "already done 1" in r.stdout
         and (out / "stack.tif").stat().st_mtime_ns == mtime
     )
     r = run_cli(input_folder, out, "--model", tiny_weights, "--pattern", "*.tif", "--overwrite")
@@ -148,7 +148,7 @@ def test_colliding_outputs_are_per_file_errors(tmp_path, camera_crop, tiny_weigh
     Image.fromarray(camera_crop).save(src / "a.jpg")
     Image.fromarray(camera_crop).save(src / "b.png")
     r = run_cli(src, tmp_path / "out", "--model", tiny_weights)
-    assert r.returncode == 1 and "done 1, skipped 0, failed 2" in r.stdout
+    assert r.returncode == 1 and "done 1, failed 2" in r.stdout
     assert "would also be written" in r.stdout
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "b.png",
@@ -186,7 +186,7 @@ def test_kill_9_then_resume_gives_the_complete_result(tmp_path, tiny_weights):
         assert np.asarray(Image.open(out / name)).shape == (384, 384)
     r = run_cli(src, out, "--model", tiny_weights, "--save-residual")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"skipped {len(finished)}" in r.stdout
+    assert f"already done {len(finished)}" in r.stdout
     assert not list(out.glob(f"{TMP_PREFIX}*"))  # leftovers removed
     for i in range(12):
         img = np.asarray(Image.open(src / f"img{i:02d}.png"))

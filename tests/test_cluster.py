@@ -112,7 +112,76 @@ def test_cluster_batch_equals_local_batch(tmp_path, cluster, tiny_weights):
         force=True,
         scheduler=cluster.scheduler_address,
     )
-    assert again.count("skipped") == 5
+    assert again.count("existing") == 5
+
+
+def guard_inputs(folder: Path) -> None:
+    """A q10 JPEG (restored), a q97 JPEG and a clean PNG (both left unchanged by the quality guard)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(5)
+    img = np.asarray(
+        Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8)).resize((96, 96))
+    )
+    Image.fromarray(img).save(folder / "q10.jpg", quality=10)
+    Image.fromarray(img).save(folder / "q97.jpg", quality=97)
+    Image.fromarray(img).save(folder / "clean.png")
+
+
+def test_cluster_and_local_runs_report_the_guard_alike(tmp_path, cluster, tiny_weights):
+    """With the guard on (no force): the same statuses, summary and report, first run and rerun."""
+    guard_inputs(tmp_path / "in")
+    runs = {}
+    for where, kw in (("local", {}), ("dist", {"scheduler": cluster.scheduler_address})):
+        first = run_batch(
+            tmp_path / "in", tmp_path / where, model=tiny_weights, progress=False, **kw
+        )
+        again = run_batch(
+            tmp_path / "in", tmp_path / where, model=tiny_weights, progress=False, **kw
+        )
+        report = json.loads((tmp_path / where / REPORT_NAME).read_text())
+        runs[where] = (first, again, report)
+    for first, again, _ in runs.values():
+        assert {r.input.name: str(r.status) for r in first.results} == {
+            "clean.png": "unchanged",
+            "q10.jpg": "done",
+            "q97.jpg": "unchanged",
+        }
+        assert first.summary_line() == "done 1, unchanged 2 (no JPEG artifacts), failed 0"
+        assert again.summary_line() == "done 0, already done 3, failed 0"
+    (_, _, local), (_, _, dist) = runs["local"], runs["dist"]
+    assert (
+        local["counts"]
+        == dist["counts"]
+        == {"done": 0, "unchanged": 0, "existing": 3, "failed": 0, "not run": 0}
+    )
+    assert outputs(tmp_path / "local") == outputs(tmp_path / "dist")
+
+
+def test_two_batches_on_one_scheduler_do_not_share_task_keys(tmp_path, cluster, tiny_weights):
+    """Task keys are unique per batch: two batches of same-named files at once both finish."""
+    make_inputs(tmp_path / "a", 3, 64)
+    make_inputs(tmp_path / "b", 3, 64)
+    reports = {}
+
+    def run(name):
+        reports[name] = run_batch(
+            tmp_path / name,
+            tmp_path / f"{name}-out",
+            model=tiny_weights,
+            progress=False,
+            force=True,
+            scheduler=cluster.scheduler_address,
+        )
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert reports["a"].count("done") == reports["b"].count("done") == 3
+    for name in "ab":
+        got = {r.input.parent.name for r in reports[name].results}
+        assert got == {name}
 
 
 def test_model_is_not_sent_through_the_scheduler(tmp_path, cluster, slow_weights):
@@ -269,7 +338,7 @@ def test_cli_on_a_separate_dask_scheduler_and_worker(tmp_path, tiny_weights):
             env={**env, "DASK_SCHEDULER_ADDRESS": address},
         )
         assert r.returncode == 0, r.stderr
-        assert "done 3, skipped 0, failed 0" in r.stdout
+        assert "done 3, failed 0" in r.stdout
         report = json.loads((tmp_path / "out" / REPORT_NAME).read_text())
         assert report["scheduler"] == f"dask scheduler {address}"
         assert outputs(tmp_path / "out") == ["img00.png", "img01.png", "img02.png"]
@@ -318,7 +387,7 @@ def test_cli_workers_starts_a_local_cluster(tmp_path, tiny_weights):
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
-    assert "done 3, skipped 0, failed 0" in r.stdout and "2 worker process(es)" in r.stderr
+    assert "done 3, failed 0" in r.stdout and "2 worker process(es)" in r.stderr
     report = json.loads((tmp_path / "out" / REPORT_NAME).read_text())
     assert report["scheduler"] == "LocalCluster of 2 workers" and report["counts"]["done"] == 3
     r = subprocess.run(

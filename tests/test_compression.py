@@ -155,7 +155,7 @@ def test_compress_folder_meets_targets_and_tags_the_model(clean_dir, tmp_path, c
     # rerun: nothing recomputed, numbers kept
     capsys.readouterr()
     assert main(["compress", str(clean_dir), str(out), "--target-psnr", "30", "--no-progress"]) == 0
-    assert "skipped 3" in capsys.readouterr().out
+    assert "already done 3" in capsys.readouterr().out
     again = json.loads((out / "compress-report.json").read_text())
     assert again["totals"] == t
 

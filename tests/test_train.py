@@ -225,3 +225,23 @@ def test_validation_gain_of_gray_and_rgb_pairs(tiny_gray, tiny_color, camera_cro
             validation_gain(net, [(clean, jpeg_roundtrip(clean, 20))], torch.device("cpu"), False)
             == 0
         )
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_synthetic_images_are_flat_smooth_or_textured_and_mixed_in(channels, astronaut_crop):
+    from napari_dncnn.training.synthetic import KINDS, synthetic_image
+
+    rng = np.random.default_rng(1)
+    images = [synthetic_image(rng, (96, 96), channels) for _ in range(60)]
+    assert all(im.dtype == np.uint8 and im.shape[:2] == (96, 96) for im in images)
+    assert all((im.ndim == 3) == (channels == 3) for im in images)
+    # the kinds differ: some are nearly flat, some vary at every pixel
+    roughness = [np.abs(np.diff(im.astype(float), axis=0)).mean() for im in images]
+    assert min(roughness) < 1 and max(roughness) > 10 and len(KINDS) >= 5
+    real = astronaut_crop if channels == 3 else astronaut_crop[..., 0]
+    s = PatchSampler([real], 24, 8, 5, 100, 4, rng, synthetic_fraction=1.0)
+    x, y = s.batch(12)
+    assert x.shape == (12, channels, 24, 24) and np.isfinite(y).all()
+    none = PatchSampler([real], 24, 8, 5, 100, 4, np.random.default_rng(1))
+    some = PatchSampler([real], 24, 8, 5, 100, 4, np.random.default_rng(1), synthetic_fraction=0.5)
+    assert not np.array_equal(none.batch(8)[0], some.batch(8)[0])

@@ -258,12 +258,13 @@ def _run_batch(args) -> int:
             force=args.force,
             skip_above=args.skip_above,
             pixel_limit=int(args.pixel_limit * 2**30),
+            on_interrupt=lambda report: print(report.summary(), flush=True),
         )
     except (BatchError, ValueError) as exc:
         print(f"napari-dncnn batch: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(report.summary())
-    return EXIT_FAILED if report.failed else EXIT_OK
+    return EXIT_FAILED if report.failed or report.report_error else EXIT_OK
 
 
 def _add_eval(sub) -> None:
@@ -653,6 +654,7 @@ def _run_compress(args) -> int:
             device=args.device,
             progress=progress,
             log=lambda m: print(m, file=sys.stderr),
+            on_interrupt=lambda report: print(report.summary(), flush=True),
         )
     except (ValueError, OSError) as exc:
         print(f"napari-dncnn compress: error: {exc}", file=sys.stderr)
@@ -660,7 +662,7 @@ def _run_compress(args) -> int:
     finally:
         close()
     print(report.summary())
-    return EXIT_FAILED if report.count("failed") else EXIT_OK
+    return EXIT_FAILED if report.failed or report.report_error else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,11 +1,11 @@
 """Folder batches: :func:`run_batch` (:mod:`.run`), one file's work (:mod:`.job`), local and dask runners."""
 
+from ..folders import FileResult, Status
 from .job import (
     OUT_OF_CORE_ABOVE,
     PIXEL_LIMIT,
     BatchError,
     BatchOptions,
-    FileResult,
     process_file,
 )
 from .run import REPORT_NAME, BatchReport, find_inputs, plan_outputs, run_batch
@@ -18,6 +18,7 @@ __all__ = [
     "OUT_OF_CORE_ABOVE",
     "PIXEL_LIMIT",
     "REPORT_NAME",
+    "Status",
     "find_inputs",
     "plan_outputs",
     "process_file",

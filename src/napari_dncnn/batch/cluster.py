@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from .job import BatchError, FileResult, process_file
+from ..folders import FileResult, Status
+from .job import BatchError, process_file
 
 __all__ = ["run_on_cluster", "file_task", "connect"]
 
 
-def file_task(f: str, outs: list[str], opts: dict) -> dict:
+def file_task(f: str, outs: list[str], opts: dict) -> FileResult:
     """The task a worker runs for one file: :func:`~napari_dncnn.batch.job.process_file` with torch threads set."""
     import torch
 
@@ -116,7 +118,7 @@ def run_on_cluster(
     from distributed import as_completed
 
     client, cluster = connect(scheduler, workers, log)
-    futures = {}
+    futures, run = {}, uuid.uuid4().hex[:12]  # keys unique across batches on one scheduler
     try:
         o = asdict(opts)
         for i, f in enumerate(todo):
@@ -125,7 +127,7 @@ def run_on_cluster(
                 str(f),
                 [str(p) for p in plan[f]],
                 o,
-                key=f"napari-dncnn-{i}-{f.name}",
+                key=f"napari-dncnn-{run}-{i}",
                 retries=retries,
                 pure=False,
             )
@@ -135,13 +137,11 @@ def run_on_cluster(
             try:
                 res = fut.result()
             except Exception as exc:  # noqa: BLE001 - KilledWorker, lost connection...: this file failed
-                yield FileResult(f, "failed", [], f"{type(exc).__name__}: {exc}")
+                yield FileResult(f, Status.FAILED, [], f"{type(exc).__name__}: {exc}")
                 continue
-            if (
-                res["status"] == "skipped"
-            ):  # an earlier attempt finished the outputs before its worker died
-                res["status"] = "done"
-            yield FileResult(**res)
+            if res.status is Status.EXISTING:  # only a dead worker's earlier attempt made them:
+                res.status = Status.DONE  # the files that existed before the run never get here
+            yield res
     except BaseException:
         logging.getLogger("distributed").setLevel(logging.ERROR)  # shutting down on purpose
         client.cancel(list(futures))

@@ -15,11 +15,10 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..engine import restore_array, restore_lazy
 from ..files.atomic import remove, tmp_path
@@ -33,6 +32,7 @@ from ..files.lazy_images import (
     write_ome_zarr,
     write_tiled_tiff,
 )
+from ..folders import FileResult, FolderError, Status, describe_error
 from ..jpeg import estimate_jpeg_quality, read_model_tag
 from ..quality import guard_decision, guards_model
 from ..weights import model_fingerprint, model_loads, resolve_model_name
@@ -56,36 +56,8 @@ BLOCK_SIZE = BLOCK
 """Block side (px, without overlap) of the out-of-core path and its tiled outputs."""
 
 
-class BatchError(ValueError):
-    """Bad usage of a batch: missing input folder, output inside input, no matching files."""
-
-
-@dataclass
-class FileResult:
-    input: Path
-    status: str  # "done", "skipped", "failed" or "not run" (an interrupted batch)
-    outputs: list[Path] = field(default_factory=list)
-    error: str = ""
-    seconds: float = 0.0
-    worker: str = ""
-    out_of_core: bool = False
-    model_loads: int = 0  # weights files loaded by the process that ran it, so far (1 per model)
-    note: str = ""  # why a file was left unchanged (the quality guard)
-    warning: str = ""  # e.g. a JPEG compressed for another model than the one restoring it
-
-    def as_dict(self) -> dict:
-        return {
-            "file": str(self.input),
-            "status": self.status,
-            "outputs": [str(o) for o in self.outputs],
-            "seconds": round(self.seconds, 3),
-            "worker": self.worker,
-            "out_of_core": self.out_of_core,
-            "model_loads": self.model_loads,
-            "error": self.error,
-            "note": self.note,
-            "warning": self.warning,
-        }
+BatchError = FolderError
+"""Bad usage of a batch (the folder pipeline's :class:`FolderError`)."""
 
 
 @dataclass
@@ -116,11 +88,12 @@ def _worker_name() -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def process_file(f: str, outs: list[str], opts: dict) -> dict:
-    """Restore one file into its outputs; returns a :class:`FileResult` as keyword arguments.
+def process_file(f: str, outs: list[str], opts: dict) -> FileResult:
+    """Restore one file into its outputs and say how it went.
 
-    Runs in the batch process or on a dask worker; takes and returns plain
-    values only.  Never raises for a bad file: the error is in the result.
+    Runs in the batch process or on a dask worker; takes plain values and
+    returns a :class:`FileResult` (a few hundred bytes when pickled).  Never
+    raises for a bad file: the error is in the result.
     """
     o = BatchOptions(**opts)
     src, targets = Path(f), [Path(p) for p in outs]
@@ -129,17 +102,13 @@ def process_file(f: str, outs: list[str], opts: dict) -> dict:
     if not o.overwrite and all(
         t.exists() for t in targets
     ):  # a retry after the outputs were renamed in
-        return {**base, "status": "skipped", "outputs": targets}
+        return FileResult(status=Status.EXISTING, outputs=targets, **base)
     ooc, warning = False, ""
 
-    def ran(**result) -> dict:  # what every file that got as far as the model reports
-        return {
-            **base,
-            **result,
-            "seconds": time.perf_counter() - t0,
-            "out_of_core": ooc,
-            "model_loads": model_loads(),
-        }
+    def ran(status: Status, **result) -> FileResult:  # every file that got as far as the model
+        details = {"out_of_core": ooc, "model_loads": model_loads()}
+        seconds = time.perf_counter() - t0
+        return FileResult(status=status, seconds=seconds, details=details, **base, **result)
 
     try:
         values = _checked_size(src, o.pixel_limit)
@@ -154,7 +123,7 @@ def process_file(f: str, outs: list[str], opts: dict) -> dict:
                 restore_it, reason = _guard(src, img.data, o)
                 if not restore_it:
                     _write_unchanged(img, targets)
-                    return ran(status="skipped", outputs=targets, note=reason, warning=warning)
+                    return ran(Status.UNCHANGED, outputs=targets, note=reason, warning=warning)
                 channels = 3 if img.channel_axis is not None else 1
                 if big_decoded:
                     _restore_decoded_in_blocks(img, targets, o)
@@ -164,8 +133,8 @@ def process_file(f: str, outs: list[str], opts: dict) -> dict:
                     w for w in (warning, _model_mismatch(src, o.model, channels)) if w
                 )
     except Exception as exc:  # noqa: BLE001 - any error of one file is that file's failure
-        return ran(status="failed", error=describe_error(exc, src))
-    return ran(status="done", outputs=targets, warning=warning)
+        return ran(Status.FAILED, error=describe_error(exc, src))
+    return ran(Status.DONE, outputs=targets, warning=warning)
 
 
 def _other_series(src: Path) -> str:
@@ -199,18 +168,6 @@ def _model_mismatch(src: Path, model: str, channels: int) -> str:
         f"compressed for model {tag[0]} ({tag[1]}) but restored with {name} ({fingerprint}); "
         f"the quality it was compressed to holds for --model {tag[0]}"
     )
-
-
-def describe_error(exc: Exception, src: Path) -> str:
-    """One line for a file's failure: the path once, the reason, and for a bomb what to do."""
-    if isinstance(exc, Image.DecompressionBombError):
-        return (
-            f"{src}: {exc} -- napari-dncnn reads PNG/JPEG/BMP up to Pillow's limit of "
-            f"{2 * (Image.MAX_IMAGE_PIXELS or 89_478_485) / 1e6:.0f} Mpx; save it as TIFF (restored out of core) or "
-            "split it into tiles"
-        )
-    text = str(exc)
-    return text if str(src) in text else f"{src}: {type(exc).__name__}: {text}"
 
 
 def _guard(src: Path, data, o: BatchOptions) -> tuple[bool, str]:

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from .job import BatchOptions, FileResult, process_file
+from ..folders import FileResult
+from .job import BatchOptions, process_file
 
 __all__ = ["run_local"]
 
@@ -17,4 +18,4 @@ def run_local(
     """Restore each file of ``todo`` into ``plan[file]``; yield its :class:`FileResult`."""
     o = asdict(opts)
     for f in todo:
-        yield FileResult(**process_file(str(f), [str(p) for p in plan[f]], o))
+        yield process_file(str(f), [str(p) for p in plan[f]], o)

@@ -14,10 +14,20 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from ..batch.job import describe_error
-from ..batch.run import check_folders, find_inputs
-from ..files.atomic import atomic_target, check_writable, remove_leftovers, write_json_atomic
+from ..files.atomic import atomic_target, check_writable
 from ..files.images import ImageReadError, read_image, write_image
+from ..folders import (
+    FileResult,
+    FolderReport,
+    Status,
+    check_folders,
+    describe_error,
+    discover,
+    drain,
+    iterate,
+    triage,
+)
+from ..folders import plan_outputs as plan_folder
 from ..jpeg import encode_jpeg, model_tag
 from ..jpeg import skip_above as threshold_for
 from ..training.config import portable_path
@@ -103,30 +113,30 @@ def run_rd(
 
 
 @dataclass
-class CompressReport:
-    entries: list[dict] = field(default_factory=list)
+class CompressReport(FolderReport):
+    """The folder pipeline's report, with the bytes saved over plain JPEG."""
+
     totals: dict = field(default_factory=dict)
-    path: Path | None = None
 
-    def count(self, status: str) -> int:
-        return sum(e["status"] == status for e in self.entries)
+    def report_fields(self) -> dict:
+        self.totals = _totals(self.results)
+        return {"totals": self.totals}
 
-    def summary(self) -> str:
-        t = self.totals
-        lines = [
-            f"done {self.count('done')}, skipped {self.count('skipped')}, "
-            f"failed {self.count('failed')}"
-        ]
-        lines += [
-            f"  FAILED {e['file']}: {e['error']}" for e in self.entries if e["status"] == "failed"
-        ]
+    @property
+    def entries(self) -> list[dict]:
+        return [r.details | {"status": r.status.value} for r in self.results]
+
+    def extra_lines(self) -> list[str]:
+        t, lines = self.totals, []
         if t.get("jpeg_only_bytes"):
             lines.append(
                 f"bytes: {t['bytes']} with the model, {t['jpeg_only_bytes']} as plain JPEG "
                 f"({t['saved_percent']:+.1f}% saved) over {t['files_compared']} files"
             )
         worse = sum(
-            (e.get("saved_percent") or 0) < 0 for e in self.entries if e["status"] != "failed"
+            (r.details.get("saved_percent") or 0) < 0
+            for r in self.results
+            if r.status is not Status.FAILED
         )
         if worse:
             lines.append(
@@ -137,9 +147,7 @@ class CompressReport:
             lines.append(
                 f"{t['unreachable']} file(s) reach the target at no JPEG quality: kept losslessly as PNG"
             )
-        if self.path is not None:
-            lines.append(f"report: {self.path}")
-        return "\n".join(lines)
+        return lines
 
 
 def _output_for(rel: Path, out_dir: Path) -> tuple[Path, Path]:
@@ -201,7 +209,8 @@ def _compress_one(path: Path, rel: Path, out_dir: Path, target: Target, model, s
     return entry
 
 
-def _totals(entries: list[dict]) -> dict:
+def _totals(results: list[FileResult]) -> dict:
+    entries = [r.details for r in results if r.status is not Status.FAILED]
     both = [e for e in entries if e.get("quality") and e.get("jpeg_only_bytes")]
     b, j = sum(e["bytes"] for e in both), sum(e["jpeg_only_bytes"] for e in both)
     return {
@@ -209,7 +218,7 @@ def _totals(entries: list[dict]) -> dict:
         "bytes": b,
         "jpeg_only_bytes": j,
         "saved_percent": round(100 * (1 - b / j), 3) if j else None,
-        "unreachable": sum(e.get("quality") is None and "error" not in e for e in entries),
+        "unreachable": sum("quality" in e and e["quality"] is None for e in entries),
     }
 
 
@@ -217,10 +226,20 @@ def _previous_entries(out_dir: Path) -> dict[str, dict]:
     try:
         old = json.loads((out_dir / REPORT_NAME).read_text())
         return {
-            e["file"]: e for e in old.get("files", []) if e.get("status") in ("done", "skipped")
+            e["file"]: e
+            for e in old.get("files", [])
+            if e.get("status") in ("done", "existing", "skipped")
         }
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return {}
+
+
+def _finished(outputs: list[Path]) -> bool:
+    """A file is finished when its JPEG, or its lossless PNG fallback, is there."""
+    return outputs[0].exists() or outputs[0].with_suffix(".png").exists()
+
+
+_DETAILS = ("file", "status", "outputs", "seconds", "worker", "error", "note", "warning")
 
 
 def run_compress(
@@ -237,59 +256,51 @@ def run_compress(
     tile_size=None,
     progress=None,
     log=print,
+    on_interrupt=None,
 ) -> CompressReport:
     """Compress every image of ``input_dir`` to ``target`` into ``output_dir``; see the module docs."""
     input_dir, output_dir = check_folders(Path(input_dir), Path(output_dir))
-    files = [
-        f
-        for f in find_inputs(input_dir, recursive=recursive, pattern=pattern, log=log)
-        if f.suffix.lower() != ".zarr"
-    ]
-    if not files:
-        what = f"matching {pattern!r}" if pattern else "(.png .jpg .jpeg .bmp .tif .tiff)"
-        raise ValueError(
-            f"no image files {what} in {input_dir}"
-            + ("" if recursive else " (add --recursive for subfolders)")
-        )
     _same_settings_or_error(output_dir, target, skip_above, overwrite)
-    check_writable(output_dir)
-    if remove_leftovers(output_dir):
-        log("removed unfinished temporary files left by an interrupted run")
-    collide = _collisions(files, input_dir)
-    previous, report = _previous_entries(output_dir), CompressReport()
-    started, kw = time.time(), {"device": device, "tile_size": tile_size}
-    try:
-        for i, f in enumerate(files):
-            rel = f.relative_to(input_dir)
-            if rel in collide:
-                report.entries.append({"file": str(rel), "status": "failed", "error": collide[rel]})
-            else:
-                report.entries.append(
-                    _entry(f, rel, output_dir, target, model, skip_above, kw, previous, overwrite)
-                )
-            if progress is not None:
-                progress(i + 1, len(files))
-    finally:
-        done = {e["file"] for e in report.entries}
-        report.entries += [
-            {
-                "file": str(f.relative_to(input_dir)),
-                "status": "failed",
-                "error": "not run: interrupted; run the same command again",
-            }
-            for f in files
-            if str(f.relative_to(input_dir)) not in done
-        ]
-        report.totals = _totals(report.entries)
-        meta = {
-            "input_dir": portable_path(str(input_dir)),
-            "target": {target.metric: target.value},
-            "skip_above_quality": skip_above,
-            "seconds": round(time.time() - started, 3),
-        }
-        report.path = write_json_atomic(
-            output_dir / REPORT_NAME, {**meta, "totals": report.totals, "files": report.entries}
+    files = discover(
+        input_dir,
+        output_dir,
+        recursive=recursive,
+        pattern=pattern,
+        accept=lambda f: f.suffix.lower() != ".zarr",
+        kinds="(.png .jpg .jpeg .bmp .tif .tiff)",
+        log=log,
+    )
+    plan = plan_folder(input_dir, files, output_dir, lambda rel: [rel.with_suffix(".jpg")])
+    results, todo = triage(plan, overwrite, finished=_finished)
+    previous = _previous_entries(output_dir)
+    for f, r in results.items():  # finished files keep what the last run measured
+        old = previous.get(str(f.relative_to(input_dir)), {})
+        r.details = {k: v for k, v in old.items() if k not in _DETAILS}
+    kw = {"device": device, "tile_size": tile_size}
+
+    def work(f: Path) -> FileResult:
+        return _compress_file(
+            f, f.relative_to(input_dir), output_dir, target, model, skip_above, kw
         )
+
+    meta = {
+        "input_dir": portable_path(str(input_dir)),
+        "target": {target.metric: target.value},
+        "skip_above_quality": skip_above,
+        "relative_to": input_dir,
+    }
+    report = CompressReport()
+    drain(
+        iterate(todo, work),
+        plan,
+        results,
+        report,
+        report_path=output_dir / REPORT_NAME,
+        meta=meta,
+        progress=None if progress is None else (lambda d, t, _f: progress(d, t)),
+        finished=_finished,
+        on_interrupt=on_interrupt,
+    )
     return report
 
 
@@ -308,29 +319,11 @@ def _same_settings_or_error(out_dir: Path, target: Target, skip_above, overwrite
         )
 
 
-def _collisions(files: list[Path], input_dir: Path) -> dict[Path, str]:
-    """Inputs whose output name another input has too (``a.png`` and ``a.tif``): an error each."""
-    owners: dict[str, list[Path]] = {}
-    for f in files:
-        rel = f.relative_to(input_dir)
-        owners.setdefault(str(rel.with_suffix("")).lower(), []).append(rel)
-    return {
-        rel: f"its output {rel.stem}.jpg would also be written for "
-        f"{', '.join(str(o) for o in group if o != rel)}; rename one or compress them separately"
-        for group in owners.values()
-        if len(group) > 1
-        for rel in group
-    }
-
-
-def _entry(f, rel, out_dir, target, model, skip_above, kw, previous, overwrite) -> dict:
-    jpg, png = _output_for(rel, out_dir)
-    if not overwrite and (jpg.exists() or png.exists()):
-        old = previous.get(str(rel), {"file": str(rel)})
-        return {**old, "status": "skipped"}
+def _compress_file(f, rel, out_dir, target, model, skip_above, kw) -> FileResult:
     start = time.time()
     try:
         entry = _compress_one(f, rel, out_dir, target, model, skip_above, kw)
-    except Exception as exc:  # one bad file never stops the others
-        return {"file": str(rel), "status": "failed", "error": describe_error(exc, f)}
-    return {**entry, "status": "done", "seconds": round(time.time() - start, 3)}
+    except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
+        return FileResult(f, Status.FAILED, [], describe_error(exc, f))
+    out = out_dir / entry["output"]
+    return FileResult(f, Status.DONE, [out], seconds=time.time() - start, details=entry)

@@ -74,6 +74,9 @@ class TrainConfig:
         1.0, "> 1 draws low qualities more often (q = min + (max-min) * u**power)"
     )
     clean_fraction: float = option(0.0, "share of samples left uncompressed (target: residual 0)")
+    synthetic_fraction: float = option(
+        0.0, "share of samples that are synthetic flat, gradient, blob or texture images"
+    )
     downscale: int = option(0, "downscale factor of training images (0: 2 for colour, 1 for gray)")
     # the schedule
     steps: int = option(10000, "steps in all (the cosine schedule ends here)")

@@ -5,7 +5,8 @@ flip; for colour, a 2x antialiased downscale first) JPEG-compressed *whole* at
 a random quality; patches are cut from the clean/compressed pair at the same
 position on a stride grid, so the 8x8 block grid (and the 4:2:0 chroma grid)
 of the patches is that of a real file.  A share of samples can stay
-uncompressed (target: residual 0), and qualities can be drawn skewed low.
+uncompressed (target: residual 0), qualities can be drawn skewed low, and a
+share of images can be synthetic flat, smooth or textured ones (``synthetic``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PIL import Image
 
 from ..files.images import IMAGE_SUFFIXES, read_image
 from ..jpeg import jpeg_roundtrip, rgb_to_luma
+from .synthetic import synthetic_image
 
 __all__ = [
     "list_image_files",
@@ -134,6 +136,7 @@ class PatchSampler:
         rng,
         quality_power=1.0,
         clean_fraction=0.0,
+        synthetic_fraction=0.0,
     ):
         self.images = [im for im in images if min(im.shape[:2]) >= patch_size]
         if not self.images:
@@ -143,6 +146,8 @@ class PatchSampler:
         self.per_image = patches_per_image
         self.rng = rng
         self.power, self.clean_fraction = quality_power, clean_fraction
+        self.synthetic_fraction = synthetic_fraction
+        self.channels = 1 if self.images[0].ndim == 2 else 3
 
     def draw_quality(self) -> int | None:
         """A JPEG quality in qmin..qmax (skewed low by ``quality_power``), or None for a clean sample."""
@@ -153,7 +158,11 @@ class PatchSampler:
 
     def sample_image(self):
         rng = self.rng
-        img = self.images[int(rng.integers(len(self.images)))]
+        if self.synthetic_fraction and rng.random() < self.synthetic_fraction:
+            side = 2 * self.patch_size + 8 * int(rng.integers(0, 8))
+            img = synthetic_image(rng, (side, side), self.channels)
+        else:
+            img = self.images[int(rng.integers(len(self.images)))]
         img = augment(img, int(rng.integers(4)), bool(rng.integers(2)))
         q = self.draw_quality()
         degraded = img if q is None else jpeg_roundtrip(img, q)

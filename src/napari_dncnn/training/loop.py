@@ -134,6 +134,7 @@ class _Run:
             self.rng,
             cfg.quality_power,
             cfg.clean_fraction,
+            cfg.synthetic_fraction,
         )
         self.net, self.earlier, self.derived_from = self._network()
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
@@ -208,6 +209,7 @@ class _Run:
             "bf16": self.bf16,
             "quality_power": cfg.quality_power,
             "clean_fraction": cfg.clean_fraction,
+            "synthetic_fraction": cfg.synthetic_fraction,
             "patch_size": cfg.patch_size,
             "stride": cfg.stride,
             "batch_size": cfg.batch_size,

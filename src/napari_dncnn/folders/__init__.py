@@ -1,0 +1,30 @@
+"""The folder pipeline that ``batch`` and ``compress`` share, and its result types."""
+
+from .pipeline import (
+    FolderError,
+    FolderPlan,
+    check_folders,
+    discover,
+    drain,
+    find_inputs,
+    iterate,
+    plan_outputs,
+    triage,
+)
+from .results import FileResult, FolderReport, Status, describe_error
+
+__all__ = [
+    "FileResult",
+    "FolderError",
+    "FolderPlan",
+    "FolderReport",
+    "Status",
+    "check_folders",
+    "describe_error",
+    "discover",
+    "drain",
+    "find_inputs",
+    "iterate",
+    "plan_outputs",
+    "triage",
+]

@@ -1,0 +1,53 @@
+"""The folder pipeline that batch and compress share: statuses, the report written last, failures kept."""
+
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+
+from napari_dncnn.batch import REPORT_NAME, Status, run_batch
+from napari_dncnn.cli import main
+
+
+def _inputs(folder):
+    folder.mkdir()
+    from skimage import data
+
+    img = data.camera()[100:356, 100:356]
+    Image.fromarray(img).save(folder / "a.jpg", quality=10)
+    Image.fromarray(img).save(folder / "b.png")  # no JPEG grid: left unchanged
+    return img
+
+
+def test_statuses_tell_the_guard_from_existing_outputs(tmp_path, tiny_weights):
+    _inputs(tmp_path / "in")
+    first = run_batch(tmp_path / "in", tmp_path / "out", model=tiny_weights, progress=False)
+    assert [r.status for r in first.results] == [Status.DONE, Status.UNCHANGED]
+    again = run_batch(tmp_path / "in", tmp_path / "out", model=tiny_weights, progress=False)
+    assert [r.status for r in again.results] == [Status.EXISTING, Status.EXISTING]
+    report = json.loads((tmp_path / "out" / REPORT_NAME).read_text())
+    assert [f["status"] for f in report["files"]] == ["existing", "existing"]
+
+
+def test_a_report_that_cannot_be_written_still_leaves_the_summary_and_exit_1(
+    tmp_path, tiny_weights, capsys
+):
+    _inputs(tmp_path / "in")
+    (tmp_path / "out" / REPORT_NAME).mkdir(parents=True)  # the report's name is taken by a folder
+    report = run_batch(tmp_path / "in", tmp_path / "out", model=tiny_weights, progress=False)
+    assert report.path is None and REPORT_NAME in report.report_error
+    assert (tmp_path / "out" / "a.png").exists() and report.count("done") == 1
+    code = main(
+        ["batch", str(tmp_path / "in"), str(tmp_path / "o2"), "--model", tiny_weights]
+        + ["--no-progress", "--overwrite"]
+    )
+    assert code == 0
+    (tmp_path / "o2" / REPORT_NAME).unlink()
+    (tmp_path / "o2" / REPORT_NAME).mkdir()
+    code = main(
+        ["batch", str(tmp_path / "in"), str(tmp_path / "o2"), "--model", tiny_weights]
+        + ["--no-progress", "--overwrite"]
+    )
+    out = capsys.readouterr().out
+    assert code == 1 and "done 1, unchanged 1" in out and "could not be written" in out
