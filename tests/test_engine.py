@@ -189,8 +189,10 @@ def test_engine_imports_neither_napari_nor_qt():
 
     code = (
         "import sys, napari_dncnn, napari_dncnn.engine, napari_dncnn.batch, napari_dncnn.cli, "
-        "napari_dncnn.training, napari_dncnn.training.evaluate, napari_dncnn.files.lazy_images\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt5', 'magicgui')]\n"
+        "napari_dncnn.training, napari_dncnn.training.evaluate, napari_dncnn.files.lazy_images, "
+        "napari_dncnn.folders, napari_dncnn.compression.folders\n"
+        "gui = ('napari', 'magicgui', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'vispy')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in gui]\n"
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

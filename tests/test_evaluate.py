@@ -122,7 +122,7 @@ def test_eval_command_prints_json_and_records_it(tmp_path, camera_crop, tiny_wei
         capture_output=True,
         text=True,
     )
-    assert r.returncode == 1 and "nothing" in r.stderr
+    assert r.returncode == 2 and "nothing" in r.stderr  # a missing folder is bad usage, as in batch
 
 
 def test_concurrent_record_updates_are_not_lost(tmp_path):
@@ -174,8 +174,9 @@ def test_eval_refuses_jpeg_and_noise_together_and_bad_sigmas(tmp_path, capsys):
 
     assert main(["eval", str(tmp_path), "--qualities", "10", "--noise", "25"]) == 2
     assert "not both" in capsys.readouterr().err
-    assert main(["eval", str(tmp_path), "--noise", "-5"]) == 2
-    assert "above 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", str(tmp_path), "--noise", "-5"])
+    assert exc.value.code == 2 and "at least" in capsys.readouterr().err
 
 
 def test_version_and_top_level_help(capsys):

@@ -44,3 +44,43 @@ def test_gray_colour_and_stack_restore_as_before(golden):
     _close(c.restored, golden["rgb"], c.residual, golden["rgb_residual"])
     _close(s.restored, golden["stack16"])
     assert np.abs(g.residual).max() > 10  # the model did change the image
+
+
+def _plain_forward(weights: Path, x: np.ndarray) -> np.ndarray:
+    """DnCNN written out in plain torch functions from the safetensors keys, not the package's module.
+
+    conv+ReLU, then (conv, batch norm with the running statistics, ReLU) per hidden layer, then a
+    conv: the predicted residual, in the model's [0, 1] units.
+    """
+    import torch
+    import torch.nn.functional as F
+    from safetensors.torch import load_file
+
+    state = load_file(str(weights))
+    layers = sorted({int(k.split(".")[1]) for k in state})
+    t = torch.from_numpy(x.astype(np.float32))[None, None] / 255.0
+    with torch.no_grad():
+        for i in layers:
+            w = state[f"body.{i}.weight"]
+            if w.ndim == 4:  # a convolution (bias only where no batch norm follows)
+                t = F.conv2d(t, w, state.get(f"body.{i}.bias"), padding=1)
+            else:  # batch norm, inference form
+                mean, var = state[f"body.{i}.running_mean"], state[f"body.{i}.running_var"]
+                t = (t - mean[:, None, None]) / torch.sqrt(var[:, None, None] + 1e-5)
+                t = t * w[:, None, None] + state[f"body.{i}.bias"][:, None, None]
+            if i != layers[-1] and (w.ndim == 1 or i == 0):
+                t = torch.relu(t)
+    return t[0, 0].numpy() * 255.0
+
+
+def test_the_engine_equals_a_plain_forward_pass_written_here():
+    """Independent of the stored arrays: the bundled gray model through the engine (tiled) against
+    the network computed here from its weights file, whole, with the same uint8 rounding."""
+    gray = np.asarray(Image.open(ROOT / "examples" / "camera_q10.jpg"))[:160, :192]
+    weights = ROOT / "src" / "napari_dncnn" / "weights" / "bundled" / "jpeg-gray.safetensors"
+    residual = _plain_forward(weights, gray)
+    expected = np.clip(np.rint(gray - residual), 0, 255).astype(np.uint8)
+    out = restore(gray, "jpeg-gray", tile_size=64, device="cpu", precision="fp32")
+    np.testing.assert_allclose(out.residual, residual, atol=2e-3, rtol=0)
+    _close(out.restored, expected)
+    assert np.abs(residual).max() > 10

@@ -9,6 +9,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "napari_dncnn"
 
+GUI_PACKAGES = ("napari", "magicgui", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "vispy")
+"""Packages that only the plugin modules may import: napari, its widgets and every Qt binding."""
+
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
@@ -113,6 +116,4 @@ def test_napari_and_qt_only_in_the_plugin_modules():
                 if isinstance(node, ast.ImportFrom) and not node.level
                 else []
             )
-            assert not [
-                n for n in names if n.split(".")[0] in ("napari", "magicgui", "qtpy", "PyQt5")
-            ], path
+            assert not [n for n in names if n.split(".")[0] in GUI_PACKAGES], path

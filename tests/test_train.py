@@ -199,7 +199,7 @@ def test_init_from_a_matconvnet_file_fine_tunes_the_bn_free_network(tmp_path, tr
 def test_existing_out_is_refused_unless_overwrite_or_resume(tmp_path, train_folder):
     first = train(_cfg(tmp_path, train_folder, steps=2), progress=False)
     before = (tmp_path / "w.safetensors").read_bytes()
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(FileExistsError, match="overwrite=True"):
         train(_cfg(tmp_path, train_folder, steps=2, seed=1), progress=False)
     assert (tmp_path / "w.safetensors").read_bytes() == before
     train(_cfg(tmp_path, train_folder, steps=2, seed=1), progress=False, overwrite=True)

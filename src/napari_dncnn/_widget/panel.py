@@ -114,7 +114,8 @@ class RestoreWidget(Container):
         self.restore_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
-        self.guard_note = ""
+        self.guard_note, self.guard_warnings = "", []
+        self._cancelling = False  # Cancel was clicked and the run has not ended yet
         self._pixel_verdict = (None, [])  # (the data judged, the guard's notes on it)
         self.last_progress = (0, 0)  # (tiles done, tiles in all) of the latest run
         self.blocks_done: dict[
@@ -173,8 +174,9 @@ class RestoreWidget(Container):
             return
         if not isinstance(layer, Image):
             self.status.value = self.guard_note = ""  # nothing to restore: no stale plan
+            self.guard_warnings = []
             return
-        self.guard_note = ""
+        self.guard_note, self.guard_warnings = "", []
         plan = []
         if self.model_combo.value == "auto":
             plan.append(f"auto will use {'jpeg-color' if layer.rgb else 'jpeg-gray'}")
@@ -190,8 +192,10 @@ class RestoreWidget(Container):
                 verdict = pixel_notes(layer.data) + ([planes] if planes else [])
                 self._pixel_verdict = (layer.data, verdict)
             notes = self._pixel_verdict[1]
-        self.guard_note = "; ".join(notes or [])
-        self.status.value = "; ".join(plan + (notes or []))
+        notes = notes or []
+        self.guard_note = "; ".join(n.text for n in notes)
+        self.guard_warnings = [n.text for n in notes if n.warns]
+        self.status.value = "; ".join(plan + [n.text for n in notes])
 
     def _tile_size(self) -> int | None:
         tile = int(self.tile_spin.value)
@@ -273,8 +277,8 @@ class RestoreWidget(Container):
                 "jpeg-gray, dncnn3 or dncnn-b"
             )
             return
-        if "worse" in self.guard_note:  # the guard's or the planes' warning, again at the click
-            show_info(f"DnCNN: {layer.name}: {self.guard_note}")
+        if self.guard_warnings:  # the guard's or the planes' warning, again at the click
+            show_info(f"DnCNN: {layer.name}: {'; '.join(self.guard_warnings)}")
         lazy = is_lazy_layer(layer)
         data, index = (
             ((list(layer.data) if layer.multiscale else layer.data), ())
@@ -295,7 +299,7 @@ class RestoreWidget(Container):
         self._spinners = _slow_spinners(self.native)
         self.restore_button.enabled = False
         self.cancel_button.enabled = True
-        self.status.value = "restoring..."
+        self.status.value, self._cancelling = "restoring...", False
         self._started = time.perf_counter()
         self._source = layer
         self.progress_bar.value, self.progress_label.value = 0, ""
@@ -355,6 +359,7 @@ class RestoreWidget(Container):
         self._cancel.set()
         if self.worker is not None:
             self.worker.quit()
+        self._cancelling = True
         self.status.value = "cancelling..."
 
     def _unless_closed(self, slot):
@@ -391,6 +396,7 @@ class RestoreWidget(Container):
             self.status.value = "stopped: the source layer was deleted"
 
     def _on_cancelled(self):
+        self._cancelling = False
         if self._source is not None and self._source not in self.viewer.layers:
             show_info(
                 "DnCNN: the source layer was deleted; the restoration stopped and added nothing"
@@ -402,8 +408,9 @@ class RestoreWidget(Container):
     def _finish(self, bar):
         bar.close()
         _restore_spinners(self._spinners)
-        if self.status.value == "cancelling...":  # the run had ended: napari sends no "aborted"
+        if self._cancelling:  # the run had ended: napari sends no "aborted"
             self._on_cancelled()
+        self._cancelling = False
         self.progress_bar.visible = self.progress_label.visible = False  # no run looks alive
         self.worker = None
         self.restore_button.enabled = True

@@ -17,7 +17,7 @@ import numpy as np
 from ..devices import pick_device, use_bf16
 from ..network import DnCNN
 from ..weights import network_for
-from .axes import AxesPlan, check_array, from_planes, to_dtype, to_planes
+from .axes import AxesPlan, ImageError, check_array, from_planes, to_dtype, to_planes
 from .tiles import count_tiles, fit_tile, iter_residual
 
 __all__ = ["Restoration", "Cancelled", "iter_restore", "restore_array", "check_model_fits"]
@@ -37,10 +37,10 @@ class Cancelled(Exception):
 def check_model_fits(net: DnCNN, plan: AxesPlan, shape: tuple[int, ...]) -> None:
     """ValueError unless ``net`` can run on an image of ``shape`` planned as ``plan``."""
     if net.channels == 3 and not plan.rgb:
-        raise ValueError(
+        raise ImageError(
             f"the colour model needs RGB data (a channel axis of size 3 or 4); this image of shape "
-            f"{tuple(shape)} is gray -- use a gray model (auto, jpeg-gray, dncnn3, dncnn-b), or say which "
-            "axis holds colour (channel_axis in Python)"
+            f"{tuple(shape)} is gray -- use a gray model (auto, jpeg-gray, dncnn3, dncnn-b), or "
+            "{colour_hint}"
         )
     if net.channels not in (1, 3):
         raise ValueError(

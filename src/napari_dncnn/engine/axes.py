@@ -10,51 +10,82 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AxesPlan", "check_array", "check_dtype_shape", "parse_data_range", "to_dtype"]
+__all__ = [
+    "AxesPlan",
+    "ImageError",
+    "check_array",
+    "check_dtype_shape",
+    "parse_data_range",
+    "to_dtype",
+]
+
+
+class ImageError(ValueError):
+    """An image the engine cannot take.  Its message names who took it (``{subject}``, by default
+    ``restore()``; ``{got}``: ``restore() got``) and how to say which axis holds colour
+    (``{colour_hint}``); another face (the widget) words it for its user with :meth:`describe`.
+    """
+
+    PYTHON_COLOUR_HINT = "say which axis holds colour (channel_axis in Python)"
+
+    def __init__(self, template: str):
+        self.template = template
+        super().__init__(self.describe())
+
+    def describe(
+        self,
+        subject: str = "restore()",
+        got: str = "restore() got",
+        colour_hint: str = PYTHON_COLOUR_HINT,
+    ) -> str:
+        text = self.template.replace("{subject}", subject).replace("{got}", got)
+        return text.replace("{colour_hint}", colour_hint)
 
 
 def check_dtype_shape(dt, shape) -> None:
     """Raise ValueError for dtypes and shapes :func:`restore` cannot take (no pass over the data)."""
     dt = np.dtype(dt)
     if dt == np.bool_:
-        raise ValueError(
-            "restore() got a boolean (mask) image; it takes integer or float intensity "
+        raise ImageError(
+            "{got} a boolean (mask) image; it takes integer or float intensity "
             "images (e.g. uint8, uint16, float32)"
         )
     if np.issubdtype(dt, np.complexfloating):
-        raise ValueError(
-            f"restore() got a complex image ({dt}); pass the magnitude or the real part "
+        raise ImageError(
+            f"{{got}} a complex image ({dt}); pass the magnitude or the real part "
             "(integer or float intensities)"
         )
     if not (np.issubdtype(dt, np.integer) or np.issubdtype(dt, np.floating)):
-        raise ValueError(
-            f"restore() cannot use images of dtype {dt}; it takes integer or float intensities"
+        raise ImageError(
+            f"{{subject}} cannot use images of dtype {dt}; it takes integer or float intensities"
         )
     if len(shape) < 2:
-        raise ValueError(
-            f"restore() needs an image with at least 2 dimensions (Y, X), got "
+        raise ImageError(
+            f"{{subject}} needs an image with at least 2 dimensions (Y, X), got "
             f"{len(shape)}-d data of shape {tuple(shape)}"
         )
     if math.prod(shape) == 0:
-        raise ValueError(f"restore() got an empty image of shape {tuple(shape)}")
+        raise ImageError(f"{{got}} an empty image of shape {tuple(shape)}")
 
 
 def check_array(image) -> np.ndarray:
     """``image`` as a numpy array of a dtype and shape :func:`restore` takes, with finite values only."""
     if isinstance(image, np.ma.MaskedArray):
-        raise ValueError(
-            "restore() got a masked array; its masked values would be restored as if they "
+        raise ImageError(
+            "{got} a masked array; its masked values would be restored as if they "
             "were real -- fill them first (image.filled(value)) or pass image.data"
         )
     if hasattr(image, "__array__") and not isinstance(image, np.ndarray):
         image = np.asarray(image)
     if not isinstance(image, np.ndarray):
-        raise ValueError(f"restore() takes a numpy, dask or zarr array, got {type(image).__name__}")
+        raise ImageError(
+            f"{{subject}} takes a numpy, dask or zarr array, got {type(image).__name__}"
+        )
     check_dtype_shape(image.dtype, image.shape)
     if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
         n = int(image.size - np.count_nonzero(np.isfinite(image)))
-        raise ValueError(
-            f"restore() got {n} NaN or infinite value(s); replace them first "
+        raise ImageError(
+            f"{{got}} {n} NaN or infinite value(s); replace them first "
             "(e.g. numpy.nan_to_num) -- only finite values can be restored"
         )
     return image

@@ -25,7 +25,7 @@ import numpy as np
 from ..devices import pick_device
 from ..weights import network_for
 from .arrays import Cancelled, Restoration, check_model_fits, restore_array
-from .axes import AxesPlan, check_dtype_shape, parse_data_range, to_dtype
+from .axes import AxesPlan, ImageError, check_dtype_shape, parse_data_range, to_dtype
 from .tiles import DEFAULT_TILE
 
 __all__ = ["is_lazy", "as_dask", "restore_lazy", "value_range"]
@@ -55,8 +55,8 @@ def _lazy_range(colour, dtype, data_range) -> tuple[float, float]:
 
     lo, hi = (float(v) for v in dask.compute(colour.min(), colour.max(), scheduler="threads"))
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise ValueError(
-            "restore() got NaN or infinite values in this dask/zarr image; replace them first "
+        raise ImageError(
+            "{got} NaN or infinite values in this dask/zarr image; replace them first "
             "(e.g. dask.array.nan_to_num) -- only finite values can be restored"
         )
     return lo, hi

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,14 +28,6 @@ def portable_path(path: str) -> str:
         return os.path.relpath(path)
     except ValueError:  # another drive (Windows)
         return Path(path).name
-
-
-def _command_line() -> str:
-    """The command that is running, as a user would type it, with absolute paths made relative."""
-    argv = list(sys.argv)
-    if argv and (Path(argv[0]).name == "napari-dncnn" or argv[0].endswith("__main__.py")):
-        argv[0] = "napari-dncnn"
-    return " ".join(shlex.quote(portable_path(a) if a.startswith("/") else a) for a in argv)
 
 
 @dataclass
@@ -110,4 +100,4 @@ class TrainConfig:
     val_qualities: list[int] = option(
         [10], "JPEG qualities of the validation (the gain is their mean)"
     )
-    command: str = field(default_factory=_command_line, metadata={"cli": False})
+    command: str = field(default="", metadata={"cli": False})  # the command line, for the record

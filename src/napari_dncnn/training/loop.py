@@ -11,10 +11,9 @@ Checkpoints go to a run folder at a time interval and on Ctrl-C or SIGTERM;
 from __future__ import annotations
 
 import csv
+import errno
 import math
 import platform
-import signal
-import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -84,19 +83,6 @@ def validation_gain(net: DnCNN, pairs, device, bf16: bool) -> float:
 # ---------------------------------------------------------------- the run
 
 
-def _raise_on_sigterm():
-    """Turn SIGTERM (and an ignored SIGINT, as in background jobs) into KeyboardInterrupt."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, handler)
-    return signal.signal(signal.SIGTERM, handler)
-
-
 def _earlier_stages(record: dict) -> list[dict]:
     """The training stages that made a weights record (older records kept one stage unnamed)."""
     prev = record.get("training", {})
@@ -115,6 +101,7 @@ class _Run:
     def __init__(self, cfg: TrainConfig, resume: bool):
         self.cfg = cfg
         self.device = pick_device(cfg.device)
+        self._process_state = (torch.get_num_threads(), torch.random.get_rng_state())
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.bf16 = use_bf16(cfg.bf16, self.device)
@@ -167,7 +154,7 @@ class _Run:
     def _resume(self) -> None:
         if not (self.run_dir / "checkpoint.json").exists():
             raise FileNotFoundError(
-                f"--resume: no checkpoint in {self.run_dir}; start without --resume"
+                f"resume: no checkpoint in {self.run_dir}; start without resuming"
             )
         meta = load_checkpoint(self.run_dir, self.net, self.opt, self.rng)
         self.step, self.elapsed, self.best = (
@@ -269,6 +256,12 @@ class _Run:
             save_weights(self.net, self.cfg.out, self.record(self.best))
         return per_q
 
+    def restore_process_state(self) -> None:
+        """Give back torch's thread count and global random state as they were before the run."""
+        threads, rng = self._process_state
+        torch.set_num_threads(threads)
+        torch.random.set_rng_state(rng)
+
     def log(self, losses: list[float], per_q: list[float]) -> None:
         val = (
             [f"{np.mean(per_q):.4f}"] + [f"{v:.4f}" for v in per_q]
@@ -332,14 +325,16 @@ def train(
     An existing ``cfg.out`` is refused (``FileExistsError``) unless ``resume``
     (the run that wrote it goes on) or ``overwrite``.
 
-    Raises ``KeyboardInterrupt`` (also for SIGTERM) after saving a checkpoint
+    Raises ``KeyboardInterrupt`` (also the CLI's SIGTERM, a subclass of it) after saving a checkpoint
     when interrupted.  Returns a summary dict.
     """
     out = Path(cfg.out).with_suffix(".safetensors")
     if out.exists() and not (resume or overwrite):
         raise FileExistsError(
-            f"{out} already exists; choose another --out, add --overwrite to replace it, "
-            "or --resume to continue the run that wrote it"
+            errno.EEXIST,
+            f"{out} already exists; choose another out, pass overwrite=True to replace it, "
+            "or resume=True to continue the run that wrote it",
+            str(out),
         )
     run = _Run(cfg, resume)
     bar = None
@@ -347,7 +342,6 @@ def train(
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, initial=run.step, desc="train", unit="step", dynamic_ncols=True)
-    old_term = _raise_on_sigterm()
     try:
         _loop(run, bar)
     except KeyboardInterrupt:
@@ -356,8 +350,7 @@ def train(
     finally:
         if bar is not None:
             bar.close()
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
+        run.restore_process_state()
     run.checkpoint()
     if not run.val_sets:
         save_weights(run.net, cfg.out, run.record(float("nan")))

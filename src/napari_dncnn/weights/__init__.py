@@ -23,6 +23,7 @@ from .official import OFFICIAL_MODELS, SOURCE, cache_dir, fetch_official
 from .store import (
     BUNDLED_MODELS,
     LoadedModel,
+    NotWeightsError,
     WeightsError,
     bundled_weights_path,
     load_safetensors,
@@ -35,6 +36,7 @@ __all__ = [
     "OFFICIAL_MODELS",
     "MODEL_NAMES",
     "LoadedModel",
+    "NotWeightsError",
     "WeightsError",
     "bundled_weights_path",
     "cache_dir",

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..network import DnCNN
-from .store import WeightsError
+from .store import NotWeightsError, WeightsError
 
 __all__ = ["load_matconvnet", "load_kair", "sha256_of", "FOREIGN_SUFFIXES"]
 
@@ -136,9 +136,10 @@ def load_kair(path: str | Path) -> tuple[DnCNN, dict]:
         detail = (
             f"{type(exc).__name__}: {str(exc).split('. ')[0]}"  # not torch's weights_only advice
         )
-        raise WeightsError(
+        raise NotWeightsError(
             f"{path}: not a PyTorch weights file (torch.load: {detail}); choose a .pth saved with "
-            "torch.save(model.state_dict(), ...), a .mat or a .safetensors file"
+            "torch.save(model.state_dict(), ...), a .mat or a .safetensors file",
+            path,
         ) from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]

@@ -26,6 +26,7 @@ from ..network import DnCNN
 __all__ = [
     "BUNDLED_MODELS",
     "LoadedModel",
+    "NotWeightsError",
     "WeightsError",
     "bundled_weights_path",
     "load_safetensors",
@@ -42,6 +43,14 @@ FORMAT = "napari-dncnn-weights"
 
 class WeightsError(ValueError):
     """A weights file is missing, unreadable, or does not describe a DnCNN."""
+
+
+class NotWeightsError(WeightsError):
+    """The file is not weights at all (junk, cut or another kind of file), not merely the wrong model."""
+
+    def __init__(self, message: str, path: str | os.PathLike):
+        super().__init__(message)
+        self.path = Path(path)
 
 
 @dataclass
@@ -133,8 +142,8 @@ def _read_weights(path: Path) -> tuple[dict, dict]:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise WeightsError(
-            f"cannot read weights file {path}: {exc}. Is it a complete safetensors file?"
+        raise NotWeightsError(
+            f"cannot read weights file {path}: {exc}. Is it a complete safetensors file?", path
         ) from exc
     record: dict = {}
     jpath = path.with_suffix(".json")

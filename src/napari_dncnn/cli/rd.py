@@ -1,0 +1,92 @@
+"""``napari-dncnn rd``: rate-distortion of JPEG against JPEG + DnCNN over a folder."""
+
+from __future__ import annotations
+
+from .common import (
+    EXIT_OK,
+    UsageError,
+    add_device,
+    add_gray_or_color,
+    add_model,
+    add_overwrite,
+    add_progress,
+    add_skip_above,
+    check_data_folder,
+    color_of,
+    load_model_or_usage,
+    quality_list,
+    say,
+    tqdm_progress,
+)
+
+
+def add(sub) -> None:
+    from ..compression import DEFAULT_QUALITIES
+
+    p = sub.add_parser(
+        "rd",
+        help="rate-distortion of JPEG against JPEG + DnCNN: bytes saved at equal quality",
+        description="Encode every clean image of CLEAN_DIR as JPEG at each quality, restore it, "
+        "and write OUT_DIR/rd.csv (one row per image and quality), rd.json (means per quality, "
+        "Bjontegaard delta rate and PSNR/SSIM of JPEG + DnCNN against JPEG, the model and its "
+        "record) and rd.png (the curves). Exit status: 0 done, 1 failed, 2 bad usage.",
+    )
+    p.add_argument("clean_dir", help="folder of clean (never compressed) images")
+    p.add_argument("out_dir", help="folder for rd.csv, rd.json and rd.png (not inside CLEAN_DIR)")
+    p.add_argument(
+        "--qualities",
+        type=quality_list,
+        default=list(DEFAULT_QUALITIES),
+        help=f"comma-separated JPEG qualities (default: {','.join(map(str, DEFAULT_QUALITIES))})",
+    )
+    add_model(p)
+    add_gray_or_color(p, "gray (BT.601 luma of colour)")
+    add_overwrite(p, "replace rd.csv/json/png in OUT_DIR")
+    add_skip_above(
+        p,
+        "above Q the restoration is the JPEG itself, as the quality guard shows it "
+        "(default: 90 for gray, 80 for colour; 100 measures the model at every quality)",
+    )
+    add_device(p)
+    add_progress(p)
+
+
+def run(args) -> int:
+    from ..compression.folders import run_rd
+
+    check_data_folder(args.clean_dir, "clean folder")
+    load_model_or_usage(args.model, not args.no_progress)
+    progress, close = tqdm_progress("rd", "encode", not args.no_progress)
+    try:
+        paths, summary = run_rd(
+            args.clean_dir,
+            args.out_dir,
+            args.qualities,
+            args.model,
+            color_of(args),
+            overwrite=args.overwrite,
+            skip_above=args.skip_above,
+            device=args.device,
+            progress=progress,
+        )
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        close()
+    for problem in summary.get("skipped_files", []):
+        say(f"skipped {problem}")
+    print(_summary_line(summary))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return EXIT_OK
+
+
+def _summary_line(summary: dict) -> str:
+    bd = summary.get("bd_rate_percent")
+    mode = "RGB" if summary.get("color") else "gray"
+    head = (
+        f"{summary['images']} {mode} image(s) x {len(summary['qualities'])} quality(ies), "
+        f"model {summary.get('model')}: BD-rate "
+    )
+    if bd is None:
+        return head + "not defined (" + "; ".join(summary.get("bd_problems", [])) + ")"
+    return head + f"{bd:+.1f}% (bytes at equal PSNR), BD-PSNR {summary['bd_psnr_db']:+.2f} dB"
