@@ -33,11 +33,11 @@ import napari
 from qtpy.QtCore import QEventLoop, Qt, QTimer
 from skimage import data
 import napari_dncnn.devices as devices
-from napari_dncnn._widget import panel
+from napari_dncnn._widget import window as panel_window
 from napari_dncnn.jpeg import jpeg_roundtrip
 
 spinner, window, precision = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-panel.SPINNER_SPEED = spinner
+panel_window.SPINNER_SPEED = spinner
 if precision == "fp32":
     devices.cpu_has_native_bf16 = lambda: False
 viewer = napari.Viewer(show=True)

@@ -10,6 +10,7 @@ import pytest
 from qtpy.QtCore import QTimer
 
 from napari_dncnn import restore
+from napari_dncnn._widget.state import RunState
 
 pytestmark = pytest.mark.gui
 
@@ -179,11 +180,11 @@ def test_cancel_leaves_the_layer_list_as_it_was(vw, qtbot, notes):
     viewer.add_image(np.zeros((4096, 4096), np.float32), name="big")
     widget.tile_spin.value = 128  # 1024 tiles
     widget.restore_button.native.click()
-    qtbot.waitUntil(lambda: widget.status.value == "restoring...", timeout=5000)
+    qtbot.waitUntil(lambda: widget.state is RunState.RUNNING, timeout=5000)
     qtbot.wait(200)
     widget.cancel_button.native.click()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
-    assert widget.status.value == "cancelled"
+    assert widget.state is RunState.CANCELLED
     done, total = widget.last_progress
     assert total == 1024 and done < total  # really stopped, not finished
     assert [ly.name for ly in viewer.layers] == ["big"]
@@ -209,7 +210,7 @@ def test_cancel_stops_a_pyramid_between_blocks_and_its_progress_moves(vw, qtbot,
     t0 = time.perf_counter()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert time.perf_counter() - t0 < 2  # the worker yields every 0.1 s
-    assert widget.status.value == "cancelled"
+    assert widget.state is RunState.CANCELLED
     assert [ly.name for ly in viewer.layers] == ["pyr"]
     assert any("cancelled" in n for n in notes)
     done = sum(d for d, _ in widget.blocks_done.values())
@@ -300,7 +301,7 @@ def test_a_plane_preview_of_a_big_dask_stack_reads_it_block_by_block(vw, qtbot, 
     widget._select_active()
     widget.plane_check.value = True
     click_restore(qtbot, widget, timeout=300_000)
-    assert not widget.status.value.startswith("failed"), widget.status.value
+    assert widget.state is not RunState.FAILED, widget.status.value
     preview = viewer.layers["stack preview restored"].data
     assert preview.shape == (1, 2048, 2048) and preview.dtype == np.uint16
 
@@ -319,7 +320,7 @@ def test_error_paths_notify(vw, qtbot, notes, tmp_path):
     widget.weights_edit.value = str(bad)
     click_restore(qtbot, widget)
     assert any("bad.safetensors" in n for n in notes)
-    assert widget.status.value.startswith("failed: ") and "bad.safetensors" in widget.status.value
+    assert widget.state is RunState.FAILED and "bad.safetensors" in widget.status.value
     assert not open_bars()
     assert [ly.name for ly in viewer.layers] == ["labels", "small"]
     widget.weights_edit.value = str(tmp_path / "missing.safetensors")
@@ -414,7 +415,7 @@ def test_official_model_downloads_in_the_worker_and_restores(
     assert not [
         r.message for r in qtlog.records if "thread" in r.message
     ]  # no Qt object made off the GUI thread
-    assert widget.status.value.startswith("done")
+    assert widget.state is RunState.DONE
     expect = restore(camera_crop, str(cache / "DnCNN3.mat"))
     np.testing.assert_array_equal(viewer.layers["cam restored"].data, expect.restored)
     assert not open_bars()
@@ -627,7 +628,7 @@ def test_the_gui_gets_90_percent_of_its_ticks_during_a_run():
 def test_napari_spinner_is_slowed_during_a_run_and_restored_after(vw, qtbot):
     from qtpy.QtWidgets import QLabel
 
-    from napari_dncnn._widget.panel import SPINNER_SPEED
+    from napari_dncnn._widget.window import SPINNER_SPEED
 
     viewer, widget = vw
     spinners = [

@@ -10,7 +10,7 @@ import numpy as np
 from ..engine.axes import ImageError
 from ..jpeg import estimate_jpeg_quality, read_model_tag
 from ..quality import guard_decision
-from ..weights import NotWeightsError, resolve_model_name
+from ..weights import BUNDLED_MODELS, OFFICIAL_MODELS, NotWeightsError, resolve_model_name
 
 
 def in_widget_words(exc: Exception) -> str:
@@ -97,3 +97,48 @@ def plane_range_note(data, rgb: bool) -> Note | None:
         "restore them as separate layers (right-click the layer > Split Stack)",
         warns=True,
     )
+
+
+def set_tooltips(panel) -> None:
+    """Each control's tooltip: what it does, in the words of the panel's user."""
+    tips = {
+        panel.layer_combo: "The image layer to restore (follows the layer you select in the layer list).",
+        panel.model_combo: "auto: jpeg-gray for gray images, jpeg-color for RGB (bundled, offline). "
+        "dncnn3: the official model for JPEG, noise and upscaling; dncnn-b / cdncnn-b: official "
+        "blind Gaussian denoisers (downloaded once). 'weights file': your own .safetensors/.mat/.pth.",
+        panel.weights_edit: "A weights file: .safetensors (napari-dncnn train), .mat (MatConvNet) or .pth "
+        "(a plain PyTorch state dict).",
+        panel.device_combo: "auto picks a CUDA GPU, then Apple MPS, then the CPU.",
+        panel.precision_combo: "auto: bf16 on a GPU and on CPUs that compute it natively (AVX512-BF16, "
+        "AMX), else fp32. fp32 gives the same result on every machine; bf16 is 2-3x faster where "
+        "native (about 10x slower elsewhere) and differs from fp32 by a few levels.",
+        panel.tile_spin: "Side of the tiles the image is cut into, in pixels: 0 = automatic (512, smaller "
+        "when memory is short), else a multiple of 64 from 128. Results do not depend on it.",
+        panel.plane_check: "Restore only the plane shown (z, t): a quick preview into '<name> preview' "
+        "layers, normalised like the whole stack.",
+        panel.compare_check: "Hide the restored and residual layers of the chosen image to see the source; "
+        "untick to see the restoration again.",
+        panel.restore_button: "Adds '<name> residual' (what was removed) and '<name> restored'.",
+        panel.cancel_button: "Stop the running restoration within one tile; no layer is changed.",
+        panel.status: "What the last run did: model, device, precision, tiles, time.",
+        panel.progress_bar: "Tiles restored so far.",
+        panel.progress_label: "Tiles done, seconds so far and an estimate of the time left.",
+    }
+    for widget, tip in tips.items():
+        widget.tooltip = tip
+
+
+def colour_model(model: str) -> bool:
+    """A named model that needs RGB data (a path's channels are known only once it loads)."""
+    official = OFFICIAL_MODELS.get(model)
+    return BUNDLED_MODELS.get(model) == 3 or (official is not None and official.channels == 3)
+
+
+def download_text(done: int, total: int) -> str:
+    return f"downloading the model (once): {done / 1e6:.1f} of {total / 1e6:.1f} MB"
+
+
+def progress_text(done: int, total: int, unit: str, elapsed: float) -> str:
+    """``3/8 tiles, 12 s, about 20 s left``: the run so far and an estimate of the rest."""
+    left = f", about {elapsed / done * (total - done):.0f} s left" if done else ""
+    return f"{done}/{total} {unit}s, {elapsed:.0f} s{left}"

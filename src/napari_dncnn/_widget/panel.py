@@ -27,32 +27,26 @@ from magicgui.widgets import (
 from napari.layers import Image
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QLabel, QWidget
 
 from ..devices import available_devices, pick_device, use_bf16
-from ..weights import BUNDLED_MODELS, MODEL_NAMES, OFFICIAL_MODELS
-from .notes import file_notes, in_widget_words, pixel_notes, plane_range_note
+from ..weights import MODEL_NAMES
+from .notes import (
+    colour_model,
+    download_text,
+    file_notes,
+    in_widget_words,
+    pixel_notes,
+    plane_range_note,
+    progress_text,
+    set_tooltips,
+)
 from .outputs import add_outputs, outputs_of
-from .worker import restore_steps
+from .state import RunState
+from .window import alive, restore_spinners, slow_spinners
+from .worker import is_lazy_layer, restore_steps
 
 MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
 HELP_TEXT = "Hover over a control for help; the guide is docs/plugin.md of napari-dncnn."
-SPINNER_SPEED = 10
-"""napari's activity spinner runs at this percent of its speed (3 instead of 33 frames/s) while a
-restoration runs.  With OpenGL in software (Xvfb, VNC, remote desktops), each of its frames makes Qt
-redraw the whole window through the OpenGL canvas: at full speed that took about a third of a core
-in an 800 x 600 window and more than a core in a 2500 x 1500 one (docs/plugin.md)."""
-
-
-def is_lazy_layer(layer: Image) -> bool:
-    """Multiscale layers are restored lazily: outputs are computed block by block as they are shown.
-
-    A dask or zarr layer without a pyramid is not: napari would compute its
-    whole plane on the GUI thread when the output layer is added (7-11 s
-    frozen for 1024x1024), so the worker computes it instead (see
-    :func:`.worker.in_memory`).
-    """
-    return bool(layer.multiscale)
 
 
 class RestoreWidget(Container):
@@ -84,7 +78,7 @@ class RestoreWidget(Container):
         self.help = Label(value=HELP_TEXT)
         for label in (self.status, self.progress_label, self.help):  # wrap, never widen the dock
             label.native.setWordWrap(True)
-        self._set_tooltips()
+        set_tooltips(self)
         self.extend(
             [
                 self.layer_combo,
@@ -115,7 +109,7 @@ class RestoreWidget(Container):
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
         self.guard_note, self.guard_warnings = "", []
-        self._cancelling = False  # Cancel was clicked and the run has not ended yet
+        self.state = RunState.IDLE
         self._pixel_verdict = (None, [])  # (the data judged, the guard's notes on it)
         self.last_progress = (0, 0)  # (tiles done, tiles in all) of the latest run
         self.blocks_done: dict[
@@ -134,33 +128,6 @@ class RestoreWidget(Container):
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
 
     # ------------------------------------------------------------ helpers
-    def _set_tooltips(self) -> None:
-        tips = {
-            self.layer_combo: "The image layer to restore (follows the layer you select in the layer list).",
-            self.model_combo: "auto: jpeg-gray for gray images, jpeg-color for RGB (bundled, offline). "
-            "dncnn3: the official model for JPEG, noise and upscaling; dncnn-b / cdncnn-b: official "
-            "blind Gaussian denoisers (downloaded once). 'weights file': your own .safetensors/.mat/.pth.",
-            self.weights_edit: "A weights file: .safetensors (napari-dncnn train), .mat (MatConvNet) or .pth "
-            "(a plain PyTorch state dict).",
-            self.device_combo: "auto picks a CUDA GPU, then Apple MPS, then the CPU.",
-            self.precision_combo: "auto: bf16 on a GPU and on CPUs that compute it natively (AVX512-BF16, "
-            "AMX), else fp32. fp32 gives the same result on every machine; bf16 is 2-3x faster where "
-            "native (about 10x slower elsewhere) and differs from fp32 by a few levels.",
-            self.tile_spin: "Side of the tiles the image is cut into, in pixels: 0 = automatic (512, smaller "
-            "when memory is short), else a multiple of 64 from 128. Results do not depend on it.",
-            self.plane_check: "Restore only the plane shown (z, t): a quick preview into '<name> preview' "
-            "layers, normalised like the whole stack.",
-            self.compare_check: "Hide the restored and residual layers of the chosen image to see the source; "
-            "untick to see the restoration again.",
-            self.restore_button: "Adds '<name> residual' (what was removed) and '<name> restored'.",
-            self.cancel_button: "Stop the running restoration within one tile; no layer is changed.",
-            self.status: "What the last run did: model, device, precision, tiles, time.",
-            self.progress_bar: "Tiles restored so far.",
-            self.progress_label: "Tiles done, seconds so far and an estimate of the time left.",
-        }
-        for widget, tip in tips.items():
-            widget.tooltip = tip
-
     def _compare(self, show_source: bool) -> None:
         """Before / after: hide (or show again) the output layers made from the chosen image."""
         src = self.layer_combo.value
@@ -183,7 +150,7 @@ class RestoreWidget(Container):
         dev = pick_device(self.device_combo.value)
         bf16 = use_bf16(self.precision_combo.value, dev)
         plan.append(f"on {dev} ({'bf16' if bf16 else 'fp32'})")
-        if not layer.rgb and _colour_model(self.model_combo.value):
+        if not layer.rgb and colour_model(self.model_combo.value):
             plan.append(f"{self.model_combo.value} is a colour model: it needs an RGB layer")
         notes = file_notes(layer, self.model_combo.value)
         if notes is None and isinstance(layer.data, np.ndarray):  # any dtype: its own range
@@ -271,7 +238,7 @@ class RestoreWidget(Container):
         except ValueError as exc:
             self._refuse(f"DnCNN: {exc}")
             return
-        if not layer.rgb and _colour_model(model):
+        if not layer.rgb and colour_model(model):
             self._refuse(
                 f"DnCNN: {model} is a colour model and {layer.name!r} is a gray layer; choose auto, "
                 "jpeg-gray, dncnn3 or dncnn-b"
@@ -296,10 +263,10 @@ class RestoreWidget(Container):
         if index:  # one plane, normalised as the whole layer is (the worker computes the range)
             options["whole_layer"] = (layer.data, layer.rgb)
         bar = progress(total=0, desc=f"DnCNN {layer.name}")
-        self._spinners = _slow_spinners(self.native)
+        self._spinners = slow_spinners(self.native)
         self.restore_button.enabled = False
         self.cancel_button.enabled = True
-        self.status.value, self._cancelling = "restoring...", False
+        self.status.value, self.state = "restoring...", RunState.RUNNING
         self._started = time.perf_counter()
         self._source = layer
         self.progress_bar.value, self.progress_label.value = 0, ""
@@ -326,15 +293,13 @@ class RestoreWidget(Container):
 
     def _refuse(self, message: str) -> None:
         """A run that cannot start: say why in the status line (never a stale 'done') and as a notification."""
-        self.status.value = message.removeprefix("DnCNN: ")
+        self.status.value, self.state = message.removeprefix("DnCNN: "), RunState.REFUSED
         show_error(message)
 
     def _on_download(self, done: int, total: int) -> None:
         """The first use of an official model: its download, in the widget's bar (KB)."""
         self.progress_bar.max, self.progress_bar.value = max(1, total // 1024), done // 1024
-        self.progress_label.value = (
-            f"downloading the model (once): {done / 1e6:.1f} of {total / 1e6:.1f} MB"
-        )
+        self.progress_label.value = download_text(done, total)
 
     def _on_progress(self, bar, done: int, total: int) -> None:
         """Move both bars (the widget's and the activity dock's) and show elapsed and remaining time."""
@@ -349,18 +314,14 @@ class RestoreWidget(Container):
             pass
         self.progress_bar.max, self.progress_bar.value = total, done
         elapsed = time.perf_counter() - self._started
-        left = elapsed / done * (total - done) if done else float("nan")
-        self.progress_label.value = f"{done}/{total} {self._unit}s, {elapsed:.0f} s" + (
-            f", about {left:.0f} s left" if done else ""
-        )
+        self.progress_label.value = progress_text(done, total, self._unit, elapsed)
 
     def cancel(self, *_):
         """Stop the running restoration within one tile; no layer is added or changed."""
         self._cancel.set()
         if self.worker is not None:
             self.worker.quit()
-        self._cancelling = True
-        self.status.value = "cancelling..."
+        self.status.value, self.state = "cancelling...", RunState.CANCELLING
 
     def _unless_closed(self, slot):
         """``slot`` for a worker signal, skipped once the viewer (and this widget) is closed.
@@ -375,7 +336,7 @@ class RestoreWidget(Container):
             try:
                 return slot(*args)
             except RuntimeError:  # "wrapped C/C++ object ... has been deleted": ours, or raise
-                if _alive(self.native):
+                if alive(self.native):
                     raise
                 self._on_closed()
 
@@ -394,23 +355,22 @@ class RestoreWidget(Container):
             self._cancel.set()
             self.worker.quit()
             self.status.value = "stopped: the source layer was deleted"
+            self.state = RunState.STOPPED
 
     def _on_cancelled(self):
-        self._cancelling = False
         if self._source is not None and self._source not in self.viewer.layers:
             show_info(
                 "DnCNN: the source layer was deleted; the restoration stopped and added nothing"
             )
             return
-        self.status.value = "cancelled"
+        self.status.value, self.state = "cancelled", RunState.CANCELLED
         show_info("DnCNN: restoration cancelled; no layer was changed")
 
     def _finish(self, bar):
         bar.close()
-        _restore_spinners(self._spinners)
-        if self._cancelling:  # the run had ended: napari sends no "aborted"
+        restore_spinners(self._spinners)
+        if self.state is RunState.CANCELLING:  # the run had ended: napari sends no "aborted"
             self._on_cancelled()
-        self._cancelling = False
         self.progress_bar.visible = self.progress_label.visible = False  # no run looks alive
         self.worker = None
         self.restore_button.enabled = True
@@ -420,13 +380,14 @@ class RestoreWidget(Container):
         if self._cancel.is_set():  # a lazy layer's blocks stopped by Cancel
             return
         message = in_widget_words(exc)
-        self.status.value = f"failed: {message}"
+        self.status.value, self.state = f"failed: {message}", RunState.FAILED
         show_error(f"DnCNN: {message}")
 
     # ------------------------------------------------------------ output layers
     def _add_layers(self, src: Image, out, index):
         if src not in self.viewer.layers:  # deleted while the last tile ran
             self.status.value = "stopped: the source layer was deleted"
+            self.state = RunState.STOPPED
             return
         restored, residual, limit, summary = out
         add_outputs(self.viewer, src, restored, residual, limit, index)
@@ -434,46 +395,6 @@ class RestoreWidget(Container):
             src in self.viewer.layers
         ):  # keep the source chosen, so Restore again updates these layers
             self.viewer.layers.selection.active = src
-        self.status.value = summary
+        self.status.value, self.state = summary, RunState.DONE
         if self.compare_check.value:  # "show the source" would hide what was just made
             self.compare_check.value = False
-
-
-def _slow_spinners(widget: QWidget) -> list:
-    """Slow the animated labels (napari's activity spinner) of the window holding ``widget``.
-
-    Returns ``(movie, speed)`` pairs for :func:`_restore_spinners`.
-    """
-    top = widget
-    while top.parentWidget() is not None:  # a floating dock too: up to the viewer's window
-        top = top.parentWidget()
-    slowed = []
-    for label in top.findChildren(QLabel):
-        movie = label.movie()
-        if movie is not None and movie.speed() > SPINNER_SPEED:
-            slowed.append((movie, movie.speed()))
-            movie.setSpeed(SPINNER_SPEED)
-    return slowed
-
-
-def _restore_spinners(slowed: list) -> None:
-    for movie, speed in slowed:
-        try:
-            movie.setSpeed(speed)
-        except RuntimeError:  # the viewer closed during the run: its movie is gone
-            pass
-
-
-def _colour_model(model: str) -> bool:
-    """A named model that needs RGB data (a path's channels are known only once it loads)."""
-    official = OFFICIAL_MODELS.get(model)
-    return BUNDLED_MODELS.get(model) == 3 or (official is not None and official.channels == 3)
-
-
-def _alive(widget: QWidget) -> bool:
-    """Whether the Qt object behind ``widget`` still exists."""
-    try:
-        widget.objectName()
-    except RuntimeError:
-        return False
-    return True

@@ -30,8 +30,8 @@ from ..files.lazy_images import (
     open_lazy,
     pixel_count,
     write_ome_zarr,
-    write_tiled_tiff,
 )
+from ..files.tiled_tiff import write_tiled_tiff
 from ..folders import FileResult, FolderError, Status, describe_error
 from ..jpeg import estimate_jpeg_quality, read_model_tag
 from ..quality import guard_decision, guards_model

@@ -13,7 +13,7 @@ def add(sub) -> None:
         help="convert weights (.mat, .pth, a model name) to napari-dncnn safetensors + JSON record",
         description="Read any supported weights (MatConvNet .mat, a PyTorch state dict .pth, or a "
         "model name) and write DST.safetensors with a JSON record naming the source and its "
-        "sha256. Exit status: 0 written, 1 failed, 2 bad usage.",
+        "sha256. Exit status: 0 written, 1 failed, 2 bad usage, 130 interrupted, 143 terminated.",
     )
     p.add_argument(
         "source",

@@ -29,7 +29,7 @@ def add(sub) -> None:
         description="Encode every clean image of CLEAN_DIR as JPEG at each quality, restore it, "
         "and write OUT_DIR/rd.csv (one row per image and quality), rd.json (means per quality, "
         "Bjontegaard delta rate and PSNR/SSIM of JPEG + DnCNN against JPEG, the model and its "
-        "record) and rd.png (the curves). Exit status: 0 done, 1 failed, 2 bad usage.",
+        "record) and rd.png (the curves). Exit status: 0 done, 1 failed, 2 bad usage, 130 interrupted, 143 terminated.",
     )
     p.add_argument("clean_dir", help="folder of clean (never compressed) images")
     p.add_argument("out_dir", help="folder for rd.csv, rd.json and rd.png (not inside CLEAN_DIR)")

@@ -98,7 +98,6 @@ def _block_residual(
     block: np.ndarray,
     *,
     model,
-    rgb_axis,
     channel_axis,
     data_range,
     tile_size,
@@ -119,7 +118,7 @@ def _block_residual(
         "precision": precision,
         "cancel": cancel,
     }
-    if rgb_axis is None and channel_axis is None:
+    if channel_axis is None:
         # gray planes: one 2-D call per plane, so no block shape is mistaken for RGB
         flat = block.reshape((-1,) + block.shape[-2:])
         out = np.empty(flat.shape, np.float32)
@@ -222,7 +221,6 @@ def restore_lazy(
     fn = partial(
         _block_residual,
         model=str(model) if isinstance(model, (str, os.PathLike)) else net,
-        rgb_axis=plan.channel_axis if plan.rgb else None,
         channel_axis=plan.channel_axis,
         data_range=(lo, hi),
         tile_size=_block_tile(tile_size, block_chunks, radius),

@@ -49,7 +49,9 @@ class TrainConfig:
         1, "2: FFDNet-style body at half resolution (pixel-unshuffle by 2)", choices=(1, 2)
     )
     init: str = option(
-        "", "start from these weights (.safetensors); their training stages are kept in the record"
+        "",
+        "start from these weights (ours, .mat, .pth or a model name such as dncnn3); their "
+        "training stages are kept in the record",
     )
     # the samples
     patch_size: int = option(50, "patch side in px (space-to-depth: at least 96)")

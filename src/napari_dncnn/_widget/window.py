@@ -1,0 +1,45 @@
+"""The viewer's window during a run: napari's activity spinner slowed, and whether a Qt object lives."""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import QLabel, QWidget
+
+SPINNER_SPEED = 10
+"""napari's activity spinner runs at this percent of its speed (3 instead of 33 frames/s) while a
+restoration runs.  With OpenGL in software (Xvfb, VNC, remote desktops), each of its frames makes Qt
+redraw the whole window through the OpenGL canvas: at full speed that took about a third of a core
+in an 800 x 600 window and more than a core in a 2500 x 1500 one (docs/plugin.md)."""
+
+
+def slow_spinners(widget: QWidget) -> list:
+    """Slow the animated labels (napari's activity spinner) of the window holding ``widget``.
+
+    Returns ``(movie, speed)`` pairs for :func:`restore_spinners`.
+    """
+    top = widget
+    while top.parentWidget() is not None:  # a floating dock too: up to the viewer's window
+        top = top.parentWidget()
+    slowed = []
+    for label in top.findChildren(QLabel):
+        movie = label.movie()
+        if movie is not None and movie.speed() > SPINNER_SPEED:
+            slowed.append((movie, movie.speed()))
+            movie.setSpeed(SPINNER_SPEED)
+    return slowed
+
+
+def restore_spinners(slowed: list) -> None:
+    for movie, speed in slowed:
+        try:
+            movie.setSpeed(speed)
+        except RuntimeError:  # the viewer closed during the run: its movie is gone
+            pass
+
+
+def alive(widget: QWidget) -> bool:
+    """Whether the Qt object behind ``widget`` still exists."""
+    try:
+        widget.objectName()
+    except RuntimeError:
+        return False
+    return True

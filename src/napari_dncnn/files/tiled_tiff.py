@@ -1,0 +1,140 @@
+"""Tiled BigTIFF outputs written a band of tiles at a time, so peak memory does not grow with the image.
+
+The tiles stream to one writer thread per file, into a hidden temporary file that is renamed
+into place when complete (see :mod:`.atomic`); the metadata (OME, ImageJ calibration,
+resolution) comes from the input, as :mod:`.images` keeps it for whole images.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from .atomic import remove, replace, tmp_path
+from .lazy_images import BLOCK, LazyImage
+
+__all__ = ["write_tiled_tiff"]
+
+
+def _queued(q: queue.Queue):
+    """The items put on ``q`` until a ``None``."""
+    while True:
+        item = q.get()
+        if item is None:
+            return
+        yield item
+
+
+def _tile_writer(tmp: Path, q: queue.Queue, dtype, kwargs: dict, errors: list) -> None:
+    """Write the tiles arriving on ``q`` to ``tmp``; an error goes to ``errors`` and ``q`` is drained."""
+    try:
+        tifffile.imwrite(tmp, _queued(q), dtype=dtype, **kwargs)
+    except BaseException as exc:  # noqa: BLE001 - reported to the producer
+        errors.append(exc)
+        while q.get() is not None:  # drain so the producer never blocks
+            pass
+
+
+def write_tiled_tiff(
+    targets: list[Path],
+    arrays: list,
+    like: LazyImage,
+    *,
+    tile: int = BLOCK,
+) -> list[Path]:
+    """Write dask ``arrays`` (same shape; TIFF axes ``like.axes``) as tiled BigTIFFs, a band of tiles at a time.
+
+    All arrays are computed together band by band (so a model shared by their
+    graphs runs once per block) and streamed to one writer thread per file.
+    """
+    import dask
+
+    targets = [Path(t) for t in targets]
+    shape = arrays[0].shape
+    axes = like.axes if len(like.axes) == len(shape) else ""
+    samples = axes.endswith("S") and shape[-1] in (3, 4)
+    ydim = len(shape) - (3 if samples else 2)
+    lead = shape[:ydim]
+    height, width = shape[ydim], shape[ydim + 1]
+    tile = max(16, (int(tile) // 16) * 16)  # TIFF tiles are multiples of 16
+    for t in targets:
+        t.parent.mkdir(parents=True, exist_ok=True)
+    tmps = [tmp_path(t) for t in targets]
+    queues = [queue.Queue(maxsize=2 * max(1, -(-width // tile))) for _ in targets]
+    errors: list[BaseException] = []
+
+    kwargs = {
+        "shape": shape,
+        "tile": (tile, tile),
+        "bigtiff": True,
+        **_tiff_write_kwargs(like, axes, samples),
+    }
+    threads = [
+        threading.Thread(target=_tile_writer, args=(tmp, q, a.dtype, kwargs, errors), daemon=True)
+        for tmp, q, a in zip(tmps, queues, arrays)
+    ]
+    for th in threads:
+        th.start()
+    try:
+        for idx in np.ndindex(*lead) if lead else [()]:
+            for y0 in range(0, height, tile):
+                sl = idx + (slice(y0, min(y0 + tile, height)),)
+                bands = dask.compute(*(a[sl] for a in arrays), scheduler="synchronous")
+                if errors:
+                    raise errors[0]
+                for band, q in zip(bands, queues):
+                    for x0 in range(0, width, tile):
+                        q.put(np.ascontiguousarray(band[:, x0 : x0 + tile]))
+        for q in queues:
+            q.put(None)
+        for th in threads:
+            th.join()
+        if errors:
+            raise errors[0]
+        for tmp, t in zip(tmps, targets):
+            replace(tmp, t)
+    except BaseException:
+        for q in queues:
+            try:
+                q.put_nowait(None)
+            except queue.Full:
+                pass
+        for th in threads:
+            th.join(timeout=5)
+        raise
+    finally:
+        for tmp in tmps:
+            if tmp.exists():
+                remove(tmp)
+    return targets
+
+
+_OME_UNITS = {"um": "µm", "micron": "µm", "microns": "µm", "\\u00b5m": "µm", "nanometer": "nm"}
+"""ImageJ's ways of writing a unit, in OME's spelling."""
+
+
+def _tiff_write_kwargs(like: LazyImage, axes: str, samples: bool) -> dict:
+    meta = like.tiff if like.kind == "tiff" else {}
+    kw: dict = {"photometric": "rgb" if samples else "minisblack", "ome": True}
+    md = dict(meta.get("ome", {}))
+    if "imagej" in meta:  # ImageJ hyperstacks cannot be BigTIFF: keep the calibration as OME
+        ij = meta["imagej"]
+        if ij.get("spacing"):
+            md["PhysicalSizeZ"] = ij["spacing"]
+        if ij.get("unit"):
+            unit = _OME_UNITS.get(str(ij["unit"]).lower(), ij["unit"])
+            md["PhysicalSizeXUnit"] = md["PhysicalSizeYUnit"] = unit
+        res = meta.get("resolution") or ()
+        if len(res) == 2 and all(r and r > 0 for r in res):  # pixels per unit -> unit per pixel
+            md["PhysicalSizeX"], md["PhysicalSizeY"] = 1 / float(res[0]), 1 / float(res[1])
+    if axes:
+        md["axes"] = axes
+    kw["metadata"] = md
+    if meta.get("resolution") and meta.get("resolutionunit") is not None:
+        kw["resolution"] = tuple(meta["resolution"])
+        kw["resolutionunit"] = meta["resolutionunit"]
+    return kw
