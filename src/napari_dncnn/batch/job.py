@@ -22,10 +22,16 @@ import numpy as np
 
 from ..engine import restore_array, restore_lazy
 from ..files.atomic import remove, tmp_path
-from ..files.images import TIFF_SUFFIXES, ImageReadError, pil_values, read_image, write_image
+from ..files.images import (
+    TIFF_SUFFIXES,
+    ImageFile,
+    ImageReadError,
+    pil_values,
+    read_image,
+    write_image,
+)
 from ..files.lazy_images import (
     BLOCK,
-    LazyImage,
     is_zarr_path,
     open_lazy,
     pixel_count,
@@ -232,7 +238,7 @@ def _restore_decoded_in_blocks(img, targets: list[Path], o: BatchOptions) -> Non
 
     data = da.from_array(img.data, chunks=(o.block_size, o.block_size) + img.data.shape[2:])
     result = _restore_lazily(data, img.channel_axis, o)
-    like = LazyImage(data, img.path, "tiff", img.axes)
+    like = ImageFile(data, img.path, img.kind, img.axes)  # a PNG/JPEG/BMP: no TIFF metadata
     restored_tmp = tmp_path(targets[0].with_suffix(".tif"))
     try:
         arrays = [result.restored, result.residual][: len(targets)]

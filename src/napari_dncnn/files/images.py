@@ -43,17 +43,39 @@ class ImageReadError(ValueError):
 
 @dataclass
 class ImageFile:
-    """Pixels of an image file plus what is needed to write a result like it."""
+    """An image file's pixels, in memory (numpy) or lazy (dask), and what is needed to write a result like it.
 
-    data: np.ndarray
+    ``kind``: "tiff", "pil" (PNG/JPEG/BMP) or "zarr".  A lazy image holds its file open
+    until :meth:`close` (or the end of a ``with`` block).
+    """
+
+    data: object  # numpy.ndarray, or dask.array.Array when read lazily
     path: Path
-    kind: str  # "tiff" or "pil"
-    axes: str = ""
+    kind: str
+    axes: str = ""  # TIFF axes ("YX", "ZYX", "YXS") or NGFF axis names upper-cased ("CYX")
     tiff: dict = field(default_factory=dict)  # imagej/ome metadata, resolution, photometric
+    ngff: dict = field(default_factory=dict)  # {"axes": [...], "scale": [...]} of a zarr source
+    _closers: list = field(default_factory=list, repr=False)
 
     @property
     def channel_axis(self) -> int | None:
+        if self.kind == "zarr":
+            return None  # OME-Zarr channels are independent (fluorescence): each is a gray plane
         return rgb_channel_axis(self.data.shape, self.axes)
+
+    def close(self) -> None:
+        for c in self._closers:
+            try:
+                c()
+            except Exception:  # noqa: BLE001 - closing a read-only store must not hide the real error
+                pass
+        self._closers.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def rgb_channel_axis(shape, axes: str) -> int | None:
@@ -216,31 +238,53 @@ def write_image(target: str | os.PathLike, data: np.ndarray, like: ImageFile | N
 
 
 def _write_tiff(path: Path, data: np.ndarray, like: ImageFile | None) -> None:
-    meta = like.tiff if like is not None and like.kind == "tiff" else {}
-    kwargs: dict = {}
     axes = like.axes if like is not None and len(like.axes) == data.ndim else ""
     rgb = like is not None and like.channel_axis is not None and data.shape == like.data.shape
-    if meta.get("resolution") and meta.get("resolutionunit") is not None:
-        kwargs["resolution"] = tuple(meta["resolution"])
-        kwargs["resolutionunit"] = meta["resolutionunit"]
-    if rgb:
-        kwargs["photometric"] = "rgb"
-    elif data.ndim >= 2:
-        kwargs["photometric"] = "minisblack"
     imagej_ok = data.dtype in (np.uint8, np.uint16, np.float32)
+    tifffile.imwrite(path, data, **tiff_write_kwargs(like, axes, rgb, imagej_ok=imagej_ok))
+
+
+_OME_UNITS = {"um": "µm", "micron": "µm", "microns": "µm", "\\u00b5m": "µm", "nanometer": "nm"}
+"""ImageJ's ways of writing a unit, in OME's spelling."""
+
+
+def tiff_write_kwargs(like, axes: str, rgb: bool, *, imagej_ok: bool, ome: bool = False) -> dict:
+    """``tifffile.imwrite`` settings that write a result with ``like``'s metadata: the one TIFF
+    metadata writer, for whole images and tiled BigTIFFs alike.
+
+    An ImageJ source stays ImageJ where ``imagej_ok`` (its dtypes, not BigTIFF); otherwise its
+    calibration (z spacing, unit, pixel size) goes into OME metadata, as does an OME source's.
+    ``ome`` writes OME metadata for any source (the tiled BigTIFFs).
+    """
+    meta = like.tiff if like is not None and like.kind == "tiff" else {}
+    kw: dict = {"photometric": "rgb" if rgb else "minisblack"}
+    if meta.get("resolution") and meta.get("resolutionunit") is not None:
+        kw["resolution"] = tuple(meta["resolution"])
+        kw["resolutionunit"] = meta["resolutionunit"]
     if "imagej" in meta and imagej_ok:
         md = dict(meta["imagej"])
-        if axes:
-            md["axes"] = axes
-        tifffile.imwrite(path, data, imagej=True, metadata=md, **kwargs)
-    elif "ome" in meta or ("imagej" in meta and axes):
-        md = dict(meta.get("ome", {}))
-        if axes:
-            md["axes"] = axes
-        tifffile.imwrite(path, data, ome=True, metadata=md, **kwargs)
+        kw["imagej"] = True
+    elif ome or "ome" in meta or "imagej" in meta:
+        md = dict(meta.get("ome", {})) | (_imagej_as_ome(meta) if "imagej" in meta else {})
+        kw["ome"] = True
+    elif "description" in meta:
+        return kw | {"description": meta["description"], "metadata": None}
     else:
-        md = {"axes": axes} if axes else {}
-        if "description" in meta:
-            kwargs["description"] = meta["description"]
-            md = None
-        tifffile.imwrite(path, data, metadata=md, **kwargs)
+        md = {}
+    if axes:
+        md["axes"] = axes
+    return kw | {"metadata": md}
+
+
+def _imagej_as_ome(meta: dict) -> dict:
+    """An ImageJ calibration (z spacing, unit, pixels per unit) as OME pixel sizes."""
+    ij, md = meta["imagej"], {}
+    if ij.get("spacing"):
+        md["PhysicalSizeZ"] = ij["spacing"]
+    if ij.get("unit"):
+        unit = _OME_UNITS.get(str(ij["unit"]).lower(), ij["unit"])
+        md["PhysicalSizeXUnit"] = md["PhysicalSizeYUnit"] = unit
+    res = meta.get("resolution") or ()
+    if len(res) == 2 and all(r and r > 0 for r in res):  # pixels per unit -> unit per pixel
+        md["PhysicalSizeX"], md["PhysicalSizeY"] = 1 / float(res[0]), 1 / float(res[1])
+    return md

@@ -16,14 +16,13 @@ folder) that is renamed into place when complete.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
 from .atomic import remove, replace, tmp_path
-from .images import TIFF_SUFFIXES, ImageReadError, rgb_channel_axis, tiff_meta
+from .images import TIFF_SUFFIXES, ImageFile, ImageReadError, tiff_meta
 
 __all__ = [
     "LazyImage",
@@ -52,37 +51,8 @@ def is_zarr_path(path: Path) -> bool:
     )
 
 
-@dataclass
-class LazyImage:
-    """A lazily read image: a dask array plus what is needed to write results like it."""
-
-    data: object  # dask.array.Array
-    path: Path
-    kind: str  # "tiff" or "zarr"
-    axes: str = ""  # TIFF axes ("YX", "ZYX", "YXS") or NGFF axis names upper-cased ("CYX")
-    tiff: dict = field(default_factory=dict)
-    ngff: dict = field(default_factory=dict)  # {"axes": [...], "scale": [...]} of the source
-    _closers: list = field(default_factory=list, repr=False)
-
-    @property
-    def channel_axis(self) -> int | None:
-        if self.kind == "tiff":
-            return rgb_channel_axis(self.data.shape, self.axes)
-        return None  # OME-Zarr channels are independent (fluorescence): each is a gray plane
-
-    def close(self) -> None:
-        for c in self._closers:
-            try:
-                c()
-            except Exception:  # noqa: BLE001 - closing a read-only store must not hide the real error
-                pass
-        self._closers.clear()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+LazyImage = ImageFile
+"""A lazily read image: the one image container, its ``data`` a dask array."""
 
 
 def pixel_count(path: Path) -> int:

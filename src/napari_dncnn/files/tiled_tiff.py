@@ -15,6 +15,7 @@ import numpy as np
 import tifffile
 
 from .atomic import remove, replace, tmp_path
+from .images import tiff_write_kwargs
 from .lazy_images import BLOCK, LazyImage
 
 __all__ = ["write_tiled_tiff"]
@@ -71,7 +72,7 @@ def write_tiled_tiff(
         "shape": shape,
         "tile": (tile, tile),
         "bigtiff": True,
-        **_tiff_write_kwargs(like, axes, samples),
+        **tiff_write_kwargs(like, axes, samples, imagej_ok=False, ome=True),
     }
     threads = [
         threading.Thread(target=_tile_writer, args=(tmp, q, a.dtype, kwargs, errors), daemon=True)
@@ -111,30 +112,3 @@ def write_tiled_tiff(
             if tmp.exists():
                 remove(tmp)
     return targets
-
-
-_OME_UNITS = {"um": "µm", "micron": "µm", "microns": "µm", "\\u00b5m": "µm", "nanometer": "nm"}
-"""ImageJ's ways of writing a unit, in OME's spelling."""
-
-
-def _tiff_write_kwargs(like: LazyImage, axes: str, samples: bool) -> dict:
-    meta = like.tiff if like.kind == "tiff" else {}
-    kw: dict = {"photometric": "rgb" if samples else "minisblack", "ome": True}
-    md = dict(meta.get("ome", {}))
-    if "imagej" in meta:  # ImageJ hyperstacks cannot be BigTIFF: keep the calibration as OME
-        ij = meta["imagej"]
-        if ij.get("spacing"):
-            md["PhysicalSizeZ"] = ij["spacing"]
-        if ij.get("unit"):
-            unit = _OME_UNITS.get(str(ij["unit"]).lower(), ij["unit"])
-            md["PhysicalSizeXUnit"] = md["PhysicalSizeYUnit"] = unit
-        res = meta.get("resolution") or ()
-        if len(res) == 2 and all(r and r > 0 for r in res):  # pixels per unit -> unit per pixel
-            md["PhysicalSizeX"], md["PhysicalSizeY"] = 1 / float(res[0]), 1 / float(res[1])
-    if axes:
-        md["axes"] = axes
-    kw["metadata"] = md
-    if meta.get("resolution") and meta.get("resolutionunit") is not None:
-        kw["resolution"] = tuple(meta["resolution"])
-        kw["resolutionunit"] = meta["resolutionunit"]
-    return kw
