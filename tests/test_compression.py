@@ -237,3 +237,21 @@ def test_compress_refuses_a_rerun_for_another_target_and_bad_numbers(clean_dir, 
     report = json.loads((tmp_path / "s" / "compress-report.json").read_text())
     tiny = next(e for e in report["files"] if e["file"] == "tiny.png")
     assert code == 1 and "11x11 window" in tiny["error"]
+
+
+def test_rd_defaults_to_the_qualities_the_guard_lets_through(clean_dir, tmp_path, tiny_weights):
+    out = tmp_path / "rd"
+    argv = ["rd", str(clean_dir), str(out), "--gray", "--model", tiny_weights, "--no-progress"]
+    assert main([*argv, "--skip-above", "20"]) == 0
+    summary = json.loads((out / "rd.json").read_text())
+    assert [m["quality"] for m in summary["per_quality"]] == [5, 10, 15, 20]
+
+
+def test_rd_says_why_when_bd_rate_and_bd_psnr_disagree():
+    from napari_dncnn.cli.rd import DISAGREE, _summary_line
+
+    base = {"images": 3, "qualities": [10, 50, 90], "model": "m", "color": False}
+    agree = _summary_line(base | {"bd_rate_percent": -13.5, "bd_psnr_db": 0.6})
+    assert "13.5% fewer" in agree and DISAGREE not in agree
+    clash = _summary_line(base | {"bd_rate_percent": 4.1, "bd_psnr_db": 0.17})
+    assert "4.1% more" in clash and DISAGREE in clash and "curves cross" in clash

@@ -36,8 +36,10 @@ def add(sub) -> None:
     p.add_argument(
         "--qualities",
         type=quality_list,
-        default=list(DEFAULT_QUALITIES),
-        help=f"comma-separated JPEG qualities (default: {','.join(map(str, DEFAULT_QUALITIES))})",
+        default=None,
+        help="comma-separated JPEG qualities (default: those of "
+        f"{','.join(map(str, DEFAULT_QUALITIES))} where the quality guard lets the model run: up "
+        "to 90 for gray, 80 for colour, or --skip-above)",
     )
     add_model(p)
     add_gray_or_color(p, "gray (BT.601 luma of colour)")
@@ -89,4 +91,23 @@ def _summary_line(summary: dict) -> str:
     )
     if bd is None:
         return head + "not defined (" + "; ".join(summary.get("bd_problems", [])) + ")"
-    return head + f"{bd:+.1f}% (bytes at equal PSNR), BD-PSNR {summary['bd_psnr_db']:+.2f} dB"
+    line = head + f"{bd:+.1f}%, BD-PSNR {summary['bd_psnr_db']:+.2f} dB\n" + _what_they_mean(bd)
+    if (bd < 0) != (summary["bd_psnr_db"] > 0):
+        line += "\n" + DISAGREE
+    return line
+
+
+def _what_they_mean(bd: float) -> str:
+    return (
+        "  BD-rate: the change in bytes at equal PSNR (negative: the DnCNN decoder needs fewer "
+        f"bytes, here {abs(bd):.1f}% {'fewer' if bd < 0 else 'more'}); BD-PSNR: the PSNR it adds "
+        "at equal bytes (positive: better)"
+    )
+
+
+DISAGREE = (
+    "  The two disagree in sign: the curves cross, so the model gains over part of the range and "
+    "loses over another (rd.csv and rd.png show where). BD-rate averages over the PSNR range both "
+    "curves reach and BD-PSNR over the byte range, so each weighs the two parts differently; "
+    "measure the qualities you use (--qualities), up to where the quality guard lets the model run"
+)

@@ -33,7 +33,7 @@ from ..jpeg import skip_above as threshold_for
 from ..training.config import portable_path
 from ..weights import load_model, resolve_model_name
 from .compress import Target, compress_image
-from .rd import RD_FILES, rd_rows, summarize, write_rd
+from .rd import DEFAULT_QUALITIES, RD_FILES, rd_rows, summarize, write_rd
 
 __all__ = ["CompressReport", "REPORT_NAME", "run_compress", "run_rd"]
 
@@ -89,6 +89,9 @@ def run_rd(
     check_writable(out_dir)
     info = _model_info(model, 3 if color else 1)
     named = [(p.name, im) for p, im in zip(paths, images)]
+    if qualities is None:  # where the quality guard lets the model run (the rest is the JPEG)
+        top = threshold_for(color, skip_above)
+        qualities = [q for q in DEFAULT_QUALITIES if q <= top]
     rows = rd_rows(
         named,
         sorted(set(qualities)),
