@@ -186,3 +186,16 @@ def test_a_bool_config_field_becomes_a_flag():
     add_config_options(p, Config)
     assert p.parse_args([]).mirror is False and p.parse_args(["--mirror"]).mirror is True
     assert p.parse_args(["--steps", "5"]).steps == 5
+
+
+def test_library_messages_name_parameters_and_the_cli_names_flags(tmp_path, capsys):
+    """The same hint reads ``recursive=True`` from Python and ``--recursive`` from the command line."""
+    from napari_dncnn.batch import BatchError, run_batch
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    Image.fromarray(data.camera()[:64, :64]).save(tmp_path / "in" / "sub" / "a.png")
+    with pytest.raises(BatchError, match=r"add recursive=True for subfolders"):
+        run_batch(tmp_path / "in", tmp_path / "out", progress=False)
+    assert main(["batch", str(tmp_path / "in"), str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "add --recursive for subfolders" in err and "recursive=True" not in err

@@ -182,7 +182,7 @@ def _guard(src: Path, data, o: BatchOptions) -> tuple[bool, str]:
         return True, ""
     quality = estimate_jpeg_quality(src) if src.suffix.lower() in (".jpg", ".jpeg") else None
     restore_it, reason = guard_decision(data, quality, o.skip_above)
-    return restore_it, "" if restore_it else f"{reason}: written unchanged (--force restores it)"
+    return restore_it, "" if restore_it else f"{reason}: written unchanged"
 
 
 def _write_unchanged(img, targets: list[Path]) -> None:
@@ -210,7 +210,8 @@ def _checked_size(src: Path, limit: int) -> int:
         raise ImageReadError(
             f"{src}: {dims + ', ' if dims else ''}{values:,} values, above the limit of "
             f"{limit / 2**30:.3g} Gi values -- if the image is real, raise the limit with "
-            "--pixel-limit (Gi values); a header claiming more than the file holds is refused"
+            "pixel_limit (--pixel-limit, in Gi values); a header claiming more than the file holds "
+            "is refused"
         )
     if dims:
         _check_memory_for_decoding(src, values, dims)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 
+from ..wording import command_line_wording
 from . import batch, compress, convert, evaluate, rd, train
 from .common import (
     EXIT_FAILED,
@@ -79,7 +80,8 @@ def main(argv=None) -> int:
     if argv is None:  # the console script: this process is ours to configure
         terminate_like_ctrl_c()
     try:
-        return COMMANDS[args.cmd].run(args)
+        with command_line_wording():  # library messages name the flags
+            return COMMANDS[args.cmd].run(args)
     except (UsageError, FolderError) as exc:
         return _error(args.cmd, exc, EXIT_USAGE)
     except Failed as exc:

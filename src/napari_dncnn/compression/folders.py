@@ -32,6 +32,7 @@ from ..jpeg import encode_jpeg, model_tag
 from ..jpeg import skip_above as threshold_for
 from ..training.config import portable_path
 from ..weights import load_model, resolve_model_name
+from ..wording import option
 from .compress import Target, compress_image
 from .rd import DEFAULT_QUALITIES, RD_FILES, rd_rows, summarize, write_rd
 
@@ -76,7 +77,7 @@ def run_rd(
     existing = [n for n in RD_FILES if (out_dir / n).exists()]
     if existing and not overwrite:
         raise ValueError(
-            f"{out_dir} already holds {', '.join(existing)}; pass --overwrite to replace them"
+            f"{out_dir} already holds {', '.join(existing)}; pass {option('overwrite')} to replace them"
         )
     paths, images, color, problems = load_named_images(clean_dir, color, refuse_mixed=True)
     small = [p for p, im in zip(paths, images) if min(im.shape[:2]) < 11]
@@ -318,7 +319,7 @@ def _same_settings_or_error(out_dir: Path, target: Target, skip_above, overwrite
         raise ValueError(
             f"{out_dir} holds JPEGs made for target {before[0]} (skip above {before[1]}), not "
             f"{ {target.metric: target.value} } (skip above {skip_above}); choose another output "
-            "folder, or add --overwrite to redo every file"
+            f"folder, or add {option('overwrite')} to redo every file"
         )
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..files.atomic import check_writable, remove_leftovers, write_json_atomic
 from ..files.images import IMAGE_SUFFIXES
 from ..files.lazy_images import is_zarr_path
+from ..wording import option
 from .results import FileResult, FolderReport, Status
 
 __all__ = [
@@ -110,7 +111,7 @@ def discover(
     files = [f for f in found if accept(f)]
     if not files:
         what = f"matching {pattern!r}" if pattern else (kinds or _default_kinds())
-        hint = "" if recursive else " (add --recursive for subfolders)"
+        hint = "" if recursive else f" (add {option('recursive')} for subfolders)"
         raise FolderError(f"no files {what} in {input_dir}{hint}")
     out = output_dir.resolve()
     kept = [f for f in files if not f.resolve().is_relative_to(out)]

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from ..wording import option
+
 __all__ = ["Status", "FileResult", "FolderReport", "describe_error"]
 
 
@@ -115,12 +117,15 @@ class FolderReport:
         guarded = [r for r in self.results if r.status is Status.UNCHANGED]
         lines = [self.summary_line()]
         lines += [f"  unchanged {r.input.name}: {r.note}" for r in guarded[:5]]
+        if guarded:
+            lines.append(f"  ({option('force')} restores the unchanged ones)")
         if len(guarded) > 5:
             lines.append(f"  ... and {len(guarded) - 5} more unchanged (see the report)")
         existing = self.count(Status.EXISTING)
         if existing:
             lines.append(
-                f"  {existing} already done: outputs exist already (--overwrite recomputes them)"
+                f"  {existing} already done: outputs exist already "
+                f"({option('overwrite')} recomputes them)"
             )
         lines += [f"  FAILED {_without_path(r.error, r.input)}" for r in self.failed]
         stopped = self.count(Status.NOT_RUN)

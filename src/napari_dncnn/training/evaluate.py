@@ -20,6 +20,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from ..engine import restore
 from ..files.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from ..jpeg import jpeg_roundtrip, rgb_to_luma
+from ..wording import option
 
 __all__ = [
     "psnr",
@@ -156,8 +157,9 @@ def load_named_images(folder, color: bool | None, *, refuse_mixed: bool = False)
         images.append((p, data[..., :3] if data.ndim == 3 else data))
     if color is None and refuse_mixed and len({d.ndim for _p, d in images}) > 1:
         raise ValueError(
-            f"{folder} mixes gray and colour images; pass --gray (colour as BT.601 luma) or "
-            "--color (gray repeated to RGB), or measure them in separate folders"
+            f"{folder} mixes gray and colour images; pass {option('color', False)} (colour as "
+            f"BT.601 luma) or {option('color', True)} (gray repeated to RGB), or measure them in "
+            "separate folders"
         )
     if color is None:
         color = bool(images) and images[0][1].ndim == 3
