@@ -54,9 +54,10 @@ HARM_DB = 0.05
 def skimage_images(color: bool) -> list[tuple[str, np.ndarray]]:
     from skimage import data
 
+    folder = os.path.dirname(data.__file__)  # the images shipped in the package, not the cache
     out = []
     for name in COLOUR if color else GRAY:
-        img = np.asarray(Image.open(os.path.join(data.data_dir, f"{name}.png")))
+        img = np.asarray(Image.open(os.path.join(folder, f"{name}.png")))
         if img.ndim == 3:
             img = img[..., :3] if color else img[..., 0]
         out.append((name, np.ascontiguousarray(img)))
