@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -81,6 +82,26 @@ class BatchOptions:
     pixel_limit: int = PIXEL_LIMIT
 
 
+class Outputs(NamedTuple):
+    """A file's outputs by role: the restored image, and the residual when asked for."""
+
+    restored: Path
+    residual: Path | None = None
+
+    @classmethod
+    def of(cls, paths: list[Path]) -> Outputs:
+        """From the plan's list (:func:`~napari_dncnn.batch.run.output_names`: restored first)."""
+        return cls(paths[0], paths[1] if len(paths) > 1 else None)
+
+    def with_arrays(self, result, restored: Path | None = None) -> tuple[list[Path], list]:
+        """The paths to write and the arrays of ``result`` that go there, restored first."""
+        paths, arrays = [restored or self.restored], [result.restored]
+        if self.residual is not None:
+            paths.append(self.residual)
+            arrays.append(result.residual)
+        return paths, arrays
+
+
 _INFERENCE_LOCK = threading.Lock()
 """One restoration at a time per process: the model uses all of the worker's threads."""
 
@@ -103,6 +124,7 @@ def process_file(f: str, outs: list[str], opts: dict) -> FileResult:
     """
     o = BatchOptions(**opts)
     src, targets = Path(f), [Path(p) for p in outs]
+    out = Outputs.of(targets)
     t0 = time.perf_counter()
     base = {"input": src, "worker": _worker_name()}
     if not o.overwrite and all(
@@ -122,19 +144,19 @@ def process_file(f: str, outs: list[str], opts: dict) -> FileResult:
         big_decoded = ooc and not is_zarr_path(src) and src.suffix.lower() not in TIFF_SUFFIXES
         with _INFERENCE_LOCK:
             if ooc and not big_decoded:
-                _restore_out_of_core(src, targets, o)
+                _restore_out_of_core(src, out, o)
             else:
                 img = read_image(src, size_checked=True)
                 warning = _other_series(src)
                 restore_it, reason = _guard(src, img.data, o)
                 if not restore_it:
-                    _write_unchanged(img, targets)
+                    _write_unchanged(img, out)
                     return ran(Status.UNCHANGED, outputs=targets, note=reason, warning=warning)
                 channels = 3 if img.channel_axis is not None else 1
                 if big_decoded:
-                    _restore_decoded_in_blocks(img, targets, o)
+                    _restore_decoded_in_blocks(img, out, o)
                 else:
-                    _restore_in_memory(img, targets, o)
+                    _restore_in_memory(img, out, o)
                 warning = "; ".join(
                     w for w in (warning, _model_mismatch(src, o.model, channels)) if w
                 )
@@ -185,19 +207,19 @@ def _guard(src: Path, data, o: BatchOptions) -> tuple[bool, str]:
     return restore_it, "" if restore_it else f"{reason}: written unchanged"
 
 
-def _write_unchanged(img, targets: list[Path]) -> None:
-    if len(targets) > 1:
-        write_image(targets[1], np.zeros(img.data.shape, np.float32), img)
-    write_image(targets[0], img.data, img)
+def _write_unchanged(img, out: Outputs) -> None:
+    if out.residual is not None:
+        write_image(out.residual, np.zeros(img.data.shape, np.float32), img)
+    write_image(out.restored, img.data, img)
 
 
-def _restore_in_memory(img, targets: list[Path], o: BatchOptions) -> None:
+def _restore_in_memory(img, out: Outputs, o: BatchOptions) -> None:
     result = restore_array(
         img.data, o.model, channel_axis=img.channel_axis, tile_size=o.tile_size, device=o.device
     )
-    if len(targets) > 1:
-        write_image(targets[1], result.residual, img)
-    write_image(targets[0], result.restored, img)
+    if out.residual is not None:
+        write_image(out.residual, result.residual, img)
+    write_image(out.restored, result.restored, img)
 
 
 def _checked_size(src: Path, limit: int) -> int:
@@ -232,7 +254,7 @@ def _check_memory_for_decoding(src: Path, values: int, dims: str) -> None:
         )
 
 
-def _restore_decoded_in_blocks(img, targets: list[Path], o: BatchOptions) -> None:
+def _restore_decoded_in_blocks(img, out: Outputs, o: BatchOptions) -> None:
     """A big PNG/JPEG/BMP: restored block by block through a temporary tiled TIFF, then written whole."""
     import dask.array as da
     import tifffile
@@ -240,13 +262,13 @@ def _restore_decoded_in_blocks(img, targets: list[Path], o: BatchOptions) -> Non
     data = da.from_array(img.data, chunks=(o.block_size, o.block_size) + img.data.shape[2:])
     result = _restore_lazily(data, img.channel_axis, o)
     like = ImageFile(data, img.path, img.kind, img.axes)  # a PNG/JPEG/BMP: no TIFF metadata
-    restored_tmp = tmp_path(targets[0].with_suffix(".tif"))
+    restored_tmp = tmp_path(out.restored.with_suffix(".tif"))
     try:
-        arrays = [result.restored, result.residual][: len(targets)]
-        write_tiled_tiff([restored_tmp] + targets[1:], arrays, like, tile=o.block_size)
+        paths, arrays = out.with_arrays(result, restored=restored_tmp)
+        write_tiled_tiff(paths, arrays, like, tile=o.block_size)
         del data, result, arrays
         img.data = None  # the decoded input goes before the restored image is read back
-        write_image(targets[0], tifffile.imread(restored_tmp))
+        write_image(out.restored, tifffile.imread(restored_tmp))
     finally:
         remove(restored_tmp)
 
@@ -263,11 +285,11 @@ def _restore_lazily(data, channel_axis, o: BatchOptions):
     )
 
 
-def _restore_out_of_core(src: Path, targets: list[Path], o: BatchOptions) -> None:
+def _restore_out_of_core(src: Path, out: Outputs, o: BatchOptions) -> None:
     with open_lazy(src) as img:
         result = _restore_lazily(img.data, img.channel_axis, o)
-        arrays = [result.restored, result.residual][: len(targets)]
+        paths, arrays = out.with_arrays(result)
         if img.kind == "zarr":
-            write_ome_zarr(targets, arrays, img, chunks=o.block_size)
+            write_ome_zarr(paths, arrays, img, chunks=o.block_size)
         else:
-            write_tiled_tiff(targets, arrays, img, tile=o.block_size)
+            write_tiled_tiff(paths, arrays, img, tile=o.block_size)
