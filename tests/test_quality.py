@@ -127,3 +127,25 @@ def test_a_decompression_bomb_is_one_failed_file_not_a_crashed_batch(tmp_path, t
         )
         assert "--pixel-limit" in r.stdout and "a-truncated.png: cannot read" in r.stdout
         assert (out / "b-fine.png").exists()
+
+
+def test_the_guard_uses_the_models_measured_threshold(tmp_path, tiny_gray):
+    """A model's record says up to which quality it harms no image; batch follows it."""
+    from napari_dncnn import save_weights
+    from napari_dncnn.batch import Status, run_batch
+    from napari_dncnn.quality import guard_threshold
+
+    weights = tmp_path / "w.safetensors"
+    save_weights(tiny_gray, weights, {"note": "test", "guard_max_quality": 30})
+    assert guard_threshold(str(weights), color=False) == 30
+    assert guard_threshold(str(weights), color=False, skip_above=60) == 60  # the user decides
+    assert guard_threshold("dncnn3", color=False) == 90  # unmeasured: the general default
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cam = data.camera()[:128, :128]
+    Image.fromarray(cam).save(folder / "q20.jpg", quality=20)
+    Image.fromarray(cam).save(folder / "q40.jpg", quality=40)
+    report = run_batch(folder, tmp_path / "out", model=str(weights), progress=False)
+    status = {r.input.name: r for r in report.results}
+    assert status["q20.jpg"].status is Status.DONE
+    assert status["q40.jpg"].status is Status.UNCHANGED and "> 30" in status["q40.jpg"].note

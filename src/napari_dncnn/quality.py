@@ -30,6 +30,7 @@ import numpy as np
 from scipy.fft import dctn
 
 from .jpeg import skip_above as threshold_for
+from .weights import guard_max_quality
 
 __all__ = [
     "JpegEvidence",
@@ -160,25 +161,35 @@ def guards_model(model) -> bool:
     return str(model) not in NOISE_MODELS
 
 
+def guard_threshold(model, color: bool, skip_above: int | None = None) -> int:
+    """The highest JPEG quality ``model`` runs at: ``skip_above``, else the quality up to which it was
+    measured to make no image worse (its record's ``guard_max_quality``), else 90 gray / 80 colour."""
+    if skip_above is not None or model is None:
+        return threshold_for(color, skip_above)
+    measured = guard_max_quality(str(model), 3 if color else 1)
+    return threshold_for(color, measured)
+
+
 def guard_decision(
     image: np.ndarray | None = None,
     file_quality: int | None = None,
     skip_above: int | None = None,
     color: bool | None = None,
+    model=None,
 ) -> tuple[bool, str]:
     """``(restore?, reason)``: restore a JPEG file of quality <= ``skip_above``, or pixels with a JPEG lattice.
 
     ``file_quality`` is the estimate from a JPEG file's tables (see
     :func:`napari_dncnn.jpeg.estimate_jpeg_quality`), compared with
-    ``skip_above`` (default: 90 for gray, 80 for colour, ``color`` taken from
-    ``image`` when not given); without it, the pixels of ``image`` are examined:
+    ``skip_above`` (default: :func:`guard_threshold` of ``model``, ``color`` taken
+    from ``image`` when not given); without it, the pixels of ``image`` are examined:
     its middle plane, scaled to 0..255 by its own range when it is not 8-bit (a
     16-bit or float image made from a JPEG keeps the grid; a native one has none).
     """
     if file_quality is not None:
         if color is None:
             color = image is not None and np.ndim(image) >= 3 and np.shape(image)[-1] in (3, 4)
-        limit = threshold_for(color, skip_above)
+        limit = guard_threshold(model, color, skip_above)
         if file_quality > limit:
             return False, f"no JPEG artifacts to repair (JPEG q~{file_quality} > {limit})"
         return True, f"JPEG q~{file_quality}"

@@ -32,18 +32,23 @@ class Note(NamedTuple):
     warns: bool = False
 
 
-def file_notes(layer, model_choice: str) -> list[Note] | None:
-    """What a JPEG source file says: its quality (the guard) and the model it was compressed for.
+def file_notes(layer, model_choice: str, weights_file=None) -> list[Note] | None:
+    """What a JPEG source file says: its quality (the guard, by the chosen model's threshold) and
+    the model it was compressed for.
 
     ``None`` when the layer did not come from a JPEG file (the pixels are checked instead).
     """
+    if model_choice == "weights file" and weights_file and Path(str(weights_file)).is_file():
+        model_choice = str(weights_file)
     path = getattr(layer.source, "path", None)
     if not path or Path(str(path)).suffix.lower() not in (".jpg", ".jpeg"):
         return None
     notes = []
     quality = estimate_jpeg_quality(path) if Path(path).is_file() else None
     if quality is not None:
-        restore_it, reason = guard_decision(file_quality=quality, color=layer.rgb)
+        restore_it, reason = guard_decision(
+            file_quality=quality, color=layer.rgb, model=model_choice
+        )
         notes.append(
             Note(f"JPEG q~{quality}")
             if restore_it

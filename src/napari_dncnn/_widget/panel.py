@@ -152,7 +152,7 @@ class RestoreWidget(Container):
         plan.append(f"on {dev} ({'bf16' if bf16 else 'fp32'})")
         if not layer.rgb and colour_model(self.model_combo.value):
             plan.append(f"{self.model_combo.value} is a colour model: it needs an RGB layer")
-        notes = file_notes(layer, self.model_combo.value)
+        notes = file_notes(layer, self.model_combo.value, self.weights_edit.value)
         if notes is None and isinstance(layer.data, np.ndarray):  # any dtype: its own range
             if self._pixel_verdict[0] is not layer.data:  # a model change keeps the pixels
                 planes = plane_range_note(layer.data, layer.rgb)

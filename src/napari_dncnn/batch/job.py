@@ -78,7 +78,7 @@ class BatchOptions:
     out_of_core_above: int = OUT_OF_CORE_ABOVE
     block_size: int = BLOCK_SIZE
     force: bool = False  # restore images the quality guard would leave unchanged
-    skip_above: int | None = None  # None: 90 for gray, 80 for colour
+    skip_above: int | None = None  # None: the model's guard threshold (quality.guard_threshold)
     pixel_limit: int = PIXEL_LIMIT
 
 
@@ -203,7 +203,7 @@ def _guard(src: Path, data, o: BatchOptions) -> tuple[bool, str]:
     if o.force or not guards_model(o.model):
         return True, ""
     quality = estimate_jpeg_quality(src) if src.suffix.lower() in (".jpg", ".jpeg") else None
-    restore_it, reason = guard_decision(data, quality, o.skip_above)
+    restore_it, reason = guard_decision(data, quality, o.skip_above, model=o.model)
     return restore_it, "" if restore_it else f"{reason}: written unchanged"
 
 

@@ -54,7 +54,8 @@ def add(sub) -> None:
     add_skip_above(
         p,
         "JPEG files of a higher estimated quality are written unchanged "
-        "(default: 90 for gray, 80 for colour)",
+        "(default: the highest quality at which the model was measured to make no image "
+        "worse, see docs/models.md; 90 gray, 80 colour where unmeasured)",
     )
     add_progress(p)
 

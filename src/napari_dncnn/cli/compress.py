@@ -41,7 +41,8 @@ def add(sub) -> None:
     add_skip_above(
         p,
         "qualities above Q are viewed without the model, as the quality guard does "
-        "(default: 90 for gray, 80 for colour)",
+        "(default: the highest quality at which the model was measured to make no image "
+        "worse, see docs/models.md; 90 gray, 80 colour where unmeasured)",
     )
     add_device(p)
     add_progress(p)

@@ -39,7 +39,7 @@ def add(sub) -> None:
         default=None,
         help="comma-separated JPEG qualities (default: those of "
         f"{','.join(map(str, DEFAULT_QUALITIES))} where the quality guard lets the model run: up "
-        "to 90 for gray, 80 for colour, or --skip-above)",
+        "to the model's measured no-harm quality, or --skip-above)",
     )
     add_model(p)
     add_gray_or_color(p, "gray (BT.601 luma of colour)")
@@ -47,7 +47,8 @@ def add(sub) -> None:
     add_skip_above(
         p,
         "above Q the restoration is the JPEG itself, as the quality guard shows it "
-        "(default: 90 for gray, 80 for colour; 100 measures the model at every quality)",
+        "(default: the model's measured no-harm quality, else 90 gray, 80 colour; 100 measures "
+        "the model at every quality)",
     )
     add_device(p)
     add_progress(p)

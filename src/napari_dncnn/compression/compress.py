@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..jpeg import encode_jpeg
-from ..jpeg import skip_above as threshold_for
+from ..quality import guard_threshold
 from ..training.evaluate import psnr, ssim
 from .rd import decode, encode_and_view
 
@@ -141,7 +141,7 @@ def compress_image(
             "use --target-psnr for it"
         )
     color = clean.ndim == 3
-    skip_above = threshold_for(color, skip_above)
+    skip_above = guard_threshold(model, color, skip_above)
     view = _viewer(clean, model, color, skip_above, device=device, tile_size=tile_size)
     quality, scores = smallest_quality(lambda q: target.score(clean, view(q)[1]), target.value)
     sizes: dict[int, int] = {}

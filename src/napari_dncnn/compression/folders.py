@@ -29,7 +29,7 @@ from ..folders import (
 )
 from ..folders import plan_outputs as plan_folder
 from ..jpeg import encode_jpeg, model_tag
-from ..jpeg import skip_above as threshold_for
+from ..quality import guard_threshold
 from ..training.config import portable_path
 from ..weights import load_model, resolve_model_name
 from ..wording import option
@@ -91,7 +91,7 @@ def run_rd(
     info = _model_info(model, 3 if color else 1)
     named = [(p.name, im) for p, im in zip(paths, images)]
     if qualities is None:  # where the quality guard lets the model run (the rest is the JPEG)
-        top = threshold_for(color, skip_above)
+        top = guard_threshold(info["model"], color, skip_above)
         qualities = [q for q in DEFAULT_QUALITIES if q <= top]
     rows = rd_rows(
         named,
@@ -106,7 +106,7 @@ def run_rd(
     meta = {
         "clean_dir": portable_path(str(clean_dir)),
         "color": color,
-        "skip_above_quality": threshold_for(color, skip_above),
+        "skip_above_quality": guard_threshold(info["model"], color, skip_above),
         "skipped_files": problems,
         **info,
     }

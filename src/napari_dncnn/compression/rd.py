@@ -35,7 +35,7 @@ from PIL import Image
 from ..engine import restore
 from ..files.atomic import atomic_target, write_json_atomic
 from ..jpeg import encode_jpeg
-from ..jpeg import skip_above as threshold_for
+from ..quality import guard_threshold
 from ..training.evaluate import psnr, ssim
 from .bd import bd_quality, bd_rate
 
@@ -74,12 +74,13 @@ def decode(data: bytes, color: bool) -> np.ndarray:
 def encode_and_view(clean, quality: int, model, color: bool, skip_above=None, **kw):
     """``(file bytes, decoded JPEG, what napari-dncnn shows of it)`` at ``quality``.
 
-    What it shows is the model's restoration up to ``skip_above`` (default: 90 gray, 80
-    colour) and the JPEG itself above, as the quality guard does.
+    What it shows is the model's restoration up to ``skip_above`` (default: the model's
+    :func:`~napari_dncnn.quality.guard_threshold`) and the JPEG itself above, as the quality
+    guard does.
     """
     data = encode_jpeg(clean, quality)
     jpeg = decode(data, color)
-    if quality > threshold_for(color, skip_above):
+    if quality > guard_threshold(model, color, skip_above):
         return data, jpeg, jpeg
     return data, jpeg, restore(jpeg, model, channel_axis=-1 if color else None, **kw).restored
 
@@ -89,7 +90,7 @@ def measure(
 ) -> RDRow:
     """One image at one quality: size, and PSNR/SSIM of the JPEG and of its restoration.
 
-    Above ``skip_above`` (default: 90 gray, 80 colour) the "restoration" is the JPEG itself, as
+    Above ``skip_above`` (default: the model's guard threshold) the "restoration" is the JPEG itself, as
     the quality guard shows it.
     """
     data, jpeg, restored = encode_and_view(clean, quality, model, color, skip_above, **kw)

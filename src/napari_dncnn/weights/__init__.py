@@ -11,6 +11,7 @@ official name (``dncnn3``, ``dncnn-b``, ``cdncnn-b``) or the path of a
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -41,6 +42,7 @@ __all__ = [
     "bundled_weights_path",
     "cache_dir",
     "fetch_official",
+    "guard_max_quality",
     "load_model",
     "model_fingerprint",
     "model_loads",
@@ -52,6 +54,28 @@ __all__ = [
 
 MODEL_NAMES = [*BUNDLED_MODELS, *OFFICIAL_MODELS]
 """Every model that has a name: the bundled ones first, then the official ones (downloaded on first use)."""
+
+
+def guard_max_quality(model: str, channels: int) -> int | None:
+    """The highest JPEG quality at which ``model`` was measured to make no image worse (its
+    record's ``guard_max_quality``, ``benchmarks/bench_no_harm.py``), or None where unmeasured."""
+    name = resolve_model_name(str(model), channels)
+    if name in BUNDLED_MODELS:
+        record = bundled_weights_path(name).with_suffix(".json")
+    elif name in OFFICIAL_MODELS:
+        return None
+    else:
+        record = Path(name).with_suffix(".json")
+    return _recorded_guard(str(record), record.stat().st_mtime if record.is_file() else 0.0)
+
+
+@lru_cache(maxsize=32)
+def _recorded_guard(record: str, mtime: float) -> int | None:
+    try:
+        value = json.loads(Path(record).read_text()).get("guard_max_quality")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return int(value) if isinstance(value, (int, float)) else None
 
 
 def resolve_model_name(model: str, channels: int) -> str:
