@@ -119,6 +119,11 @@ def run_on_cluster(
 
     client, cluster = connect(scheduler, workers, log)
     futures, run = {}, uuid.uuid4().hex[:12]  # keys unique across batches on one scheduler
+    # A Ctrl-C inside the client's event-loop sync makes distributed's cancel callback fail in the
+    # loop thread, and tornado logs that traceback; the report already says "not run".
+    tornado_log = logging.getLogger("tornado.application")
+    tornado_level = tornado_log.level
+    tornado_log.setLevel(logging.CRITICAL)
     try:
         o = asdict(opts)
         for i, f in enumerate(todo):
@@ -150,3 +155,4 @@ def run_on_cluster(
         client.close()
         if cluster is not None:
             cluster.close()
+        tornado_log.setLevel(tornado_level)
