@@ -108,7 +108,7 @@ class RestoreWidget(Container):
         self.restore_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
-        self.guard_note, self.guard_warnings = "", []
+        self.guard_warnings = []
         self.state = RunState.IDLE
         self._pixel_verdict = (None, [])  # (the data judged, the guard's notes on it)
         self.last_progress = (0, 0)  # (tiles done, tiles in all) of the latest run
@@ -140,10 +140,10 @@ class RestoreWidget(Container):
         if self.worker is not None:
             return
         if not isinstance(layer, Image):
-            self.status.value = self.guard_note = ""  # nothing to restore: no stale plan
+            self.status.value = ""  # nothing to restore: no stale plan
             self.guard_warnings = []
             return
-        self.guard_note, self.guard_warnings = "", []
+        self.guard_warnings = []
         plan = []
         if self.model_combo.value == "auto":
             plan.append(f"auto will use {'jpeg-color' if layer.rgb else 'jpeg-gray'}")
@@ -160,7 +160,6 @@ class RestoreWidget(Container):
                 self._pixel_verdict = (layer.data, verdict)
             notes = self._pixel_verdict[1]
         notes = notes or []
-        self.guard_note = "; ".join(n.text for n in notes)
         self.guard_warnings = [n.text for n in notes if n.warns]
         self.status.value = "; ".join(plan + [n.text for n in notes])
 

@@ -39,7 +39,7 @@ from ..files.lazy_images import (
     write_ome_zarr,
 )
 from ..files.tiled_tiff import write_tiled_tiff
-from ..folders import FileResult, FolderError, Status, describe_error
+from ..folders import FileResult, FolderError, Status, describe_error, finished_if_all_exist
 from ..jpeg import estimate_jpeg_quality, read_model_tag
 from ..quality import guard_decision, guards_model
 from ..weights import model_fingerprint, model_loads, resolve_model_name
@@ -127,8 +127,8 @@ def process_file(f: str, outs: list[str], opts: dict) -> FileResult:
     out = Outputs.of(targets)
     t0 = time.perf_counter()
     base = {"input": src, "worker": _worker_name()}
-    if not o.overwrite and all(
-        t.exists() for t in targets
+    if not o.overwrite and finished_if_all_exist(
+        targets
     ):  # a retry after the outputs were renamed in
         return FileResult(status=Status.EXISTING, outputs=targets, **base)
     ooc, warning = False, ""

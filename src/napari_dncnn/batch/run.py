@@ -18,21 +18,21 @@ processes) every file is a dask.distributed task with retries; workers load
 the model from its weights file once per process and read and write files by
 path.  A JSON report (file, status, seconds, worker, error) is written to the
 output folder either way.  One file's work is :func:`.job.process_file`; the
-runners (:mod:`.local`, :mod:`.cluster`) yield its results.
+serial runner (:func:`..folders.iterate`) and :mod:`.cluster` yield its results.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from ..devices import pick_device
 from ..files.atomic import remove_leftovers
 from ..files.images import TIFF_SUFFIXES
-from ..folders import FolderReport, check_folders, discover, drain, find_inputs, triage
+from ..folders import FolderReport, check_folders, discover, drain, find_inputs, iterate, triage
 from ..folders import plan_outputs as plan_folder
 from .cluster import run_on_cluster
-from .job import OUT_OF_CORE_ABOVE, PIXEL_LIMIT, BatchError, BatchOptions
-from .local import run_local
+from .job import OUT_OF_CORE_ABOVE, PIXEL_LIMIT, BatchError, BatchOptions, process_file
 
 __all__ = ["BatchReport", "find_inputs", "plan_outputs", "run_batch", "REPORT_NAME"]
 
@@ -52,6 +52,12 @@ def output_names(rel: Path, save_residual: bool) -> list[Path]:
             rel.with_name(rel.stem + "_residual" + (".zarr" if low == ".zarr" else ".tif"))
         )
     return names
+
+
+def _in_process(outputs: dict[Path, list[Path]], opts: BatchOptions):
+    """One file's work in this process: :func:`.job.process_file` with the plain values it takes."""
+    o = asdict(opts)
+    return lambda f: process_file(str(f), [str(p) for p in outputs[f]], o)
 
 
 def plan_outputs(input_dir: Path, files: list[Path], output_dir: Path, save_residual: bool):
@@ -124,7 +130,7 @@ def run_batch(
             todo, plan.outputs, opts, scheduler=scheduler, workers=workers, retries=retries, log=log
         )
     else:
-        where, runner = "this process", run_local(todo, plan.outputs, opts)
+        where, runner = "this process", iterate(todo, _in_process(plan.outputs, opts))
     meta = {"input_dir": str(input_dir), "output_dir": str(output_dir), "model": str(model)}
     meta |= {"scheduler": where}
     bar = _Bar(len(files), len(results)) if progress else None

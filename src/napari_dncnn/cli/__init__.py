@@ -77,6 +77,8 @@ def main(argv=None) -> int:
     args, extra = parser.parse_known_args(argv)  # exits with status 2 on bad usage
     if extra:  # the command's own usage and a suggestion, not the top level's
         parser.commands[args.cmd].error(f"unrecognized arguments: {' '.join(extra)}")
+    # the command as typed, for the records that keep it (trained weights, eval tables)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if argv is None:  # the console script: this process is ours to configure
         terminate_like_ctrl_c()
     try:

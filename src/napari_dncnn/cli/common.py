@@ -189,6 +189,8 @@ def load_model_or_usage(model: str, progress: bool, tile_size: int | None = None
     from ..engine.tiles import fit_tile
     from ..weights import WeightsError, load_model
 
+    if model == "auto" and not tile_size:  # auto picks its model per image, later
+        return None
     try:
         loaded = load_model("jpeg-gray" if model == "auto" else model, progressbar=progress)
     except (WeightsError, ValueError) as exc:
@@ -199,7 +201,7 @@ def load_model_or_usage(model: str, progress: bool, tile_size: int | None = None
         try:
             fit_tile(tile_size, loaded.network, torch.device("cpu"))
         except ValueError as exc:
-            raise UsageError(str(exc).replace("tile_size", "--tile-size")) from exc
+            raise UsageError(str(exc)) from exc
     return None if model == "auto" else loaded
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from .common import (
@@ -117,7 +116,7 @@ def _record(args, color: bool, rows) -> str:
     from ..files.atomic import JsonRecordError, update_json
 
     key = f"{Path(args.data_dir).name} ({'RGB' if color else 'gray'})"
-    entry = {"command": command_line(sys.argv[1:]), "rows": [r.as_dict() for r in rows]}
+    entry = {"command": command_line(args.argv), "rows": [r.as_dict() for r in rows]}
 
     def add(record: dict) -> None:
         record.setdefault("validation", {})[key] = entry

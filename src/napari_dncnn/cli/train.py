@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 
 from .common import EXIT_OK, Failed, UsageError, add_progress, command_line, say
 
-_EXTRA = ("cmd", "resume", "no_progress", "overwrite")
+_EXTRA = ("cmd", "argv", "resume", "no_progress", "overwrite")
 _TYPES = {"int": int, "float": float, "str": str}
 
 
@@ -59,7 +58,7 @@ def run(args) -> int:
     from ..training import TrainConfig, train
 
     fields = {k: v for k, v in vars(args).items() if k not in _EXTRA}
-    cfg = TrainConfig(**fields, command=command_line(sys.argv[1:]))
+    cfg = TrainConfig(**fields, command=command_line(args.argv))
     try:
         summary = train(
             cfg, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite

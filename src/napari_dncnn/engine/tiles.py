@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..network import DnCNN
+from ..wording import option
 
 __all__ = [
     "DEFAULT_TILE",
@@ -56,16 +57,17 @@ def default_tile_size(net: DnCNN, device: torch.device) -> int:
 
 def fit_tile(tile_size: int | None, net: DnCNN, device: torch.device) -> int:
     """The tile side to use: ``tile_size`` (or the default), rounded up to the network's unshuffle grid."""
+    given = option("tile_size", tile_size)
     if tile_size is not None and (isinstance(tile_size, bool) or int(tile_size) != tile_size):
-        raise ValueError(f"tile_size must be a whole number of pixels, got {tile_size!r}")
+        raise ValueError(f"{given}: the tile size must be a whole number of pixels")
     tile = int(tile_size) if tile_size else default_tile_size(net, device)
     if tile < 1:
         raise ValueError(
-            f"tile_size must be a positive number of pixels (or 0/None: automatic), got {tile_size}"
+            f"{given}: the tile size must be a positive number of pixels, or 0 (automatic)"
         )
     if tile < net.receptive_radius:
         raise ValueError(
-            f"tile_size {tile} is below this network's receptive radius ({net.receptive_radius} px): every "
+            f"{given} is below this network's receptive radius ({net.receptive_radius} px): every "
             f"tile would compute more than 9x its own area; use at least {net.receptive_radius}, or 0 (automatic)"
         )
     step = net.space_to_depth

@@ -27,6 +27,8 @@ __all__ = [
     "FolderPlan",
     "check_folders",
     "find_inputs",
+    "finished_if_all_exist",
+    "iterate",
     "discover",
     "plan_outputs",
     "triage",
@@ -171,6 +173,7 @@ def plan_outputs(
 
 
 def finished_if_all_exist(outputs: list[Path]) -> bool:
+    """The default rule for a finished input: every one of its outputs exists."""
     return all(o.exists() for o in outputs)
 
 
