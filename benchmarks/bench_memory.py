@@ -86,7 +86,7 @@ def _run(src: Path, out: Path, model: str, extra: list[str]) -> dict:
 
 
 def _tiny_model(folder: Path) -> str:
-    from napari_dncnn.network import DnCNN
+    from napari_dncnn.networks import DnCNN
     from napari_dncnn.weights import save_weights
 
     path = folder / "depth3-64.safetensors"

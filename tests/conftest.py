@@ -105,19 +105,32 @@ def server():
     httpd.server_close()
 
 
+def register_file(name: str, url: str, sha256: str, size: int, monkeypatch):
+    """Point the registry's model ``name`` at another file (for this test only)."""
+    import dataclasses
+
+    from napari_dncnn.weights import registry
+
+    entry = registry.ModelFile(url, sha256, size)
+    spec = dataclasses.replace(registry.MODELS[name], file=entry)
+    monkeypatch.setitem(registry.MODELS, name, spec)
+    return entry
+
+
 @pytest.fixture
 def tiny_official(tmp_path, monkeypatch, server):
-    """The name 'dncnn3' pointed at the test server, serving a tiny .mat; the cache in a temporary folder."""
+    """The name 'dncnn3' pointed at the test server, serving a tiny .mat; the cache in a temporary folder.
+
+    Returns the registry's file entry (``url``, ``sha256``, ``size``, ``filename``), the cache, the
+    server and its handler."""
     httpd, handler = server
-    from napari_dncnn.weights import official
     from test_foreign import bn_free_net, matconvnet_layers, write_matconvnet
 
     mat = write_matconvnet(tmp_path / "src.mat", matconvnet_layers(bn_free_net()))
     handler.body = mat.read_bytes()
     sha = hashlib.sha256(handler.body).hexdigest()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/model/DnCNN3.mat"
-    entry = official.OfficialModel("dncnn3", "DnCNN3.mat", url, sha, 1, "test model")
-    monkeypatch.setitem(official.OFFICIAL_MODELS, "dncnn3", entry)
+    entry = register_file("dncnn3", url, sha, len(handler.body), monkeypatch)
     cache = tmp_path / "cache"
     monkeypatch.setenv("NAPARI_DNCNN_CACHE", str(cache))
     return entry, cache, httpd, handler

@@ -1,4 +1,4 @@
-"""Official models by name: downloads from an HTTP server on 127.0.0.1 that the tests start, hash checks, cache."""
+"""Named models downloaded on first use: from an HTTP server on 127.0.0.1 that the tests start; hash checks, cache."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import register_file
 from napari_dncnn import WeightsError, load_model, restore
-from napari_dncnn.weights import official
 
 
 def test_right_hash_downloads_once_then_works_with_the_server_gone(tiny_official, camera_crop):
@@ -33,8 +33,7 @@ def test_a_file_with_the_source_name_in_the_cache_needs_no_network(tiny_official
 
 def test_wrong_hash_is_an_error_and_nothing_is_cached(tiny_official, monkeypatch):
     entry, cache, httpd, handler = tiny_official
-    bad = official.OfficialModel(entry.name, entry.filename, entry.url, "0" * 64, 1, "test")
-    monkeypatch.setitem(official.OFFICIAL_MODELS, "dncnn3", bad)
+    register_file("dncnn3", entry.url, "0" * 64, entry.size, monkeypatch)
     with pytest.raises(WeightsError, match="did not match its sha256"):
         load_model("dncnn3")
     assert not list(cache.iterdir())

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from napari_dncnn import DnCNN, WeightsError, load_model, restore
-from napari_dncnn.weights.foreign import load_kair, load_matconvnet
+from napari_dncnn.weights.foreign import load_matconvnet, load_pth
 
 OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "weights" / "official"
 BSD68 = Path(__file__).resolve().parents[2] / "shared" / "data" / "val" / "BSD68"
@@ -117,7 +117,7 @@ def test_kair_state_dict_loads_and_restore_takes_the_path(tmp_path, camera_crop)
     state = {f"model.{k.split('.', 1)[1]}": v for k, v in net.state_dict().items()}
     assert "model.8.bias" in state  # KAIR numbers the convs 0, 2, 4, ...
     torch.save(state, tmp_path / "dncnn.pth")
-    loaded, _ = load_kair(tmp_path / "dncnn.pth")
+    loaded, _ = load_pth(tmp_path / "dncnn.pth")
     same_output(net, loaded)
     a = restore(camera_crop, net, precision="fp32")
     b = restore(camera_crop, str(tmp_path / "dncnn.pth"), precision="fp32")
@@ -152,8 +152,8 @@ def test_non_dncnn_files_are_clear_errors(tmp_path):
             write_matconvnet(tmp_path / "p.mat", layers[:2] + [("pool", [])] + layers[2:])
         )
     torch.save({"weight": torch.zeros(1)}, tmp_path / "other.pth")
-    with pytest.raises(WeightsError, match="no model.N.weight"):
-        load_kair(tmp_path / "other.pth")
+    with pytest.raises(WeightsError, match="other.pth: not a network napari-dncnn knows.*weight"):
+        load_pth(tmp_path / "other.pth")
     junk = (b"hello", b"this is not a model\n" * 10, b"", b"\0" * 1000)  # KeyError, IndexError, ...
     for data in junk:
         (tmp_path / "junk.pth").write_bytes(data)

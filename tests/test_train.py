@@ -137,7 +137,7 @@ def test_init_continues_from_weights_and_counts_earlier_stages(tmp_path, train_f
     second = train(_cfg(tmp_path / "b", train_folder, steps=3, init=first["out"]), progress=False)
     record = json.loads((tmp_path / "b" / "w.json").read_text())["training"]
     assert [st["steps"] for st in record["stages"]] == [4, 3] and record["total_steps"] == 7
-    assert load_model(second["out"]).depth == 4
+    assert load_model(second["out"]).network.depth == 4
 
 
 def test_quality_draws_skew_low_and_leave_a_share_clean(astronaut_crop):

@@ -9,7 +9,7 @@ The public API works without napari or Qt::
 from importlib.metadata import PackageNotFoundError, version
 
 from .engine import Cancelled, Restoration, iter_restore, restore
-from .network import DnCNN, fold_batchnorm, receptive_field
+from .networks import DnCNN, fold_batchnorm, receptive_field
 from .weights import BUNDLED_MODELS, LoadedModel, WeightsError, load_model, save_weights
 
 try:

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.fft import dctn
 
 from .jpeg import skip_above as threshold_for
-from .weights import guard_max_quality
+from .weights import guard_max_quality, spec_for
 
 __all__ = [
     "JpegEvidence",
@@ -38,11 +38,8 @@ __all__ = [
     "guard_decision",
     "guards_model",
     "LATTICE_THRESHOLD",
-    "NOISE_MODELS",
 ]
 
-NOISE_MODELS = {"dncnn-b", "cdncnn-b"}
-"""Gaussian denoisers: the JPEG quality guard does not apply to them."""
 
 LATTICE_THRESHOLD = 0.2
 """Lattice strength (0: none, 1: perfect) above which an image counts as JPEG-decoded."""
@@ -157,8 +154,10 @@ def _plane_as_8bit(image: np.ndarray) -> np.ndarray:
 
 
 def guards_model(model) -> bool:
-    """Whether the quality guard applies to ``model`` (every model but the Gaussian denoisers)."""
-    return str(model) not in NOISE_MODELS
+    """Whether the quality guard applies to ``model``: to every JPEG model and weights file, not
+    to the noise models of the registry (DnCNN-B, DRUNet, SCUNet)."""
+    spec = spec_for(str(model))
+    return spec is None or spec.guarded
 
 
 def guard_threshold(model, color: bool, skip_above: int | None = None) -> int:

@@ -10,7 +10,8 @@ import numpy as np
 from ..engine.axes import ImageError
 from ..jpeg import estimate_jpeg_quality, read_model_tag
 from ..quality import guard_decision
-from ..weights import BUNDLED_MODELS, OFFICIAL_MODELS, NotWeightsError, resolve_model_name
+from ..weights import NotWeightsError, resolve_model_name, spec_for
+from ..weights.registry import model_tooltip
 
 
 def in_widget_words(exc: Exception) -> str:
@@ -108,9 +109,7 @@ def set_tooltips(panel) -> None:
     """Each control's tooltip: what it does, in the words of the panel's user."""
     tips = {
         panel.layer_combo: "The image layer to restore (follows the layer you select in the layer list).",
-        panel.model_combo: "auto: jpeg-gray for gray images, jpeg-color for RGB (bundled, offline). "
-        "dncnn3: the official model for JPEG, noise and upscaling; dncnn-b / cdncnn-b: official "
-        "blind Gaussian denoisers (downloaded once). 'weights file': your own .safetensors/.mat/.pth.",
+        panel.model_combo: model_tooltip(),
         panel.weights_edit: "A weights file: .safetensors (napari-dncnn train), .mat (MatConvNet) or .pth "
         "(a plain PyTorch state dict).",
         panel.device_combo: "auto picks a CUDA GPU, then Apple MPS, then the CPU.",
@@ -134,9 +133,10 @@ def set_tooltips(panel) -> None:
 
 
 def colour_model(model: str) -> bool:
-    """A named model that needs RGB data (a path's channels are known only once it loads)."""
-    official = OFFICIAL_MODELS.get(model)
-    return BUNDLED_MODELS.get(model) == 3 or (official is not None and official.channels == 3)
+    """A named colour DnCNN, which refuses gray data (as the engine does: other colour networks
+    take gray as three equal channels; a path's channels are known only once it loads)."""
+    spec = spec_for(model)
+    return spec is not None and spec.channels == 3 and spec.architecture == "dncnn"
 
 
 def download_text(done: int, total: int) -> str:

@@ -20,7 +20,7 @@ from ..devices import pick_device, use_bf16
 from ..engine import iter_restore
 from ..engine.axes import AxesPlan
 from ..engine.tiles import DEFAULT_TILE
-from ..weights import OFFICIAL_MODELS, cache_dir, fetch_official, resolve_model_name
+from ..weights import download_note, fetch_model, resolve_model_name
 from .outputs import residual_limit
 
 COMPUTE_LEVELS_UP_TO = 4 * 2**20
@@ -104,7 +104,7 @@ def restore_steps(data, model, blocks: dict | None, **options):
     """
     torch.set_num_threads(gui_threads())
     cancel = options.pop("cancel", None)
-    if model in OFFICIAL_MODELS and not (cache_dir() / OFFICIAL_MODELS[model].filename).exists():
+    if isinstance(model, str) and download_note(model):
         yield from _download(model)  # in the worker: the viewer stays responsive
     t0 = time.perf_counter()
     if blocks is not None:
@@ -189,13 +189,13 @@ class _Bytes:
 
 
 def _download(model: str):
-    """Fetch an official model in a thread of its own, yielding ``("download", bytes, total)`` as it goes.
+    """Fetch a named model in a thread of its own, yielding ``("download", bytes, total)`` as it goes.
 
     A napari progress bar made in the worker thread would be a Qt object of the wrong thread.
     """
     got = _Bytes()
     yield from _in_thread(
-        lambda: fetch_official(model, progressbar=got), lambda: ("download", got.n, got.total)
+        lambda: fetch_model(model, progressbar=got), lambda: ("download", got.n, got.total)
     )
     yield "download", got.n, got.total  # the end, even of a download faster than one poll
 

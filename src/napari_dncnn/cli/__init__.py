@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from ..wording import command_line_wording
-from . import batch, compress, convert, evaluate, rd, train
+from . import batch, compress, convert, evaluate, models, rd, train
 from .common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -47,12 +47,14 @@ COMMANDS = {
     "convert": convert,
     "rd": rd,
     "compress": compress,
+    "models": models,
 }
 
 DESCRIPTION = (
     "Remove JPEG artifacts and noise with a DnCNN: restore folders of images (batch), measure "
     "models (eval), train your own (train), convert weights (convert), measure the bytes a DnCNN "
-    "decoder saves (rd) and compress images to a target quality (compress). "
+    "decoder saves (rd), compress images to a target quality (compress) and list the "
+    "named models (models). "
     "Run 'napari-dncnn COMMAND --help' for each command's options."
 )
 

@@ -8,14 +8,11 @@ import os
 import shlex
 import sys
 
+from ..weights.registry import model_help
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
-MODEL_HELP = (
-    "auto (default: jpeg-gray or jpeg-color by the image), jpeg-gray, jpeg-color (bundled), "
-    "dncnn3, dncnn-b, cdncnn-b (the official models, downloaded on first use), "
-    "or the path of a .safetensors, .mat (MatConvNet) or .pth (state dict) file; downloads go to "
-    "$NAPARI_DNCNN_CACHE or the user cache"
-)
+MODEL_HELP = model_help()
 
 
 class UsageError(Exception):

@@ -38,8 +38,10 @@ def restore(
     cancel: threading.Event | None = None,
     data_range=None,
     precision="auto",
+    quality=None,
+    sigma=None,
 ) -> Restoration:
-    """Remove JPEG artifacts (or noise) from ``image`` with a DnCNN.
+    """Remove JPEG artifacts (or noise) from ``image`` with a DnCNN or another named network.
 
     Parameters
     ----------
@@ -49,10 +51,13 @@ def restore(
         with the gray model.  A dask or zarr array is restored lazily by
         :func:`napari_dncnn.engine.lazy.restore_lazy`: the result holds two dask
         arrays, computed block by block when asked for.
-    model : str, path, LoadedModel or DnCNN
+    model : str, path, LoadedModel or network
         ``'auto'`` (gray model for one-channel planes, colour model for RGB),
-        ``'jpeg-gray'``, ``'jpeg-color'``, or a ``.safetensors`` weights path.
-        A gray model on RGB data restores each colour channel as a gray plane.
+        a name of ``napari-dncnn models`` (``'jpeg-gray'``, ``'fbcnn-color'``,
+        ``'drunet-color'``, ...), or a ``.safetensors``, ``.pth`` or ``.mat`` path.
+        A gray model on RGB data restores each colour channel as a gray plane; a
+        gray image through a colour-only model runs as three equal channels, and
+        the mean of their residuals is returned.
     channel_axis : int, optional
         Axis holding colour channels.  Default: the last axis if it has size
         3 or 4 and the image has at least 3 dimensions (napari's ``rgb``
@@ -62,8 +67,10 @@ def restore(
         (the 4th channel) is passed through untouched.
     tile_size : int, optional
         Tile side in pixels, not counting the overlap (default: 512, smaller
-        if memory is short).  Tiles overlap by the receptive radius, so the
-        result does not depend on the tile size (exactly so in fp32).
+        if memory is short; for U-Nets the whole plane when it fits in memory).
+        DnCNN tiles overlap by the receptive radius, so the result does not
+        depend on the tile size (exactly so in fp32); U-Net tiles overlap by
+        the network's halo (close to, not equal to, the whole-plane result).
     device : str
         ``'auto'`` (cuda, then mps, then cpu), ``'cpu'``, ``'cuda'``,
         ``'cuda:N'`` or ``'mps'``; a missing device raises ``ValueError``.
@@ -77,6 +84,12 @@ def restore(
     precision : str
         ``'auto'`` (bf16 on CUDA and on CPUs with native bf16, else fp32),
         ``'fp32'`` or ``'bf16'``.
+    quality : float, optional
+        For FBCNN models: the JPEG quality (1-100) to assume.  Default: the
+        network's own prediction, made once per image.
+    sigma : float, optional
+        For DRUNet models: the Gaussian noise level in 0-255 units of the
+        8-bit range (default 15).
 
     Returns
     -------
@@ -107,4 +120,6 @@ def restore(
         cancel=cancel,
         data_range=data_range,
         precision=precision,
+        quality=quality,
+        sigma=sigma,
     )

@@ -15,12 +15,19 @@ from typing import NamedTuple
 import numpy as np
 
 from ..devices import pick_device, use_bf16
-from ..network import DnCNN
 from ..weights import network_for
 from .axes import AxesPlan, ImageError, check_array, from_planes, to_dtype, to_planes
+from .controls import check_controls, choose_control
 from .tiles import count_tiles, fit_tile, iter_residual
 
-__all__ = ["Restoration", "Cancelled", "iter_restore", "restore_array", "check_model_fits"]
+__all__ = [
+    "Restoration",
+    "Cancelled",
+    "iter_restore",
+    "restore_array",
+    "check_model_fits",
+    "predicted_quality",
+]
 
 
 class Restoration(NamedTuple):
@@ -34,9 +41,13 @@ class Cancelled(Exception):
     """Raised by :func:`restore` when its ``cancel`` event was set."""
 
 
-def check_model_fits(net: DnCNN, plan: AxesPlan, shape: tuple[int, ...]) -> None:
-    """ValueError unless ``net`` can run on an image of ``shape`` planned as ``plan``."""
-    if net.channels == 3 and not plan.rgb:
+def check_model_fits(net, plan: AxesPlan, shape: tuple[int, ...]) -> None:
+    """ValueError unless ``net`` can run on an image of ``shape`` planned as ``plan``.
+
+    A gray image runs through a colour-only network (DRUNet, SCUNet, FBCNN colour) as three
+    equal channels, whose mean is returned; our colour DnCNN refuses it (a gray model exists).
+    """
+    if net.channels == 3 and not plan.rgb and net.architecture == "dncnn":
         raise ImageError(
             f"the colour model needs RGB data (a channel axis of size 3 or 4); this image of shape "
             f"{tuple(shape)} is gray -- use a gray model (auto, jpeg-gray, dncnn3, dncnn-b), or "
@@ -90,6 +101,8 @@ def iter_restore(
     device="auto",
     data_range=None,
     precision="auto",
+    quality=None,
+    sigma=None,
 ) -> Generator[tuple[int, int], None, Restoration]:
     """Restore a numpy array, yielding ``(tiles done, tiles in all)``; returns the :class:`Restoration`.
 
@@ -106,8 +119,9 @@ def iter_restore(
     bf16 = use_bf16(precision, dev)
     net = network_for(model, 3 if plan.rgb else 1, dev)
     check_model_fits(net, plan, image.shape)
+    check_controls(net, quality, sigma)
     planes = to_planes(colour, plan.rgb, net.channels)
-    tile = fit_tile(tile_size, net, dev)
+    tile = fit_tile(tile_size, net, dev, planes.shape[-2:])
     total, done = planes.shape[0] * count_tiles(*planes.shape[-2:], tile), 0
     yield 0, total
     residual_n = np.empty(planes.shape, np.float32)  # the one full-size float array
@@ -115,13 +129,26 @@ def iter_restore(
     def normalise(crop):  # per tile: no normalised copy of the whole image
         return ((crop.astype(np.float64) - lo) / scale).astype(np.float32)
 
+    control = choose_control(net, planes[0], quality, sigma, dev, normalise)
     for i in range(planes.shape[0]):
-        for _ in iter_residual(net, planes[i], tile, dev, bf16, residual_n[i], normalise):
+        for _ in iter_residual(net, planes[i], tile, dev, bf16, residual_n[i], normalise, control):
             done += 1
             yield done, total
     residual_n *= np.float32(scale)
     residual_colour = from_planes(residual_n, colour.shape, plan.rgb, net.channels)
     return _back_to_image(residual_colour, work, plan, image.dtype)
+
+
+def predicted_quality(image, net, channel_axis, data_range, device) -> float:
+    """FBCNN's prediction of the JPEG quality of ``image`` (its first plane), in ``data_range`` units."""
+    image = check_array(image)
+    plan = AxesPlan.for_shape(image.shape, channel_axis)
+    work = plan.to_work(image)
+    planes = to_planes(plan.colour(work), plan.rgb, net.channels)
+    lo, hi = data_range
+    scale = hi - lo if hi > lo else 1.0
+    plane = ((planes[0].astype(np.float64) - lo) / scale).astype(np.float32)
+    return choose_control(net, plane, None, None, device)
 
 
 def restore_array(

@@ -152,6 +152,18 @@ class AxesPlan:
         """The two axes of each plane (Y, X), in the image's own order."""
         return [a for a in range(self.ndim) if a != self.channel_axis][-2:]
 
+    def centre_crop(self, shape: tuple[int, ...], side: int) -> tuple:
+        """Index of the first plane's centre, at most ``side`` px a side, all colour channels kept."""
+        spatial = self.spatial_axes()
+        index = []
+        for a, n in enumerate(shape):
+            if a in spatial:
+                start = max(0, (n - side) // 2)
+                index.append(slice(start, start + side))
+            else:
+                index.append(slice(None) if a == self.channel_axis else 0)
+        return tuple(index)
+
     def to_work(self, image):
         """The image with RGB samples last."""
         if self.channel_axis is None:
@@ -184,7 +196,8 @@ def to_planes(colour: np.ndarray, rgb: bool, model_channels: int) -> np.ndarray:
         return colour.reshape((-1,) + colour.shape[-3:]).transpose(0, 3, 1, 2)
     if rgb:  # gray model on colour data: every colour channel is a plane
         return np.moveaxis(colour, -1, -3).reshape((-1, 1) + colour.shape[-3:-1])
-    return colour.reshape((-1, 1) + colour.shape[-2:])
+    gray = colour.reshape((-1, 1) + colour.shape[-2:])
+    return np.repeat(gray, 3, axis=1) if model_channels == 3 else gray  # colour-only model
 
 
 def from_planes(
@@ -196,4 +209,6 @@ def from_planes(
     if rgb:
         lead = colour_shape[:-3]
         return np.moveaxis(planes.reshape(lead + (3,) + colour_shape[-3:-1]), -3, -1)
+    if model_channels == 3:  # gray through a colour-only model: the mean of its three channels
+        planes = planes.mean(axis=1, dtype=np.float32)
     return planes.reshape(colour_shape)

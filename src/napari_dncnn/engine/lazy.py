@@ -24,8 +24,9 @@ import numpy as np
 
 from ..devices import pick_device
 from ..weights import network_for
-from .arrays import Cancelled, Restoration, check_model_fits, restore_array
+from .arrays import Cancelled, Restoration, check_model_fits, predicted_quality, restore_array
 from .axes import AxesPlan, ImageError, check_dtype_shape, parse_data_range, to_dtype
+from .controls import PREDICT_SIDE, check_controls
 from .tiles import DEFAULT_TILE
 
 __all__ = ["is_lazy", "as_dask", "restore_lazy", "value_range"]
@@ -104,6 +105,8 @@ def _block_residual(
     device,
     precision,
     counter: _Counter | None,
+    quality=None,
+    sigma=None,
 ) -> np.ndarray:
     """Residual (float32, input units) of one overlapped block."""
     if block.size == 0:
@@ -117,6 +120,8 @@ def _block_residual(
         "data_range": data_range,
         "precision": precision,
         "cancel": cancel,
+        "quality": quality,
+        "sigma": sigma,
     }
     if channel_axis is None:
         # gray planes: one 2-D call per plane, so no block shape is mistaken for RGB
@@ -158,7 +163,7 @@ def _rechunk_for(arr, plan: AxesPlan, net, block_size: int | None):
     (thin edge blocks merged) and starting on the network's space-to-depth grid."""
     from dask.array.overlap import ensure_minimum_chunksize
 
-    spatial, radius = plan.spatial_axes(), net.receptive_radius
+    spatial, radius = plan.spatial_axes(), net.halo
     chunks = {}
     if plan.channel_axis is not None:
         chunks[plan.channel_axis] = -1
@@ -174,8 +179,8 @@ def _rechunk_for(arr, plan: AxesPlan, net, block_size: int | None):
         )
         for a in spatial
     }
-    if net.space_to_depth > 1:
-        fixed = {a: _aligned_chunks(fixed[a], net.space_to_depth) for a in spatial}
+    if net.pad_multiple > 1:
+        fixed = {a: _aligned_chunks(fixed[a], net.pad_multiple) for a in spatial}
     if any(fixed[a] != arr.chunks[a] for a in spatial):
         arr = arr.rechunk(fixed)
     return arr
@@ -192,6 +197,8 @@ def restore_lazy(
     cancel: threading.Event | None = None,
     data_range=None,
     precision="auto",
+    quality=None,
+    sigma=None,
     block_size: int | None = None,
 ) -> Restoration:
     """Like :func:`napari_dncnn.restore` for a dask or zarr array; returns two dask arrays.
@@ -202,7 +209,8 @@ def restore_lazy(
     keep the input's chunks).  The channel axis of RGB(A) data is joined into
     one chunk.  ``progress(done, total)`` counts computed blocks and
     ``cancel`` is checked before each block when the graph runs in this
-    process (threaded or synchronous scheduler).
+    process (threaded or synchronous scheduler).  A network's control is chosen
+    once for the whole image (FBCNN's own quality prediction on a centre crop).
     """
     arr = as_dask(image)
     check_dtype_shape(arr.dtype, arr.shape)
@@ -210,13 +218,17 @@ def restore_lazy(
     dev = pick_device(device)
     net = network_for(model, 3 if plan.rgb else 1, dev)
     check_model_fits(net, plan, arr.shape)
+    check_controls(net, quality, sigma)
     arr = _rechunk_for(arr, plan, net, block_size)
     lo, hi = value_range(arr, channel_axis, data_range)
+    if net.control == "quality" and quality is None:
+        crop = np.asarray(arr[plan.centre_crop(arr.shape, PREDICT_SIDE)])
+        quality = predicted_quality(crop, net, plan.channel_axis, (lo, hi), dev)
 
     counter = (
         _Counter(int(np.prod(arr.numblocks)), progress, cancel) if (progress or cancel) else None
     )
-    spatial, radius = plan.spatial_axes(), net.receptive_radius
+    spatial, radius = plan.spatial_axes(), net.halo
     block_chunks = tuple(max(arr.chunks[a]) for a in spatial)
     fn = partial(
         _block_residual,
@@ -227,6 +239,8 @@ def restore_lazy(
         device=str(dev),
         precision=precision,
         counter=counter,
+        quality=quality,
+        sigma=sigma,
     )
     ndim = arr.ndim
     depth = {a: (radius if a in spatial and arr.numblocks[a] > 1 else 0) for a in range(ndim)}

@@ -25,7 +25,7 @@ from ..devices import pick_device, use_bf16
 from ..engine.tiles import residual
 from ..files.atomic import write_json_atomic
 from ..jpeg import jpeg_roundtrip
-from ..network import DnCNN
+from ..networks import DnCNN
 from ..weights import load_model, save_weights
 from .checkpoint import load_checkpoint, save_checkpoint, truncate_log
 from .config import TrainConfig, portable_path

@@ -1,12 +1,12 @@
 """Model weights: which names exist, how each file type loads, and the cached inference network.
 
+- :mod:`.registry`: one spec per named model (every fact about it);
 - :mod:`.store`: our safetensors files with a JSON record (the bundled models live in ``bundled/``);
-- :mod:`.foreign`: MatConvNet ``.mat`` and KAIR ``.pth`` files, nothing unpickled;
-- :mod:`.official`: the published DnCNN models by name, downloaded on first use.
+- :mod:`.foreign`: MatConvNet ``.mat`` and PyTorch ``.pth`` files, nothing unpickled;
+- :mod:`.downloads`: the named models that are downloaded on first use.
 
-A model is ``'auto'``, a bundled name (``jpeg-gray``, ``jpeg-color``), an
-official name (``dncnn3``, ``dncnn-b``, ``cdncnn-b``) or the path of a
-``.safetensors``, ``.mat`` or ``.pth`` file.
+A model is ``'auto'``, a name of :data:`MODEL_NAMES` (``napari-dncnn models`` lists
+them) or the path of a ``.safetensors``, ``.mat`` or ``.pth`` file.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import torch
 
-from ..network import DnCNN, fold_batchnorm
-from .foreign import load_kair, load_matconvnet, sha256_of
-from .official import OFFICIAL_MODELS, SOURCE, cache_dir, fetch_official
+from ..networks import is_network
+from .downloads import cache_dir, cached_path, download_note, fetch_model
+from .foreign import load_matconvnet, load_pth, sha256_of
+from .registry import MODELS, ModelSpec, spec_for
 from .store import (
     BUNDLED_MODELS,
     LoadedModel,
@@ -34,14 +35,17 @@ from .store import (
 
 __all__ = [
     "BUNDLED_MODELS",
-    "OFFICIAL_MODELS",
+    "MODELS",
     "MODEL_NAMES",
     "LoadedModel",
+    "ModelSpec",
     "NotWeightsError",
     "WeightsError",
     "bundled_weights_path",
     "cache_dir",
-    "fetch_official",
+    "cached_path",
+    "download_note",
+    "fetch_model",
     "guard_max_quality",
     "load_model",
     "model_fingerprint",
@@ -50,22 +54,21 @@ __all__ = [
     "network_from_record",
     "resolve_model_name",
     "save_weights",
+    "spec_for",
 ]
 
-MODEL_NAMES = [*BUNDLED_MODELS, *OFFICIAL_MODELS]
-"""Every model that has a name: the bundled ones first, then the official ones (downloaded on first use)."""
+MODEL_NAMES = list(MODELS)
+"""Every model that has a name: the bundled ones first, then those downloaded on first use."""
 
 
 def guard_max_quality(model: str, channels: int) -> int | None:
     """The highest JPEG quality at which ``model`` was measured to make no image worse (its
-    record's ``guard_max_quality``, ``benchmarks/bench_no_harm.py``), or None where unmeasured."""
+    registry entry, or a weights file's record: ``guard_max_quality``), or None where unmeasured."""
     name = resolve_model_name(str(model), channels)
-    if name in BUNDLED_MODELS:
-        record = bundled_weights_path(name).with_suffix(".json")
-    elif name in OFFICIAL_MODELS:
-        return None
-    else:
-        record = Path(name).with_suffix(".json")
+    spec = spec_for(name)
+    if spec is not None:
+        return spec.guard_max_quality
+    record = Path(name).with_suffix(".json")
     return _recorded_guard(str(record), record.stat().st_mtime if record.is_file() else 0.0)
 
 
@@ -85,20 +88,19 @@ def resolve_model_name(model: str, channels: int) -> str:
     return model
 
 
-def _official(name: str, progressbar) -> LoadedModel:
-    m = OFFICIAL_MODELS[name]
-    path = fetch_official(name, progressbar=progressbar)
-    net, record = load_matconvnet(path)
+def _downloaded(spec: ModelSpec, progressbar) -> LoadedModel:
+    path = fetch_model(spec.name, progressbar=progressbar)
+    net, record = load_matconvnet(path) if path.suffix == ".mat" else load_pth(path)
     record.update(
-        name=name,
-        task=m.task,
-        source=SOURCE,
-        source_file=m.filename,
-        source_sha256=m.sha256,
-        url=m.url,
-        licence="none published: downloaded from the source for you, never redistributed",
+        name=spec.name,
+        task=spec.task,
+        source=spec.source,
+        source_file=spec.file.filename,
+        source_sha256=spec.file.sha256,
+        url=spec.file.url,
+        licence=spec.licence,
     )
-    return LoadedModel(net, record, name)
+    return LoadedModel(net, record, spec.name)
 
 
 def _from_path(path: Path) -> LoadedModel:
@@ -106,7 +108,7 @@ def _from_path(path: Path) -> LoadedModel:
     if suffix in (".mat", ".pth", ".pt"):
         if not path.is_file():
             raise WeightsError(f"weights file {path} does not exist")
-        net, record = load_matconvnet(path) if suffix == ".mat" else load_kair(path)
+        net, record = load_matconvnet(path) if suffix == ".mat" else load_pth(path)
         record.update(source_file=path.name, source_sha256=sha256_of(path))
         return LoadedModel(net, record, str(path))
     return load_safetensors(path)
@@ -115,27 +117,28 @@ def _from_path(path: Path) -> LoadedModel:
 def load_model(
     model: str | os.PathLike = "jpeg-gray", *, channels: int | None = None, progressbar=False
 ) -> LoadedModel:
-    """Load a model by name (``'auto'`` needs ``channels``) or path; official names download on first use.
+    """Load a model by name (``'auto'`` needs ``channels``) or path; downloaded names on first use.
 
     Returns a :class:`LoadedModel` whose network is in eval mode (batch norm
     not folded); ``progressbar`` is passed to the download (see
-    :func:`~napari_dncnn.weights.official.fetch_official`).
+    :func:`~napari_dncnn.weights.downloads.fetch_model`).
     """
     name = str(model)
     if name == "auto":
         if channels is None:
             raise ValueError("model='auto' needs channels=1 or 3 to pick a bundled model")
         name = resolve_model_name(name, channels)
-    if name in BUNDLED_MODELS:
+    spec = spec_for(name)
+    if spec is not None and spec.bundled:
         loaded = load_safetensors(bundled_weights_path(name))
         loaded.name = name
         return loaded
-    if name in OFFICIAL_MODELS:
-        return _official(name, progressbar)
+    if spec is not None:
+        return _downloaded(spec, progressbar)
     path = Path(name).expanduser()
     if not path.exists() and path.suffix == "":
         raise WeightsError(
-            f"unknown model {name!r}: use 'auto', one of {MODEL_NAMES}, "
+            f"unknown model {name!r}: use 'auto', one of {MODEL_NAMES} (napari-dncnn models), "
             "or the path of a .safetensors, .mat or .pth weights file"
         )
     return _from_path(path)
@@ -145,8 +148,8 @@ def load_model(
 
 
 @lru_cache(maxsize=8)
-def _cached_network(key: str, mtime: float, device: str) -> DnCNN:
-    net = fold_batchnorm(load_model(key).network)
+def _cached_network(key: str, mtime: float, device: str):
+    net = load_model(key).network.inference_copy()
     return net.to(torch.device(device)).to(memory_format=torch.channels_last)
 
 
@@ -167,20 +170,21 @@ def model_loads() -> int:
     return _cached_network.cache_info().misses
 
 
-def network_for(model, channels: int, device: torch.device) -> DnCNN:
-    """The batch-norm-folded eval network for ``model`` on ``device``, cached per file version.
+def network_for(model, channels: int, device: torch.device):
+    """The inference network for ``model`` on ``device`` (batch norm folded), cached per file version.
 
     ``model`` is ``'auto'`` (picked by ``channels``), a name, a weights path,
-    a :class:`LoadedModel` or a :class:`DnCNN`.
+    a :class:`LoadedModel` or a network of :mod:`napari_dncnn.networks`.
     """
     if isinstance(model, LoadedModel):
         model = model.network
-    if isinstance(model, DnCNN):
-        net = model if getattr(model, "batchnorm_folded", False) else fold_batchnorm(model)
+    if is_network(model):
+        net = model.inference_copy()
         return net.to(device).to(memory_format=torch.channels_last).eval()
     if not isinstance(model, str | os.PathLike):
         raise ValueError(
-            f"model must be 'auto', a model name, a weights path or a DnCNN, got {type(model).__name__}"
+            "model must be 'auto', a model name, a weights path or a network "
+            f"(DnCNN, FBCNN, DRUNet, SCUNet), got {type(model).__name__}"
         )
     name = resolve_model_name(str(model), channels)
     path = Path(name)

@@ -1,16 +1,17 @@
-"""Weights from other DnCNN code, read without unpickling anything.
+"""Weights from other code, read without unpickling anything.
 
 - MatConvNet ``.mat`` files as published with the paper (MATLAB v7.3, which
   is HDF5): ``net.layers`` holds ``conv``, ``relu`` and, if present,
   ``bnorm`` layers.  MATLAB stores arrays column-major, so a filter that
   MATLAB sees as ``(y, x, in, out)`` reads here as ``(out, in, x, y)``;
   MatConvNet correlates (filters are not flipped).
-- KAIR-style PyTorch state dicts (``.pth``: ``model.0.weight``,
-  ``model.0.bias``, ``model.2.weight``, ... for the BN-merged DnCNN), read
-  with ``torch.load(..., weights_only=True)`` only: a file that needs full
-  unpickling is refused, because unpickling runs code.
+- PyTorch state dicts (``.pth``), read with ``torch.load(..., weights_only=True)``
+  only: a file that needs full unpickling is refused, because unpickling runs
+  code.  KAIR's BN-merged DnCNN (``model.0.weight``, ``model.0.bias``, ...) and
+  the FBCNN, DRUNet and SCUNet releases, told apart by their keys
+  (:func:`napari_dncnn.networks.detect`).
 
-Both give a BN-free :class:`~napari_dncnn.network.DnCNN` and a record.
+Each gives a network and a record (MatConvNet and KAIR DnCNN: a BN-free DnCNN).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..network import DnCNN
+from ..networks import DnCNN, build, detect
 from .store import NotWeightsError, WeightsError
 
-__all__ = ["load_matconvnet", "load_kair", "sha256_of", "FOREIGN_SUFFIXES"]
+__all__ = ["load_matconvnet", "load_pth", "sha256_of", "FOREIGN_SUFFIXES"]
 
 FOREIGN_SUFFIXES = {".mat", ".pth", ".pt"}
 
@@ -121,9 +122,8 @@ def _network_from_convs(path: Path, convs: list[list[np.ndarray]]) -> DnCNN:
     return net.eval()
 
 
-def load_kair(path: str | Path) -> tuple[DnCNN, dict]:
-    """A BN-free DnCNN from a KAIR-style state dict (``model.N.weight`` / ``model.N.bias``)."""
-    path = Path(path)
+def _read_pth(path: Path) -> dict:
+    """The tensors of a ``.pth`` file, read with ``weights_only=True`` (nothing but tensors is unpickled)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -141,11 +141,43 @@ def load_kair(path: str | Path) -> tuple[DnCNN, dict]:
             "torch.save(model.state_dict(), ...), a .mat or a .safetensors file",
             path,
         ) from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
+    for wrapper in ("state_dict", "params"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"{path}: holds a {type(state).__name__}, not a state dict of tensors")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_pth(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    """The network of a PyTorch state dict of any supported architecture, told by its keys.
+
+    KAIR's BN-merged DnCNN (``model.N.weight``) becomes a BN-free DnCNN; FBCNN, DRUNet and
+    SCUNet state dicts load into their networks with ``strict=True``.
+    """
+    path = Path(path)
+    state = _read_pth(path)
+    if any(k.startswith("model.") for k in state):
+        return _kair_dncnn(path, state), {"source_format": "PyTorch state dict (KAIR DnCNN)"}
+    try:
+        architecture, settings = detect(state)
+    except ValueError as exc:
+        raise WeightsError(
+            f"{path}: not a network napari-dncnn knows -- {exc}. Supported: DnCNN (KAIR's "
+            "model.N.*), FBCNN, DRUNet and SCUNet state dicts"
+        ) from exc
+    net = build(architecture, settings)
+    try:
+        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(
+            f"{path}: looks like {architecture} but does not fit it: {str(exc).splitlines()[0]}"
+        ) from exc
+    record = {"source_format": f"PyTorch state dict ({architecture})", "architecture": architecture}
+    return net.eval(), record | {"settings": settings, "channels": net.channels}
+
+
+def _kair_dncnn(path: Path, state: dict) -> DnCNN:
     indices = sorted(
         {int(k.split(".")[1]) for k in state if k.startswith("model.") and k.endswith(".weight")}
     )
@@ -163,4 +195,4 @@ def load_kair(path: str | Path) -> tuple[DnCNN, dict]:
         raise WeightsError(
             f"{path}: {exc.args[0]} is missing; a BN-merged DnCNN has a bias in every conv"
         ) from exc
-    return _network_from_convs(path, convs), {"source_format": "PyTorch state dict (KAIR)"}
+    return _network_from_convs(path, convs)

@@ -21,7 +21,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..files.atomic import atomic_target, write_json_atomic
-from ..network import DnCNN
+from ..networks import DnCNN, build
+from .registry import BUNDLED, MODELS
 
 __all__ = [
     "BUNDLED_MODELS",
@@ -35,14 +36,14 @@ __all__ = [
     "save_weights",
 ]
 
-BUNDLED_MODELS = {"jpeg-gray": 1, "jpeg-color": 3}
-"""Named models shipped with the package and their channel counts."""
+BUNDLED_MODELS = {name: MODELS[name].channels for name in BUNDLED}
+"""Named models shipped with the package and their channel counts (from the registry)."""
 
 FORMAT = "napari-dncnn-weights"
 
 
 class WeightsError(ValueError):
-    """A weights file is missing, unreadable, or does not describe a DnCNN."""
+    """A weights file is missing, unreadable, or does not describe a network napari-dncnn runs."""
 
 
 class NotWeightsError(WeightsError):
@@ -57,17 +58,13 @@ class NotWeightsError(WeightsError):
 class LoadedModel:
     """A ready-to-run network with its record (``record['channels']`` etc.)."""
 
-    network: DnCNN
+    network: torch.nn.Module  # one of napari_dncnn.networks
     record: dict = field(default_factory=dict)
     name: str = ""
 
     @property
     def channels(self) -> int:
         return self.network.channels
-
-    @property
-    def depth(self) -> int:
-        return self.network.depth
 
     @property
     def fingerprint(self) -> str:
@@ -91,21 +88,28 @@ def bundled_weights_path(name: str) -> Path:
     )
 
 
-def save_weights(network: DnCNN, path: str | os.PathLike, record: dict | None = None) -> Path:
+def _architecture(network) -> dict:
+    """What a record keeps of the network: its architecture and settings (DnCNN's also flat)."""
+    if isinstance(network, DnCNN):
+        return {
+            "architecture": "DnCNN",
+            **network.settings(),
+            "receptive_radius": network.receptive_radius,
+        }
+    return {
+        "architecture": network.architecture,
+        "channels": network.channels,
+        "settings": network.settings(),
+    }
+
+
+def save_weights(network, path: str | os.PathLike, record: dict | None = None) -> Path:
     """Write ``path`` (``.safetensors``) and the JSON record beside it, atomically."""
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
-    arch = {
-        "architecture": "DnCNN",
-        "channels": network.channels,
-        "depth": network.depth,
-        "features": network.features,
-        "batchnorm": network.batchnorm,
-        "space_to_depth": network.space_to_depth,
-        "receptive_radius": network.receptive_radius,
-    }
+    arch = _architecture(network)
     full = {
         "format": FORMAT,
         "version": 1,
@@ -116,9 +120,8 @@ def save_weights(network: DnCNN, path: str | os.PathLike, record: dict | None = 
     full.update(arch)
     tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     with atomic_target(path) as tmp:
-        save_file(
-            tensors, str(tmp), metadata={k: str(v) for k, v in arch.items()} | {"format": FORMAT}
-        )
+        meta = {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in arch.items()}
+        save_file(tensors, str(tmp), metadata=meta | {"format": FORMAT})
         os.chmod(tmp, 0o644)
     write_json_atomic(path.with_suffix(".json"), full)
     return path
@@ -157,11 +160,18 @@ def _read_weights(path: Path) -> tuple[dict, dict]:
             record[key] = int(meta[key])
     if "batchnorm" not in record and "batchnorm" in meta:
         record["batchnorm"] = meta["batchnorm"] == "True"
+    for key in ("architecture", "settings"):
+        if key not in record and key in meta:
+            record[key] = json.loads(meta[key]) if key == "settings" else meta[key]
     return tensors, record
 
 
-def network_from_record(record: dict) -> DnCNN:
-    """An untrained DnCNN of the architecture a weights record describes."""
+def network_from_record(record: dict):
+    """An untrained network of the architecture a weights record describes (``architecture``
+    and ``settings``; DnCNN records keep their settings flat)."""
+    architecture = str(record.get("architecture", "DnCNN")).lower()
+    if architecture != "dncnn":
+        return build(architecture, record["settings"])
     return DnCNN(
         int(record["channels"]),
         int(record["depth"]),
@@ -179,9 +189,7 @@ def load_safetensors(path: str | os.PathLike) -> LoadedModel:
         net = network_from_record(record)
         net.load_state_dict(tensors)
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise WeightsError(
-            f"{path} does not hold DnCNN weights napari-dncnn understands: {exc}"
-        ) from exc
+        raise WeightsError(f"{path} does not hold weights napari-dncnn understands: {exc}") from exc
     return LoadedModel(net.eval(), record, str(path))
 
 

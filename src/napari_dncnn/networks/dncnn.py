@@ -16,7 +16,7 @@ __all__ = ["DnCNN", "receptive_field", "receptive_radius", "fold_batchnorm"]
 
 
 class DnCNN(nn.Module):
-    """DnCNN as in the paper: Conv+ReLU, (depth-2) x Conv+BN+ReLU, Conv.
+    """DnCNN as in the paper: Conv+ReLU, (depth-2) x Conv+BN+ReLU, Conv; it predicts the residual.
 
     Parameters
     ----------
@@ -36,6 +36,11 @@ class DnCNN(nn.Module):
         a 17-layer, 96-feature body costs ~0.56x the FLOPs per pixel of
         DnCNN-17/64 and sees twice as far.
     """
+
+    architecture = "dncnn"
+    predicts = "residual"
+    control = None
+    whole_plane = False
 
     def __init__(
         self,
@@ -91,6 +96,32 @@ class DnCNN(nn.Module):
         nn.init.zeros_(last.bias)
 
     @property
+    def pad_multiple(self) -> int:
+        return self.space_to_depth
+
+    @property
+    def halo(self) -> int:
+        """The receptive radius: tiles with this overlap give exactly the whole-image result."""
+        return self.receptive_radius
+
+    def settings(self) -> dict:
+        return {
+            "channels": self.channels,
+            "depth": self.depth,
+            "features": self.features,
+            "batchnorm": self.batchnorm,
+            "space_to_depth": self.space_to_depth,
+        }
+
+    def inference_copy(self) -> DnCNN:
+        """Batch norm folded into the convolutions (once: a folded copy is returned as it is)."""
+        return self if getattr(self, "batchnorm_folded", False) else fold_batchnorm(self)
+
+    def activation_bytes(self, h: int, w: int) -> int:
+        """Three live feature maps and the input and output, fp32."""
+        return 4 * h * w * (3 * self.features + 2 * self.channels)
+
+    @property
     def receptive_field(self) -> int:
         return receptive_field(self.depth, self.space_to_depth)
 
@@ -99,8 +130,8 @@ class DnCNN(nn.Module):
         """Tile overlap (px) that makes tiled results equal whole-image ones; a multiple of ``space_to_depth``."""
         return receptive_radius(self.depth, self.space_to_depth)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the predicted residual (same shape as ``x``)."""
+    def forward(self, x: torch.Tensor, control=None) -> torch.Tensor:
+        """Return the predicted residual (same shape as ``x``); DnCNN takes no control."""
         s = self.space_to_depth
         if s == 1:
             return self.body(x)

@@ -1,0 +1,71 @@
+"""``napari-dncnn models``: every named model with its task, size, licence, guard and cache state."""
+
+from __future__ import annotations
+
+import json
+
+from .common import EXIT_OK
+
+
+def add(sub) -> None:
+    p = sub.add_parser(
+        "models",
+        help="list the named models: task, size, licence, source, and whether each is here",
+        description="List every named model (bundled, or downloaded on first use) with what it "
+        "repairs, its control, its size, licence and source, the JPEG quality up to which the "
+        "quality guard lets it run, and whether it is on this machine. Exit status: 0.",
+    )
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+
+
+def rows() -> list[dict]:
+    """One row per named model, from the registry."""
+    from ..jpeg import skip_above
+    from ..weights import MODELS, bundled_weights_path, cached_path
+    from ..weights.downloads import megabytes
+
+    out = []
+    for s in MODELS.values():
+        here = bundled_weights_path(s.name) if s.bundled else cached_path(s.name)
+        size = here.stat().st_size if s.bundled else s.file.size
+        guard = (
+            f"up to q{s.guard_max_quality or skip_above(s.channels == 3, None)}"
+            + ("" if s.guard_max_quality else " (unmeasured)")
+            if s.guarded
+            else "none (not a JPEG model)"
+        )
+        out.append(
+            {
+                "name": s.name,
+                "task": s.task,
+                "channels": s.channels,
+                "control": s.control or "",
+                "size": megabytes(size),
+                "licence": s.licence.split(":")[0],
+                "where": "bundled" if s.bundled else ("cached" if here.exists() else "download"),
+                "guard": guard,
+                "summary": s.summary,
+                "source": s.source,
+                "url": "" if s.bundled else s.file.url,
+            }
+        )
+    return out
+
+
+def run(args) -> int:
+    table = rows()
+    if args.json:
+        print(json.dumps(table, indent=2))
+        return EXIT_OK
+    cols = ["name", "task", "control", "size", "where", "guard", "licence"]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in table)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in table:
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+    print(
+        "\nauto picks jpeg-gray or jpeg-color by the image. Downloads go to $NAPARI_DNCNN_CACHE or the"
+    )
+    print(
+        "user cache, once, with a sha256 check; 'napari-dncnn models --json' gives URLs and sources."
+    )
+    return EXIT_OK

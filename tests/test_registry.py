@@ -1,0 +1,61 @@
+"""The model registry: the models command and the docs table are made from it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from napari_dncnn.weights import MODELS
+from napari_dncnn.weights.registry import model_help
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_models_command_lists_every_registry_entry_with_size_licence_and_cache_state(
+    tmp_path, monkeypatch, capsys
+):
+    from napari_dncnn.cli import main
+
+    monkeypatch.setenv("NAPARI_DNCNN_CACHE", str(tmp_path))
+    (tmp_path / "scunet_color_real_psnr.pth").write_bytes(b"x")  # present in the cache
+    assert main(["models", "--json"]) == 0
+    table = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert list(table) == list(MODELS)
+    assert table["jpeg-gray"]["where"] == "bundled" and table["jpeg-gray"]["guard"] == "up to q50"
+    assert (
+        table["fbcnn-color"]["size"] == "287.8 MB"
+        and table["fbcnn-color"]["licence"] == "Apache-2.0"
+    )
+    assert (
+        table["scunet-real"]["where"] == "cached" and table["drunet-color"]["where"] == "download"
+    )
+    assert table["drunet-color"]["control"] == "sigma" and table["dncnn-b"]["guard"].startswith(
+        "none"
+    )
+    assert main(["models"]) == 0
+    assert "fbcnn-gray-double" in capsys.readouterr().out
+
+
+def test_docs_models_table_is_the_registry_table():
+    made = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "models_table.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert made in (ROOT / "docs" / "models.md").read_text()
+    for name in MODELS:
+        assert f"`{name}`" in made and name in model_help()
+
+
+def test_every_spec_is_complete():
+    for spec in MODELS.values():
+        assert spec.licence and spec.source and spec.citation and spec.summary
+        assert spec.bundled or (
+            spec.file.url.startswith("https://") and len(spec.file.sha256) == 64
+        )
+        assert spec.architecture in ("dncnn", "fbcnn", "drunet", "scunet")
+        if spec.licence.startswith("Apache"):
+            assert spec.notice  # Apache-2.0 asks for the notice to travel with the work
