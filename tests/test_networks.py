@@ -187,3 +187,86 @@ def test_a_named_network_downloads_from_the_local_server(server, tmp_path, monke
     register_file("fbcnn-color", url.replace("color", "colour"), "0" * 64, 1, monkeypatch)
     with pytest.raises(WeightsError, match="did not match its sha256.*pass its path"):
         load_model("fbcnn-color")
+
+
+def _folder_of_jpegs(folder: Path, qualities=(20, 30)) -> Path:
+    from PIL import Image
+
+    folder.mkdir()
+    for q in qualities:
+        Image.fromarray(_image(seed=q)).save(folder / f"img_q{q}.jpg", quality=q)
+    return folder
+
+
+def test_batch_with_an_fbcnn_file_uses_each_jpeg_s_own_quality(tmp_path, capsys):
+    from PIL import Image
+
+    from napari_dncnn.cli import main
+
+    net, _, state = upstream("fbcnn")
+    torch.save(state, tmp_path / "fbcnn.pth")
+    src = _folder_of_jpegs(tmp_path / "in")
+    model = str(tmp_path / "fbcnn.pth")
+    assert main(["batch", str(src), str(tmp_path / "out"), "--model", model, "--no-progress"]) == 0
+    out = np.asarray(Image.open(tmp_path / "out" / "img_q20.png")).astype(float)
+    jpeg = np.asarray(Image.open(src / "img_q20.jpg"))
+
+    def told(q):  # FBCNN's output when told quality q, fp32
+        with torch.no_grad():
+            x = torch.from_numpy(jpeg.transpose(2, 0, 1)[None] / 255.0).float()
+            return np.clip(net(x, q)[0].numpy().transpose(1, 2, 0) * 255, 0, 255)
+
+    off = {q: np.abs(out - told(q)).mean() for q in (20, 60, 95)}
+    assert off[20] < 0.5 and off[20] < off[60] < off[95]  # told q20 by the file's tables
+    bad = ["batch", str(src), str(tmp_path / "o2"), "--model", "jpeg-gray", "--quality", "30"]
+    assert main(bad) == 2
+    assert "--quality 30 is for models with a JPEG quality" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
+
+
+def test_eval_gives_drunet_the_noise_sigma_of_each_row(tmp_path, capsys):
+    from PIL import Image
+
+    from napari_dncnn.cli import main
+
+    _, _, state = upstream("drunet")
+    torch.save(state, tmp_path / "drunet.pth")
+    (tmp_path / "clean").mkdir()
+    Image.fromarray(_image()).save(tmp_path / "clean" / "a.png")
+    args = [
+        "eval",
+        str(tmp_path / "clean"),
+        "--model",
+        str(tmp_path / "drunet.pth"),
+        "--color",
+        "--json",
+    ]
+    assert main([*args, "--noise", "15", "50", "--no-progress"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [r["noise_sigma"] for r in rows] == [15.0, 50.0]
+    assert main([*args, "--quality", "20", "--no-progress"]) == 2
+    assert "--quality 20 is for models with a JPEG quality" in capsys.readouterr().err
+
+
+def test_convert_keeps_the_architecture_and_the_output(tmp_path):
+    from napari_dncnn.cli import main
+
+    net, io, state = upstream("scunet")
+    torch.save(state, tmp_path / "scunet.pth")
+    dst = tmp_path / "scunet.safetensors"
+    assert main(["convert", str(tmp_path / "scunet.pth"), str(dst)]) == 0
+    record = json.loads(dst.with_suffix(".json").read_text())
+    assert record["architecture"] == "scunet" and record["settings"] == SMALL["scunet"]
+    loaded = load_model(dst)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.network(io["input"]), io["output"], atol=1e-5, rtol=0)
+
+
+def test_rd_gives_fbcnn_the_quality_each_file_was_saved_at():
+    from napari_dncnn.compression.rd import encode_and_view
+
+    net, _, _ = upstream("fbcnn")
+    clean = _image()
+    _, jpeg, shown = encode_and_view(clean, 25, net, True, skip_above=100, precision="fp32")
+    told = restore(jpeg, net, precision="fp32", quality=25).restored
+    np.testing.assert_array_equal(shown, told)

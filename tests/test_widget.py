@@ -703,3 +703,37 @@ def test_rgba_residual_is_drawn_and_a_renamed_source_keeps_its_outputs(
     click_restore(qtbot, widget)
     names = [ly.name for ly in viewer.layers]
     assert sorted(names) == ["renamed", "renamed residual", "renamed restored"], names
+
+
+def test_a_downloaded_drunet_gets_the_sigma_slider_and_runs_on_a_gray_layer(
+    vw, qtbot, server, tmp_path, monkeypatch, camera_crop
+):
+    import hashlib
+
+    import torch
+
+    from conftest import register_file
+    from test_networks import upstream
+
+    httpd, handler = server
+    _, _, state = upstream("drunet")
+    torch.save(state, tmp_path / "drunet_color.pth")
+    handler.body = (tmp_path / "drunet_color.pth").read_bytes()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/v1.0/drunet_color.pth"
+    sha = hashlib.sha256(handler.body).hexdigest()
+    register_file("drunet-color", url, sha, len(handler.body), monkeypatch)
+    monkeypatch.setenv("NAPARI_DNCNN_CACHE", str(tmp_path / "cache"))
+    viewer, widget = vw
+    viewer.add_image(camera_crop, name="cam")
+    widget._select_active()
+    widget.model_combo.value = "fbcnn-color"
+    shown = lambda w: not w.native.isHidden()  # noqa: E731  (shown once the panel is)
+    assert shown(widget.quality_slider) and not shown(widget.sigma_slider)
+    widget.model_combo.value = "drunet-color"
+    assert shown(widget.sigma_slider) and not shown(widget.quality_slider)
+    widget.sigma_slider.value = 25
+    click_restore(qtbot, widget)
+    assert widget.state is RunState.DONE and "sigma 25" in widget.status.value
+    expect = restore(camera_crop, str(tmp_path / "cache" / "drunet_color.pth"), sigma=25)
+    np.testing.assert_array_equal(viewer.layers["cam restored"].data, expect.restored)
+    check_outputs(viewer, viewer.layers["cam"])

@@ -33,6 +33,24 @@ class Note(NamedTuple):
     warns: bool = False
 
 
+def source_jpeg_quality(layer) -> int | None:
+    """The quality of the JPEG file the layer was opened from (its tables), or None."""
+    path = getattr(layer.source, "path", None)
+    if (
+        not path
+        or Path(str(path)).suffix.lower() not in (".jpg", ".jpeg")
+        or not Path(path).is_file()
+    ):
+        return None
+    return estimate_jpeg_quality(path)
+
+
+def control_of_choice(model_choice: str) -> str | None:
+    """The control of a named model (FBCNN: "quality", DRUNet: "sigma"), from the registry."""
+    spec = spec_for(model_choice)
+    return spec.control if spec is not None else None
+
+
 def file_notes(layer, model_choice: str, weights_file=None) -> list[Note] | None:
     """What a JPEG source file says: its quality (the guard, by the chosen model's threshold) and
     the model it was compressed for.
@@ -116,6 +134,11 @@ def set_tooltips(panel) -> None:
         panel.precision_combo: "auto: bf16 on a GPU and on CPUs that compute it natively (AVX512-BF16, "
         "AMX), else fp32. fp32 gives the same result on every machine; bf16 is 2-3x faster where "
         "native (about 10x slower elsewhere) and differs from fp32 by a few levels.",
+        panel.quality_slider: "FBCNN: the JPEG quality to assume. 0 = the quality of the JPEG file "
+        "the layer came from, else the network's own estimate (made once for the image). Lower "
+        "values remove more.",
+        panel.sigma_slider: "DRUNet: the Gaussian noise level to remove, in 0-255 units of the "
+        "8-bit range. Higher values remove more (and smooth more).",
         panel.tile_spin: "Side of the tiles the image is cut into, in pixels: 0 = automatic (512, smaller "
         "when memory is short), else a multiple of 64 from 128. Results do not depend on it.",
         panel.plane_check: "Restore only the plane shown (z, t): a quick preview into '<name> preview' "

@@ -21,6 +21,7 @@ from magicgui.widgets import (
     Label,
     ProgressBar,
     PushButton,
+    Slider,
     SpinBox,
     create_widget,
 )
@@ -32,6 +33,7 @@ from ..devices import available_devices, pick_device, use_bf16
 from ..weights import MODEL_NAMES
 from .notes import (
     colour_model,
+    control_of_choice,
     download_text,
     file_notes,
     in_widget_words,
@@ -39,6 +41,7 @@ from .notes import (
     plane_range_note,
     progress_text,
     set_tooltips,
+    source_jpeg_quality,
 )
 from .outputs import add_outputs, outputs_of
 from .state import RunState
@@ -68,6 +71,10 @@ class RestoreWidget(Container):
             choices=["auto", "fp32", "bf16"], value="auto", label="precision"
         )
         self.tile_spin = SpinBox(value=0, min=0, max=8192, step=128, label="tile size (0 = auto)")
+        self.quality_slider = Slider(
+            value=0, min=0, max=100, label="JPEG quality (0 = auto)", visible=False
+        )
+        self.sigma_slider = Slider(value=15, min=0, max=100, label="noise sigma", visible=False)
         self.plane_check = CheckBox(value=False, text="current plane only")
         self.compare_check = CheckBox(value=False, text="show the source (before / after)")
         self.restore_button = PushButton(text="Restore")
@@ -87,6 +94,8 @@ class RestoreWidget(Container):
                 self.device_combo,
                 self.precision_combo,
                 self.tile_spin,
+                self.quality_slider,
+                self.sigma_slider,
                 self.plane_check,
                 self.compare_check,
                 self.restore_button,
@@ -97,9 +106,7 @@ class RestoreWidget(Container):
                 self.help,
             ]
         )
-        self.model_combo.changed.connect(
-            lambda v: setattr(self.weights_edit, "visible", v == "weights file")
-        )
+        self.model_combo.changed.connect(self._show_model_controls)
         self.layer_combo.changed.connect(self._show_plan)
         self.compare_check.changed.connect(self._compare)
         self.model_combo.changed.connect(self._show_plan)
@@ -128,6 +135,24 @@ class RestoreWidget(Container):
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
 
     # ------------------------------------------------------------ helpers
+    def _show_model_controls(self, choice: str) -> None:
+        """The weights box for 'weights file'; the quality or sigma slider for models that take one."""
+        self.weights_edit.visible = choice == "weights file"
+        control = control_of_choice(choice)
+        self.quality_slider.visible = control == "quality"
+        self.sigma_slider.visible = control == "sigma"
+
+    def _controls(self, layer, model) -> dict:
+        """The model's control for this run: FBCNN's quality (the slider, else the layer's JPEG
+        file's own, else the network's prediction), DRUNet's sigma."""
+        control = control_of_choice(model)
+        if control == "sigma":
+            return {"sigma": float(self.sigma_slider.value)}
+        if control == "quality":
+            q = self.quality_slider.value or source_jpeg_quality(layer)
+            return {"quality": float(q) if q else None}
+        return {}
+
     def _compare(self, show_source: bool) -> None:
         """Before / after: hide (or show again) the output layers made from the chosen image."""
         src = self.layer_combo.value
@@ -240,7 +265,7 @@ class RestoreWidget(Container):
         if not layer.rgb and colour_model(model):
             self._refuse(
                 f"DnCNN: {model} is a colour model and {layer.name!r} is a gray layer; choose auto, "
-                "jpeg-gray, dncnn3 or dncnn-b"
+                "jpeg-gray, dncnn3, dncnn-b or fbcnn-gray"
             )
             return
         if self.guard_warnings:  # the guard's or the planes' warning, again at the click
@@ -258,6 +283,7 @@ class RestoreWidget(Container):
             "device": self.device_combo.value,
             "precision": self.precision_combo.value,
             "cancel": self._cancel,
+            **self._controls(layer, model),
         }
         if index:  # one plane, normalised as the whole layer is (the worker computes the range)
             options["whole_layer"] = (layer.data, layer.rgb)

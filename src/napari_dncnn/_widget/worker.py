@@ -90,6 +90,10 @@ def summary(
     device = pick_device(options.get("device", "auto"))
     precision = "bf16" if use_bf16(options.get("precision", "auto"), device) else "fp32"
     shown = f"auto = {name}" if model == "auto" else name
+    if options.get("quality") is not None:
+        shown += f" (told JPEG quality {options['quality']:g})"
+    if options.get("sigma") is not None:
+        shown += f" (sigma {options['sigma']:g})"
     rate = f", {megapixels / seconds:.2f} MP/s" if seconds > 0 and megapixels else ""
     return f"done: {shown} on {device} ({precision}), {tiles} {unit}{'s' * (tiles != 1)}, {seconds:.1f} s{rate}"
 
@@ -201,7 +205,17 @@ def _download(model: str):
 
 
 def _restore_lazy_levels(
-    data, model, *, channel_axis, tile_size, device, precision, blocks: dict, cancel
+    data,
+    model,
+    *,
+    channel_axis,
+    tile_size,
+    device,
+    precision,
+    blocks: dict,
+    cancel,
+    quality=None,
+    sigma=None,
 ):
     """Lazy outputs for a dask/zarr array, or lists of them for a list of pyramid levels (0 = full resolution).
 
@@ -228,6 +242,8 @@ def _restore_lazy_levels(
             data_range=rng,
             progress=lambda d, t, i=i: blocks.__setitem__(i, (d, t)),
             cancel=cancel,
+            quality=quality,
+            sigma=sigma,
         )
         small = out.restored.size <= COMPUTE_LEVELS_UP_TO
         blocks[i] = (0, int(np.prod(out.restored.numblocks)) if small else 0)

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..engine import restore_array, restore_lazy
+from ..engine.controls import control_of, controls_for
 from ..files.atomic import remove, tmp_path
 from ..files.images import (
     TIFF_SUFFIXES,
@@ -80,6 +81,8 @@ class BatchOptions:
     force: bool = False  # restore images the quality guard would leave unchanged
     skip_above: int | None = None  # None: the model's guard threshold (quality.guard_threshold)
     pixel_limit: int = PIXEL_LIMIT
+    quality: float | None = None  # FBCNN: None = the JPEG file's own quality, else its prediction
+    sigma: float | None = None  # DRUNet: None = 15
 
 
 class Outputs(NamedTuple):
@@ -213,9 +216,27 @@ def _write_unchanged(img, out: Outputs) -> None:
     write_image(out.restored, img.data, img)
 
 
+def _controls(src: Path, o: BatchOptions) -> dict:
+    """The control of the batch's network for ``src``: FBCNN's quality (given, else the JPEG file's
+    own from its tables), DRUNet's sigma; nothing for networks without one."""
+    quality = o.quality
+    if (
+        quality is None
+        and src.suffix.lower() in (".jpg", ".jpeg")
+        and control_of(o.model, 1) == "quality"
+    ):
+        quality = estimate_jpeg_quality(src)
+    return controls_for(o.model, 1, quality, o.sigma)
+
+
 def _restore_in_memory(img, out: Outputs, o: BatchOptions) -> None:
     result = restore_array(
-        img.data, o.model, channel_axis=img.channel_axis, tile_size=o.tile_size, device=o.device
+        img.data,
+        o.model,
+        channel_axis=img.channel_axis,
+        tile_size=o.tile_size,
+        device=o.device,
+        **_controls(img.path, o),
     )
     if out.residual is not None:
         write_image(out.residual, result.residual, img)
@@ -260,7 +281,7 @@ def _restore_decoded_in_blocks(img, out: Outputs, o: BatchOptions) -> None:
     import tifffile
 
     data = da.from_array(img.data, chunks=(o.block_size, o.block_size) + img.data.shape[2:])
-    result = _restore_lazily(data, img.channel_axis, o)
+    result = _restore_lazily(data, img.channel_axis, o, img.path)
     like = ImageFile(data, img.path, img.kind, img.axes)  # a PNG/JPEG/BMP: no TIFF metadata
     restored_tmp = tmp_path(out.restored.with_suffix(".tif"))
     try:
@@ -273,7 +294,7 @@ def _restore_decoded_in_blocks(img, out: Outputs, o: BatchOptions) -> None:
         remove(restored_tmp)
 
 
-def _restore_lazily(data, channel_axis, o: BatchOptions):
+def _restore_lazily(data, channel_axis, o: BatchOptions, src: Path):
     """The lazy restoration both block-by-block paths write out, with the batch's options."""
     return restore_lazy(
         data,
@@ -282,12 +303,13 @@ def _restore_lazily(data, channel_axis, o: BatchOptions):
         tile_size=o.tile_size,
         device=o.device,
         block_size=o.block_size,
+        **_controls(src, o),
     )
 
 
 def _restore_out_of_core(src: Path, out: Outputs, o: BatchOptions) -> None:
     with open_lazy(src) as img:
-        result = _restore_lazily(img.data, img.channel_axis, o)
+        result = _restore_lazily(img.data, img.channel_axis, o, src)
         paths, arrays = out.with_arrays(result)
         if img.kind == "zarr":
             write_ome_zarr(paths, arrays, img, chunks=o.block_size)

@@ -79,6 +79,8 @@ def run_batch(
     device="auto",
     progress=True,
     log=print,
+    quality=None,
+    sigma=None,
     scheduler: str | None = None,
     workers: int | None = None,
     retries: int = 2,
@@ -122,6 +124,8 @@ def run_batch(
         force=force,
         skip_above=skip_above,
         pixel_limit=pixel_limit,
+        quality=quality,
+        sigma=sigma,
     )
     results, todo = triage(plan, overwrite)
     if on_cluster:

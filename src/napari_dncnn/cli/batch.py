@@ -8,6 +8,7 @@ from .common import (
     EXIT_FAILED,
     EXIT_OK,
     UsageError,
+    add_controls,
     add_device,
     add_folder_selection,
     add_model,
@@ -42,6 +43,7 @@ def add(sub) -> None:
         "--save-residual", action="store_true", help="also write <stem>_residual.tif (float32)"
     )
     add_tile_size(p)
+    add_controls(p)
     add_device(p)
     _add_cluster_options(p)
     _add_size_options(p)
@@ -109,7 +111,7 @@ def run(args) -> int:
         raise UsageError(
             "give --scheduler (an existing cluster) or --workers (a new local one), not both"
         )
-    load_model_or_usage(args.model, not args.no_progress, args.tile_size)
+    load_model_or_usage(args.model, not args.no_progress, args.tile_size, args.quality, args.sigma)
     try:
         report = _run(args)
     except ValueError as exc:  # a missing device, bad options: before any file is touched
@@ -130,6 +132,8 @@ def _run(args):
         overwrite=args.overwrite,
         save_residual=args.save_residual,
         tile_size=args.tile_size or None,
+        quality=args.quality,
+        sigma=args.sigma,
         device=args.device,
         progress=not args.no_progress,
         log=say,

@@ -144,6 +144,24 @@ def add_tile_size(p) -> None:
     )
 
 
+def add_controls(p) -> None:
+    """--quality (FBCNN) and --sigma (DRUNet): the control input of models that have one."""
+    p.add_argument(
+        "--quality",
+        type=at_least(1, float),
+        default=None,
+        metavar="Q",
+        help="for FBCNN models: the JPEG quality (1-100) to assume (default: from the JPEG file's "
+        "tables, else the network's own prediction, once per image)",
+    )
+    p.add_argument(
+        "--sigma",
+        type=at_least(0, float),
+        default=None,
+        help="for DRUNet models: the Gaussian noise level, 0-255 units of the 8-bit range (default 15)",
+    )
+
+
 def add_progress(p) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -178,27 +196,36 @@ def color_of(args) -> bool | None:
 # ---------------------------------------------------------------- checks before any work
 
 
-def load_model_or_usage(model: str, progress: bool, tile_size: int | None = None):
+def load_model_or_usage(
+    model: str, progress: bool, tile_size: int | None = None, quality=None, sigma=None
+):
     """The model, loaded (and downloaded on first use) before any work; ``None`` for auto.
 
-    A bad name or file, and a tile size the network cannot use, are usage errors.
+    A bad name or file, a tile size the network cannot use and a control it has not
+    (``--quality``, ``--sigma``) are usage errors.  A first download says its size first.
     """
+    from ..engine.controls import check_controls
     from ..engine.tiles import fit_tile
-    from ..weights import WeightsError, load_model
+    from ..weights import WeightsError, download_note, load_model
 
-    if model == "auto" and not tile_size:  # auto picks its model per image, later
-        return None
+    if model == "auto" and not tile_size and quality is None and sigma is None:
+        return None  # auto picks its model per image, later
+    name = "jpeg-gray" if model == "auto" else model
+    note = download_note(name)
+    if note and progress:
+        say(note)
     try:
-        loaded = load_model("jpeg-gray" if model == "auto" else model, progressbar=progress)
+        loaded = load_model(name, progressbar=progress)
     except (WeightsError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
-    if tile_size:
-        import torch
+    import torch
 
-        try:
+    try:
+        check_controls(loaded.network, quality, sigma)
+        if tile_size:
             fit_tile(tile_size, loaded.network, torch.device("cpu"))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     return None if model == "auto" else loaded
 
 

@@ -9,6 +9,7 @@ from .common import (
     EXIT_OK,
     Failed,
     UsageError,
+    add_controls,
     add_device,
     add_gray_or_color,
     add_model,
@@ -53,6 +54,7 @@ def add(sub) -> None:
     add_gray_or_color(p, "gray (BT.601 luma of colour sources)")
     add_device(p)
     add_tile_size(p)
+    add_controls(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--record",
@@ -83,7 +85,7 @@ def run(args) -> int:
     from ..weights import WeightsError
 
     _check(args)
-    load_model_or_usage(args.model, not args.no_progress, args.tile_size)
+    load_model_or_usage(args.model, not args.no_progress, args.tile_size, args.quality, args.sigma)
     progress, close = tqdm_progress("eval", "image", not args.no_progress)
     try:
         rows, color = evaluate_folder(
@@ -95,6 +97,8 @@ def run(args) -> int:
             args.tile_size or None,
             progress,
             noise=args.noise,
+            quality=args.quality,
+            sigma=args.sigma,
         )
     except (ImageReadError, WeightsError, ValueError) as exc:
         raise Failed(str(exc)) from exc

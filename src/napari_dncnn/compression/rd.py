@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from ..engine import restore
+from ..engine.controls import controls_for
 from ..files.atomic import atomic_target, write_json_atomic
 from ..jpeg import encode_jpeg
 from ..quality import guard_threshold
@@ -74,7 +75,8 @@ def decode(data: bytes, color: bool) -> np.ndarray:
 def encode_and_view(clean, quality: int, model, color: bool, skip_above=None, **kw):
     """``(file bytes, decoded JPEG, what napari-dncnn shows of it)`` at ``quality``.
 
-    What it shows is the model's restoration up to ``skip_above`` (default: the model's
+    FBCNN is given ``quality``, the quality the image was saved at.  What it shows is the
+    model's restoration up to ``skip_above`` (default: the model's
     :func:`~napari_dncnn.quality.guard_threshold`) and the JPEG itself above, as the quality
     guard does.
     """
@@ -82,6 +84,9 @@ def encode_and_view(clean, quality: int, model, color: bool, skip_above=None, **
     jpeg = decode(data, color)
     if quality > guard_threshold(model, color, skip_above):
         return data, jpeg, jpeg
+    kw |= controls_for(
+        model, 3 if color else 1, quality=quality
+    )  # FBCNN: the quality it was saved at
     return data, jpeg, restore(jpeg, model, channel_axis=-1 if color else None, **kw).restored
 
 

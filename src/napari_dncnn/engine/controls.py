@@ -13,9 +13,30 @@ import torch
 
 from ..wording import option
 
-__all__ = ["PREDICT_SIDE", "check_controls", "choose_control"]
+__all__ = ["PREDICT_SIDE", "check_controls", "choose_control", "control_of", "controls_for"]
 
 PREDICT_SIDE = 1024
+
+
+def control_of(model, channels: int) -> str | None:
+    """The control of ``model`` (a name, path or network): None, "quality" or "sigma"."""
+    from ..weights import network_for
+
+    if model == "auto":
+        return None
+    return network_for(model, channels, torch.device("cpu")).control
+
+
+def controls_for(model, channels: int, quality=None, sigma=None) -> dict:
+    """The keyword arguments of :func:`~napari_dncnn.restore` for the control ``model`` takes."""
+    control = control_of(model, channels)
+    return (
+        {"quality": quality}
+        if control == "quality"
+        else {"sigma": sigma}
+        if control == "sigma"
+        else {}
+    )
 
 
 def check_controls(net, quality, sigma) -> None:
@@ -26,6 +47,8 @@ def check_controls(net, quality, sigma) -> None:
     ):
         if value is None:
             continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # named as typed: --quality 30, not 30.0
         if net.control != kind:
             takes = {"quality": "a JPEG quality (FBCNN)", "sigma": "a noise level (DRUNet)"}
             has = f"takes {takes[net.control]}" if net.control else "takes no control"

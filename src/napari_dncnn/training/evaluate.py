@@ -18,6 +18,7 @@ import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ..engine import restore
+from ..engine.controls import controls_for
 from ..files.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from ..jpeg import jpeg_roundtrip, rgb_to_luma
 from ..wording import option
@@ -183,10 +184,11 @@ def _as_uint8(values01: np.ndarray) -> np.ndarray:
 
 
 def _degrade_and_restore(
-    clean, index: int, quality: int, sigma: float, model, color, device, tile_size
+    clean, index: int, quality: int, sigma: float, model, color, device, tile_size, controls=None
 ):
     """(damaged as uint8, restored as uint8) for one image: JPEG at ``quality`` or noise of ``sigma``."""
     kw = {"channel_axis": -1 if color else None, "device": device, "tile_size": tile_size}
+    kw |= controls or {}
     if sigma:
         noisy = add_noise(clean, sigma, seed=index)
         restored = restore(noisy, model, data_range=(0.0, 1.0), **kw).restored
@@ -205,12 +207,15 @@ def evaluate_folder(
     progress=None,
     *,
     noise=None,
+    quality=None,
+    sigma=None,
 ) -> tuple[list[EvalRow], bool]:
     """Mean metrics of damaged and restored images over ``folder``, per JPEG quality or per noise sigma.
 
     ``noise`` (sigmas in 0..255 units) replaces JPEG by Gaussian noise, seeded
     per image; the noisy image is restored as float in 0..1 and both are
-    rounded to uint8 for the metrics.  Raises
+    rounded to uint8 for the metrics.  ``quality`` (FBCNN) and ``sigma`` (DRUNet) are the
+    network's control; a DRUNet without ``sigma`` is given each row's noise sigma.  Raises
     :class:`~napari_dncnn.files.images.ImageReadError` when the folder holds no readable image.
     """
     images, color, problems = load_eval_images(folder, color)
@@ -218,12 +223,16 @@ def evaluate_folder(
         detail = ("; ".join(problems[:3])) if problems else "no .png/.jpg/.tif/.bmp files"
         raise ImageReadError(f"{folder}: no readable 8-bit image to evaluate ({detail})")
     settings = [(0, float(s)) for s in noise] if noise else [(int(q), 0.0) for q in qualities]
+    quality_given, sigma_given = quality, sigma
     rows, total, done = [], len(images) * len(settings), 0
     for quality, sigma in settings:
         acc = np.zeros(6)
         for i, clean in enumerate(images):
+            controls = controls_for(
+                model, 3 if color else 1, quality_given, sigma_given or sigma or None
+            )
             damaged, restored = _degrade_and_restore(
-                clean, i, quality, sigma, model, color, device, tile_size
+                clean, i, quality, sigma, model, color, device, tile_size, controls
             )
             acc[:3] += [psnr(clean, damaged), ssim(clean, damaged), psnrb(clean, damaged)]
             acc[3:] += [psnr(clean, restored), ssim(clean, restored), psnrb(clean, restored)]
