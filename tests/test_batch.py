@@ -380,3 +380,40 @@ def test_a_second_tiff_series_a_link_into_the_output_and_nonsense_numbers(tmp_pa
     ):
         bad = run_cli(src, tmp_path / "o2", option, value)
         assert bad.returncode == 2 and "expected a number" in bad.stderr, (option, bad.stderr)
+
+
+def test_a_16_bit_colour_png_keeps_its_16_bits_unchanged_and_restored(tmp_path, tiny_color_weights):
+    import imagecodecs
+    from skimage import data
+
+    astronaut_crop = data.astronaut()[:256, :256]  # lossless: no JPEG grid for the guard to find
+    src = tmp_path / "in"
+    src.mkdir()
+    rgb16 = (
+        astronaut_crop.astype(np.int64) * 250 + np.arange(astronaut_crop.shape[1])[:, None]
+    ).astype(np.uint16)
+    (src / "rgb16.png").write_bytes(imagecodecs.png_encode(rgb16))
+    levels = len(np.unique(rgb16))
+    assert levels > 1000
+    r = run_cli(src, tmp_path / "unchanged", "--model", tiny_color_weights, force=False)
+    assert r.returncode == 0 and "written unchanged" in r.stdout, r.stderr + r.stdout
+    kept = imagecodecs.png_decode((tmp_path / "unchanged" / "rgb16.png").read_bytes())
+    np.testing.assert_array_equal(kept, rgb16)  # the guard's "written unchanged" is bit-exact
+    r = run_cli(src, tmp_path / "restored", "--model", tiny_color_weights)
+    assert r.returncode == 0, r.stderr
+    out = imagecodecs.png_decode((tmp_path / "restored" / "rgb16.png").read_bytes())
+    assert out.dtype == np.uint16 and out.shape == rgb16.shape and len(np.unique(out)) > 1000
+    expect = restore(rgb16.astype(np.uint16), tiny_color_weights, device="cpu").restored
+    assert np.abs(out.astype(int) - expect).max() <= 1
+
+
+@pytest.mark.parametrize("compression", ["lzw", "zstd", "jpeg", "deflate"])
+def test_compressed_tiffs_are_read(tmp_path, camera_crop, tiny_weights, compression):
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "cam.tif", camera_crop, compression=compression, tile=(64, 64))
+    r = run_cli(src, tmp_path / "out", "--model", tiny_weights)
+    assert r.returncode == 0, r.stderr + r.stdout
+    out = tifffile.imread(tmp_path / "out" / "cam.tif")
+    expect = restore(tifffile.imread(src / "cam.tif"), tiny_weights, device="cpu").restored
+    assert out.shape == camera_crop.shape and np.abs(out.astype(int) - expect).max() <= 1

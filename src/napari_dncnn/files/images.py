@@ -170,7 +170,23 @@ def read_image(path: str | os.PathLike, *, size_checked: bool = False) -> ImageF
     )
 
 
+def _png_16bit_colour(path: Path) -> bool:
+    """A PNG of 16 bits per sample with colour (RGB or RGBA), which Pillow reads as 8-bit."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return (
+        head[:8] == b"\x89PNG\r\n\x1a\n"
+        and head[12:16] == b"IHDR"
+        and head[24] == 16
+        and head[25] in (2, 6)
+    )
+
+
 def _read_pil(path: Path) -> ImageFile:
+    if path.suffix.lower() == ".png" and _png_16bit_colour(path):
+        import imagecodecs
+
+        return ImageFile(imagecodecs.png_decode(path.read_bytes()), path, "pil", "YXS")
     with Image.open(path) as im:
         im.load()
         im = ImageOps.exif_transpose(im)  # as photo viewers show it; outputs carry no orientation
@@ -232,6 +248,10 @@ def write_image(target: str | os.PathLike, data: np.ndarray, like: ImageFile | N
     with atomic_target(target) as tmp:
         if target.suffix.lower() in TIFF_SUFFIXES:
             _write_tiff(tmp, data, like)
+        elif data.dtype == np.uint16 and data.ndim == 3:  # 16-bit colour: Pillow would cut it to 8
+            import imagecodecs
+
+            Path(tmp).write_bytes(imagecodecs.png_encode(np.ascontiguousarray(data)))
         else:
             Image.fromarray(data).save(tmp, format="PNG")
     return target
