@@ -417,3 +417,43 @@ def test_compressed_tiffs_are_read(tmp_path, camera_crop, tiny_weights, compress
     out = tifffile.imread(tmp_path / "out" / "cam.tif")
     expect = restore(tifffile.imread(src / "cam.tif"), tiny_weights, device="cpu").restored
     assert out.shape == camera_crop.shape and np.abs(out.astype(int) - expect).max() <= 1
+
+
+def test_cleanup_never_touches_the_input_inside_the_output_folder(
+    tmp_path, camera_crop, tiny_weights
+):
+    out = tmp_path / "out"
+    src = out / "in"
+    src.mkdir(parents=True)
+    Image.fromarray(camera_crop).save(src / "cam.png")
+    Image.fromarray(camera_crop).save(src / f"{TMP_PREFIX}real-input.png")  # an input, by its name
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / f"{TMP_PREFIX}keep.txt").write_text("not ours")
+    (src / "link").symlink_to(tmp_path / "elsewhere")
+    (out / f"{TMP_PREFIX}left-by-a-killed-run.tif").write_bytes(b"partial")
+    before = snapshot(src)
+    r = run_cli(src, out / "restored", "--model", tiny_weights)
+    assert r.returncode == 0, r.stderr
+    assert snapshot(src) == before and (tmp_path / "elsewhere" / f"{TMP_PREFIX}keep.txt").exists()
+    r = run_cli(src, out, "--model", tiny_weights, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert snapshot(src) == before and (tmp_path / "elsewhere" / f"{TMP_PREFIX}keep.txt").exists()
+    assert not (out / f"{TMP_PREFIX}left-by-a-killed-run.tif").exists()  # ours: removed
+
+
+def test_weights_that_give_nan_fail_each_file_and_write_nothing(tmp_path, camera_crop, tiny_gray):
+    import torch
+
+    from napari_dncnn import save_weights
+
+    broken = tiny_gray.__class__(1, tiny_gray.depth, tiny_gray.features)
+    broken.load_state_dict(tiny_gray.state_dict())
+    with torch.no_grad():
+        broken.body[-1].bias.fill_(float("nan"))
+    weights = save_weights(broken, tmp_path / "nan.safetensors")
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(camera_crop).save(src / "cam.png")
+    r = run_cli(src, tmp_path / "out", "--model", weights)
+    assert r.returncode == 1 and "NaN or infinite" in r.stdout + r.stderr
+    assert not (tmp_path / "out" / "cam.png").exists()

@@ -140,7 +140,7 @@ def run_batch(
     bar = _Bar(len(files), len(results)) if progress else None
     try:
         return drain(
-            _then_clean(runner, output_dir) if on_cluster else runner,
+            _then_clean(runner, output_dir, input_dir) if on_cluster else runner,
             plan,
             results,
             BatchReport(),
@@ -154,10 +154,10 @@ def run_batch(
             bar.close()
 
 
-def _then_clean(runner, output_dir: Path):
+def _then_clean(runner, output_dir: Path, input_dir: Path):
     """The cluster's results, then the temporaries of workers that died mid-write removed."""
     yield from runner
-    remove_leftovers(output_dir)
+    remove_leftovers(output_dir, never_under=input_dir)
 
 
 class _Bar:

@@ -134,6 +134,11 @@ def iter_restore(
         for _ in iter_residual(net, planes[i], tile, dev, bf16, residual_n[i], normalise, control):
             done += 1
             yield done, total
+    if not np.isfinite(residual_n).all():
+        raise ValueError(
+            "the network gave NaN or infinite values: its weights are damaged or were not trained "
+            "for this data -- choose other weights (nothing was written)"
+        )
     residual_n *= np.float32(scale)
     residual_colour = from_planes(residual_n, colour.shape, plan.rgb, net.channels)
     return _back_to_image(residual_colour, work, plan, image.dtype)

@@ -121,14 +121,28 @@ def update_json(path: str | os.PathLike, update) -> Path:
         return write_json_atomic(path, obj)
 
 
-def remove_leftovers(folder: Path) -> int:
-    """Delete the temporary files and folders a killed run left under ``folder``; return how many."""
-    n = 0
-    if folder.is_dir():
-        for p in sorted(folder.rglob(f"{TMP_PREFIX}*"), key=lambda q: len(q.parts)):
-            if p.exists() or p.is_symlink():
-                remove(p)
-                n += 1
+def remove_leftovers(folder: Path, never_under: Path | None = None) -> int:
+    """Delete the temporary files and folders a killed run left under ``folder``; return how many.
+
+    Links are never followed, and nothing whose real path lies under ``never_under`` (the input
+    folder, when the output folder holds it or a link to it) is touched.
+    """
+    n, guard = 0, Path(never_under).resolve() if never_under is not None else None
+    found = []
+    for root, dirs, files in os.walk(folder):  # followlinks=False: a link is a name, not a tree
+        here = Path(root)
+        if guard is not None and (here.resolve() == guard or guard in here.resolve().parents):
+            dirs[:] = []
+            continue
+        found += [here / name for name in dirs + files if name.startswith(TMP_PREFIX)]
+        dirs[:] = [d for d in dirs if not d.startswith(TMP_PREFIX)]
+    for p in found:
+        real = p.resolve()
+        if guard is not None and (real == guard or guard in real.parents) and not p.is_symlink():
+            continue
+        if p.exists() or p.is_symlink():
+            remove(p)
+            n += 1
     return n
 
 

@@ -115,8 +115,9 @@ def discover(
         what = f"matching {pattern!r}" if pattern else (kinds or _default_kinds())
         hint = "" if recursive else f" (add {option('recursive')} for subfolders)"
         raise FolderError(f"no files {what} in {input_dir}{hint}")
-    out = output_dir.resolve()
-    kept = [f for f in files if not f.resolve().is_relative_to(out)]
+    out, rin = output_dir.resolve(), input_dir.resolve()
+    # a link in the input can lead into the output folder; the input folder itself may lie inside it
+    kept = [f for f in files if not _inside(f.resolve(), out) or _inside(f.resolve(), rin)]
     if len(kept) < len(files):
         log(
             f"left out {len(files) - len(kept)} file(s) that a link in the input leads to "
@@ -128,10 +129,14 @@ def discover(
         check_writable(output_dir)  # before any model runs: a bad output folder is a usage error
     except OSError as exc:
         raise FolderError(str(exc)) from exc
-    removed = remove_leftovers(output_dir)
+    removed = remove_leftovers(output_dir, never_under=input_dir)
     if removed:
         log(f"removed {removed} unfinished temporary file(s) left by an interrupted run")
     return kept
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.is_relative_to(folder)
 
 
 def _default_kinds() -> str:
