@@ -457,3 +457,15 @@ def test_weights_that_give_nan_fail_each_file_and_write_nothing(tmp_path, camera
     r = run_cli(src, tmp_path / "out", "--model", weights)
     assert r.returncode == 1 and "NaN or infinite" in r.stdout + r.stderr
     assert not (tmp_path / "out" / "cam.png").exists()
+
+
+def test_an_animated_png_says_only_its_first_frame_is_restored(tmp_path, camera_crop, tiny_weights):
+    src = tmp_path / "in"
+    src.mkdir()
+    frames = [Image.fromarray(np.roll(camera_crop, 10 * i, axis=1)) for i in range(3)]
+    frames[0].save(src / "anim.png", save_all=True, append_images=frames[1:])
+    r = run_cli(src, tmp_path / "out", "--model", tiny_weights)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "out" / "napari-dncnn-report.json").read_text())
+    assert "holds 3 frames" in report["files"][0]["warning"]
+    assert "3 frames" in r.stdout + r.stderr

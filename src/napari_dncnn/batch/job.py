@@ -168,8 +168,25 @@ def process_file(f: str, outs: list[str], opts: dict) -> FileResult:
     return ran(Status.DONE, outputs=targets, warning=warning)
 
 
+def _other_frames(src: Path) -> str:
+    """A warning when a PNG (APNG) or another Pillow file holds more frames than the first."""
+    from PIL import Image
+
+    with Image.open(src) as im:
+        frames = getattr(im, "n_frames", 1)
+    if frames < 2:
+        return ""
+    return (
+        f"holds {frames} frames (an animation); only the first is restored and written; save "
+        "the frames as files of their own (or as a TIFF stack) to restore them all"
+    )
+
+
 def _other_series(src: Path) -> str:
-    """A warning when a TIFF holds more image series than the first, which is all that is restored."""
+    """A warning when a TIFF holds more image series than the first (or a PNG more frames), which
+    is all that is restored."""
+    if src.suffix.lower() in (".png", ".bmp", ".jpg", ".jpeg"):
+        return _other_frames(src)
     if src.suffix.lower() not in TIFF_SUFFIXES:
         return ""
     import tifffile
