@@ -737,3 +737,27 @@ def test_a_downloaded_drunet_gets_the_sigma_slider_and_runs_on_a_gray_layer(
     expect = restore(camera_crop, str(tmp_path / "cache" / "drunet_color.pth"), sigma=25)
     np.testing.assert_array_equal(viewer.layers["cam restored"].data, expect.restored)
     check_outputs(viewer, viewer.layers["cam"])
+
+
+def test_selecting_an_output_layer_keeps_the_source_and_controls_lock_during_a_run(
+    vw, qtbot, camera_crop
+):
+    viewer, widget = vw
+    src = viewer.add_image(camera_crop, name="cam")
+    widget._select_active()
+    states = []
+    widget.restore_button.native.click()
+    states.append(
+        (widget.model_combo.enabled, widget.layer_combo.enabled, widget.tile_spin.enabled)
+    )
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert (
+        states == [(False, False, False)]
+        and widget.model_combo.enabled
+        and widget.layer_combo.enabled
+    )
+    viewer.layers.selection.active = viewer.layers["cam restored"]
+    assert widget.layer_combo.value is src  # not "cam restored": restoring it again is never meant
+    other = viewer.add_image(camera_crop[::-1].copy(), name="other")
+    viewer.layers.selection.active = other
+    assert widget.layer_combo.value is other  # an image of the user's: followed

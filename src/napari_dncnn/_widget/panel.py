@@ -43,7 +43,7 @@ from .notes import (
     set_tooltips,
     source_jpeg_quality,
 )
-from .outputs import add_outputs, outputs_of
+from .outputs import SOURCE_KEY, add_outputs, outputs_of
 from .state import RunState
 from .window import alive, restore_spinners, slow_spinners
 from .worker import is_lazy_layer, restore_steps
@@ -88,15 +88,7 @@ class RestoreWidget(Container):
         set_tooltips(self)
         self.extend(
             [
-                self.layer_combo,
-                self.model_combo,
-                self.weights_edit,
-                self.device_combo,
-                self.precision_combo,
-                self.tile_spin,
-                self.quality_slider,
-                self.sigma_slider,
-                self.plane_check,
+                *self._run_controls(),
                 self.compare_check,
                 self.restore_button,
                 self.cancel_button,
@@ -197,10 +189,28 @@ class RestoreWidget(Container):
         return tile or None
 
     def _select_active(self, event=None):
+        """Follow the selected image layer, but not during a run, and never to one of our outputs
+        (restoring "<name> restored" again is never what the selection meant)."""
         active = self.viewer.layers.selection.active
         self.layer_combo.reset_choices()
+        if self.worker is not None or (active is not None and SOURCE_KEY in active.metadata):
+            return
         if isinstance(active, Image) and active in self.layer_combo.choices:
             self.layer_combo.value = active
+
+    def _run_controls(self) -> list:
+        """The controls that shape a run: locked while one runs, so what they show is what ran."""
+        return [
+            self.layer_combo,
+            self.model_combo,
+            self.weights_edit,
+            self.device_combo,
+            self.precision_combo,
+            self.tile_spin,
+            self.quality_slider,
+            self.sigma_slider,
+            self.plane_check,
+        ]
 
     def _model(self):
         choice = self.model_combo.value
@@ -291,6 +301,8 @@ class RestoreWidget(Container):
         self._spinners = slow_spinners(self.native)
         self.restore_button.enabled = False
         self.cancel_button.enabled = True
+        for control in self._run_controls():
+            control.enabled = False
         self.status.value, self.state = "restoring...", RunState.RUNNING
         self._started = time.perf_counter()
         self._source = layer
@@ -400,6 +412,8 @@ class RestoreWidget(Container):
         self.worker = None
         self.restore_button.enabled = True
         self.cancel_button.enabled = False
+        for control in self._run_controls():
+            control.enabled = True
 
     def _on_error(self, exc):
         if self._cancel.is_set():  # a lazy layer's blocks stopped by Cancel
