@@ -21,7 +21,7 @@ from PIL import Image
 
 from conftest import randomised
 from napari_dncnn import DnCNN, save_weights
-from napari_dncnn.batch import REPORT_NAME, run_batch
+from napari_dncnn.batch import REPORT_NAME, BatchError, run_batch
 from napari_dncnn.files.atomic import TMP_PREFIX
 
 pytestmark = pytest.mark.cluster
@@ -407,3 +407,35 @@ def test_cli_workers_starts_a_local_cluster(tmp_path, tiny_weights):
         text=True,
     )
     assert r.returncode == 2 and "not both" in r.stderr
+
+
+def test_the_users_own_client_and_cluster_objects_run_the_batch_and_stay_open(
+    tmp_path, cluster, tiny_weights
+):
+    make_inputs(tmp_path / "in", 3, 64)
+    kw = {"model": tiny_weights, "progress": False, "force": True}
+    by_cluster = run_batch(tmp_path / "in", tmp_path / "a", cluster=cluster, **kw)
+    with Client(cluster.scheduler_address, set_as_default=False) as client:
+        by_client = run_batch(tmp_path / "in", tmp_path / "b", client=client, **kw)
+        assert client.status == "running"  # ours to keep: napari-dncnn never closes it
+    assert by_cluster.count("done") == by_client.count("done") == 3
+    assert outputs(tmp_path / "a") == outputs(tmp_path / "b")
+    report = json.loads((tmp_path / "a" / "napari-dncnn-report.json").read_text())
+    assert report["scheduler"] == f"dask scheduler {cluster.scheduler_address}"
+    assert cluster.status.name == "running"
+
+
+def test_a_closed_cluster_object_is_a_clear_usage_error(tmp_path, tiny_weights):
+    make_inputs(tmp_path / "in", 1, 64)
+    closed = LocalCluster(n_workers=1, processes=False, dashboard_address=None)
+    closed.close()
+    with pytest.raises(BatchError, match="is closed"):
+        run_batch(
+            tmp_path / "in", tmp_path / "out", model=tiny_weights, progress=False, cluster=closed
+        )
+    client = Client(processes=False, n_workers=1, dashboard_address=None)
+    client.close()
+    with pytest.raises(BatchError, match="is closed"):
+        run_batch(
+            tmp_path / "in", tmp_path / "out", model=tiny_weights, progress=False, client=client
+        )

@@ -21,7 +21,7 @@ from pathlib import Path
 from ..folders import FileResult, Status
 from .job import BatchError, process_file
 
-__all__ = ["run_on_cluster", "file_task", "connect"]
+__all__ = ["run_on_cluster", "file_task", "connect", "scheduler_address_of"]
 
 
 def file_task(f: str, outs: list[str], opts: dict) -> FileResult:
@@ -38,6 +38,25 @@ def file_task(f: str, outs: list[str], opts: dict) -> FileResult:
     except (ImportError, ValueError):
         pass
     return process_file(f, outs, opts)
+
+
+def scheduler_address_of(client=None, cluster=None) -> str:
+    """The scheduler address of the user's ``client`` or ``cluster`` object; :class:`BatchError`
+    when it is closed or has none (the object itself is never closed here)."""
+    obj = client if client is not None else cluster
+    what = "client" if client is not None else "cluster"
+    if str(getattr(obj, "status", "")).lower().endswith(("closed", "closing")):
+        raise BatchError(f"the dask {what} {obj!r} is closed; start it again or pass an open one")
+    try:
+        address = obj.scheduler.address if client is not None else obj.scheduler_address
+    except (AttributeError, RuntimeError, ValueError) as exc:
+        raise BatchError(
+            f"cannot tell the scheduler address of the dask {what} {obj!r} ({exc}); pass a "
+            "distributed.Client as client= or an object with a scheduler_address as cluster="
+        ) from exc
+    if not address:
+        raise BatchError(f"the dask {what} {obj!r} has no scheduler address (is it closed?)")
+    return str(address)
 
 
 def connect(scheduler: str | None, workers: int | None, log=print):

@@ -31,7 +31,7 @@ from ..files.atomic import remove_leftovers
 from ..files.images import TIFF_SUFFIXES
 from ..folders import FolderReport, check_folders, discover, drain, find_inputs, iterate, triage
 from ..folders import plan_outputs as plan_folder
-from .cluster import run_on_cluster
+from .cluster import run_on_cluster, scheduler_address_of
 from .job import OUT_OF_CORE_ABOVE, PIXEL_LIMIT, BatchError, BatchOptions, process_file
 
 __all__ = ["BatchReport", "find_inputs", "plan_outputs", "run_batch", "REPORT_NAME"]
@@ -89,13 +89,17 @@ def run_batch(
     skip_above: int | None = None,
     pixel_limit: int = PIXEL_LIMIT,
     on_interrupt=None,
+    client=None,
+    cluster=None,
 ) -> BatchReport:
     """Restore every image in ``input_dir`` into ``output_dir``; never raises for a single bad file.
 
     ``scheduler`` (address of a running dask.distributed scheduler) or
     ``workers`` (start a LocalCluster of that many worker processes on this
-    machine) run each file as a task with ``retries``; with neither, files
-    are restored one after another in this process.  The quality guard
+    machine) run each file as a task with ``retries``; so do ``client`` (your
+    ``distributed.Client``) and ``cluster`` (any object with a ``scheduler_address``:
+    a ``LocalCluster``, a ``dask_jobqueue`` cluster), which are left open; with none,
+    files are restored one after another in this process.  The quality guard
     (:mod:`napari_dncnn.quality`) writes images without JPEG artifacts
     (JPEG files above quality ``skip_above``, by default 90 for gray and 80 for
     colour, other 8-bit files without an 8x8 JPEG grid) unchanged, with the status
@@ -108,6 +112,10 @@ def run_batch(
     interrupt goes on.
     """
     input_dir, output_dir = check_folders(Path(input_dir), Path(output_dir))
+    if sum(x is not None for x in (scheduler, workers, client, cluster)) > 1:
+        raise BatchError("give one of scheduler, workers, client and cluster")
+    if client is not None or cluster is not None:
+        scheduler = scheduler_address_of(client, cluster)
     on_cluster = scheduler is not None or workers is not None
     if scheduler is None:  # this machine runs the files: a missing device is a usage error
         pick_device(device)
