@@ -439,3 +439,35 @@ def test_a_closed_cluster_object_is_a_clear_usage_error(tmp_path, tiny_weights):
         run_batch(
             tmp_path / "in", tmp_path / "out", model=tiny_weights, progress=False, client=client
         )
+
+
+def test_a_lazy_restore_computed_under_a_client_spreads_its_blocks_over_the_workers(
+    cluster, tiny_weights
+):
+    import dask.array as da
+    from distributed import get_task_stream
+
+    from napari_dncnn import restore
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (768, 768), dtype=np.uint8)
+    local = restore(image, tiny_weights, device="cpu", precision="fp32").restored
+    lazy = restore(da.from_array(image, chunks=128), tiny_weights, device="cpu", precision="fp32")
+
+    def loads():
+        from napari_dncnn.weights import model_loads
+
+        return model_loads()
+
+    with Client(cluster.scheduler_address, set_as_default=False) as client:
+        before = client.run(loads)
+        with get_task_stream(client) as stream:
+            out = client.compute(lazy.restored).result()
+        after = client.run(loads)
+    diff = np.abs(out.astype(int) - local)  # the in-memory run's pixels, but for .5 rounding ties
+    assert diff.max() <= 1 and np.count_nonzero(diff) < out.size // 10_000
+    blocks = [
+        t for t in stream.data if "_restored_block" in str(t["key"])
+    ]  # fused with the network
+    assert len(blocks) == 36 and len({t["worker"] for t in blocks}) == 2  # both workers took part
+    assert all(after[w] - before[w] <= 1 for w in after)  # the model loaded at most once per worker
