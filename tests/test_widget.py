@@ -153,6 +153,9 @@ def test_restore_stack_and_current_plane(vw, qtbot, camera_crop):
     np.testing.assert_array_equal(
         viewer.layers["zs restored"].data, full
     )  # the full result survives
+    widget.plane_check.value = False
+    click_restore(qtbot, widget)  # a full run again: the preview no longer lingers over it
+    assert "zs preview restored" not in viewer.layers and "zs preview residual" not in viewer.layers
 
 
 def test_preview_of_a_plane_equals_that_plane_of_the_full_run_when_ranges_differ(

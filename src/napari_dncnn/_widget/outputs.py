@@ -80,6 +80,10 @@ def add_outputs(viewer, src: Image, restored, residual, limit: float, index: tup
     role = "preview " if index else ""  # a preview never replaces a full result
     _put(viewer, src, role + "residual", residual, res_kwargs)
     _put(viewer, src, role + "restored", restored, rest_kwargs)
+    if not index:  # a full result supersedes the previews: they would overlap it at their plane
+        for layer in outputs_of(viewer, src):
+            if str(layer.metadata.get(ROLE_KEY, "")).startswith("preview "):
+                viewer.layers.remove(layer)
 
 
 def _put(viewer, src: Image, role: str, data, kwargs):
