@@ -441,6 +441,7 @@ def test_every_control_has_a_tooltip_and_the_widget_a_help_line(vw):
     for control in widget:
         if control is not widget.help:
             assert control.tooltip, control.label or control.name
+    assert "weights file" in widget.weights_edit.choose_btn.tooltip
     assert "docs/plugin.md" in widget.help.value
 
 

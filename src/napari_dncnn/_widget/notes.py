@@ -147,12 +147,17 @@ def set_tooltips(panel) -> None:
         "untick to see the restoration again.",
         panel.restore_button: "Adds '<name> residual' (what was removed) and '<name> restored'.",
         panel.cancel_button: "Stop the running restoration within one tile; no layer is changed.",
-        panel.status: "What the last run did: model, device, precision, tiles, time.",
+        panel.status: "Before a run, what it will do (the model auto picks, the device, the quality "
+        "guard's verdict); after it, what it did (model, device, precision, tiles, time) or why it "
+        "failed.",
         panel.progress_bar: "Tiles restored so far.",
         panel.progress_label: "Tiles done, seconds so far and an estimate of the time left.",
     }
     for widget, tip in tips.items():
         widget.tooltip = tip
+    panel.weights_edit.choose_btn.tooltip = (
+        "Choose a weights file (.safetensors, .mat or .pth) on disk."
+    )
 
 
 def colour_model(model: str) -> bool:
