@@ -469,3 +469,32 @@ def test_an_animated_png_says_only_its_first_frame_is_restored(tmp_path, camera_
     report = json.loads((tmp_path / "out" / "napari-dncnn-report.json").read_text())
     assert "holds 3 frames" in report["files"][0]["warning"]
     assert "3 frames" in r.stdout + r.stderr
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_and_a_stale_lock_taken_over(
+    tmp_path, camera_crop, tiny_weights
+):
+    import socket
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(camera_crop).save(src / "cam.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f"{TMP_PREFIX}live-file-of-the-other-run.tif").write_bytes(b"being written")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".napari-dncnn-run.lock").write_text(
+            f"{other.pid} {socket.gethostname()} 2026-12-02T10:00:00"
+        )
+        r = run_cli(src, out, "--model", tiny_weights)
+        assert r.returncode == 2 and f"another napari-dncnn run (pid {other.pid}" in r.stderr
+        assert (out / f"{TMP_PREFIX}live-file-of-the-other-run.tif").exists()  # its file kept
+        assert not (out / "cam.png").exists()
+    finally:
+        other.kill()
+        other.wait()
+    r = run_cli(src, out, "--model", tiny_weights)  # the holder is gone: a stale lock
+    assert r.returncode == 0 and "took over the lock" in r.stdout + r.stderr, r.stderr
+    assert (out / "cam.png").exists() and not (out / ".napari-dncnn-run.lock").exists()
+    assert not (out / f"{TMP_PREFIX}live-file-of-the-other-run.tif").exists()  # now a leftover

@@ -29,7 +29,16 @@ from pathlib import Path
 from ..devices import pick_device
 from ..files.atomic import remove_leftovers
 from ..files.images import TIFF_SUFFIXES
-from ..folders import FolderReport, check_folders, discover, drain, find_inputs, iterate, triage
+from ..folders import (
+    FolderReport,
+    check_folders,
+    discover,
+    drain,
+    find_inputs,
+    iterate,
+    run_lock,
+    triage,
+)
 from ..folders import plan_outputs as plan_folder
 from .cluster import run_on_cluster, scheduler_address_of
 from .job import OUT_OF_CORE_ABOVE, PIXEL_LIMIT, BatchError, BatchOptions, process_file
@@ -121,45 +130,56 @@ def run_batch(
         pick_device(device)
     if workers is not None and workers < 1:
         raise BatchError(f"workers must be at least 1, got {workers}")
-    files = discover(input_dir, output_dir, recursive=recursive, pattern=pattern, log=log)
-    plan = plan_folder(input_dir, files, output_dir, lambda rel: output_names(rel, save_residual))
-    opts = BatchOptions(
-        str(model),
-        tile_size,
-        device,
-        overwrite,
-        out_of_core_above,
-        force=force,
-        skip_above=skip_above,
-        pixel_limit=pixel_limit,
-        quality=quality,
-        sigma=sigma,
-    )
-    results, todo = triage(plan, overwrite)
-    if on_cluster:
-        where = f"dask scheduler {scheduler}" if scheduler else f"LocalCluster of {workers} workers"
-        runner = run_on_cluster(
-            todo, plan.outputs, opts, scheduler=scheduler, workers=workers, retries=retries, log=log
+    with run_lock(output_dir, log=log):  # one run at a time into a folder
+        files = discover(input_dir, output_dir, recursive=recursive, pattern=pattern, log=log)
+        plan = plan_folder(
+            input_dir, files, output_dir, lambda rel: output_names(rel, save_residual)
         )
-    else:
-        where, runner = "this process", iterate(todo, _in_process(plan.outputs, opts))
-    meta = {"input_dir": str(input_dir), "output_dir": str(output_dir), "model": str(model)}
-    meta |= {"scheduler": where}
-    bar = _Bar(len(files), len(results)) if progress else None
-    try:
-        return drain(
-            _then_clean(runner, output_dir, input_dir) if on_cluster else runner,
-            plan,
-            results,
-            BatchReport(),
-            report_path=output_dir / REPORT_NAME,
-            meta=meta,
-            progress=bar,
-            on_interrupt=on_interrupt,
+        opts = BatchOptions(
+            str(model),
+            tile_size,
+            device,
+            overwrite,
+            out_of_core_above,
+            force=force,
+            skip_above=skip_above,
+            pixel_limit=pixel_limit,
+            quality=quality,
+            sigma=sigma,
         )
-    finally:
-        if bar is not None:
-            bar.close()
+        results, todo = triage(plan, overwrite)
+        if on_cluster:
+            where = (
+                f"dask scheduler {scheduler}" if scheduler else f"LocalCluster of {workers} workers"
+            )
+            runner = run_on_cluster(
+                todo,
+                plan.outputs,
+                opts,
+                scheduler=scheduler,
+                workers=workers,
+                retries=retries,
+                log=log,
+            )
+        else:
+            where, runner = "this process", iterate(todo, _in_process(plan.outputs, opts))
+        meta = {"input_dir": str(input_dir), "output_dir": str(output_dir), "model": str(model)}
+        meta |= {"scheduler": where}
+        bar = _Bar(len(files), len(results)) if progress else None
+        try:
+            return drain(
+                _then_clean(runner, output_dir, input_dir) if on_cluster else runner,
+                plan,
+                results,
+                BatchReport(),
+                report_path=output_dir / REPORT_NAME,
+                meta=meta,
+                progress=bar,
+                on_interrupt=on_interrupt,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
 
 
 def _then_clean(runner, output_dir: Path, input_dir: Path):

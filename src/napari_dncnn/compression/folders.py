@@ -25,6 +25,7 @@ from ..folders import (
     discover,
     drain,
     iterate,
+    run_lock,
     triage,
 )
 from ..folders import plan_outputs as plan_folder
@@ -265,47 +266,48 @@ def run_compress(
     """Compress every image of ``input_dir`` to ``target`` into ``output_dir``; see the module docs."""
     input_dir, output_dir = check_folders(Path(input_dir), Path(output_dir))
     _same_settings_or_error(output_dir, target, skip_above, overwrite)
-    files = discover(
-        input_dir,
-        output_dir,
-        recursive=recursive,
-        pattern=pattern,
-        accept=lambda f: f.suffix.lower() != ".zarr",
-        kinds="(.png .jpg .jpeg .bmp .tif .tiff)",
-        log=log,
-    )
-    plan = plan_folder(input_dir, files, output_dir, lambda rel: [rel.with_suffix(".jpg")])
-    results, todo = triage(plan, overwrite, finished=_finished)
-    previous = _previous_entries(output_dir)
-    for f, r in results.items():  # finished files keep what the last run measured
-        old = previous.get(str(f.relative_to(input_dir)), {})
-        r.details = {k: v for k, v in old.items() if k not in _DETAILS}
-    kw = {"device": device, "tile_size": tile_size}
-
-    def work(f: Path) -> FileResult:
-        return _compress_file(
-            f, f.relative_to(input_dir), output_dir, target, model, skip_above, kw
+    with run_lock(output_dir, log=log):  # one run at a time into a folder
+        files = discover(
+            input_dir,
+            output_dir,
+            recursive=recursive,
+            pattern=pattern,
+            accept=lambda f: f.suffix.lower() != ".zarr",
+            kinds="(.png .jpg .jpeg .bmp .tif .tiff)",
+            log=log,
         )
+        plan = plan_folder(input_dir, files, output_dir, lambda rel: [rel.with_suffix(".jpg")])
+        results, todo = triage(plan, overwrite, finished=_finished)
+        previous = _previous_entries(output_dir)
+        for f, r in results.items():  # finished files keep what the last run measured
+            old = previous.get(str(f.relative_to(input_dir)), {})
+            r.details = {k: v for k, v in old.items() if k not in _DETAILS}
+        kw = {"device": device, "tile_size": tile_size}
 
-    meta = {
-        "input_dir": portable_path(str(input_dir)),
-        "target": {target.metric: target.value},
-        "skip_above_quality": skip_above,
-        "relative_to": input_dir,
-    }
-    report = CompressReport()
-    drain(
-        iterate(todo, work),
-        plan,
-        results,
-        report,
-        report_path=output_dir / REPORT_NAME,
-        meta=meta,
-        progress=None if progress is None else (lambda d, t, _f: progress(d, t)),
-        finished=_finished,
-        on_interrupt=on_interrupt,
-    )
-    return report
+        def work(f: Path) -> FileResult:
+            return _compress_file(
+                f, f.relative_to(input_dir), output_dir, target, model, skip_above, kw
+            )
+
+        meta = {
+            "input_dir": portable_path(str(input_dir)),
+            "target": {target.metric: target.value},
+            "skip_above_quality": skip_above,
+            "relative_to": input_dir,
+        }
+        report = CompressReport()
+        drain(
+            iterate(todo, work),
+            plan,
+            results,
+            report,
+            report_path=output_dir / REPORT_NAME,
+            meta=meta,
+            progress=None if progress is None else (lambda d, t, _f: progress(d, t)),
+            finished=_finished,
+            on_interrupt=on_interrupt,
+        )
+        return report
 
 
 def _same_settings_or_error(out_dir: Path, target: Target, skip_above, overwrite: bool):

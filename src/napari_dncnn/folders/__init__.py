@@ -10,6 +10,7 @@ from .pipeline import (
     finished_if_all_exist,
     iterate,
     plan_outputs,
+    run_lock,
     triage,
 )
 from .results import FileResult, FolderReport, Status, describe_error
@@ -28,5 +29,6 @@ __all__ = [
     "finished_if_all_exist",
     "iterate",
     "plan_outputs",
+    "run_lock",
     "triage",
 ]

@@ -10,7 +10,10 @@ that cannot be written still leaves the summary.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -29,6 +32,8 @@ __all__ = [
     "find_inputs",
     "finished_if_all_exist",
     "iterate",
+    "run_lock",
+    "LOCK_NAME",
     "discover",
     "plan_outputs",
     "triage",
@@ -133,6 +138,70 @@ def discover(
     if removed:
         log(f"removed {removed} unfinished temporary file(s) left by an interrupted run")
     return kept
+
+
+LOCK_NAME = ".napari-dncnn-run.lock"
+"""The file that marks an output folder as being written by a run (its pid, host and start)."""
+
+
+@contextlib.contextmanager
+def run_lock(output_dir: Path, log=print):
+    """Hold the output folder for this run: a second run into it is refused with who holds it.
+
+    A lock left by a run that died on this host (its pid is gone) is taken over, and said so.
+    """
+    try:
+        check_writable(output_dir)  # before any model runs: a bad output folder is a usage error
+    except OSError as exc:
+        raise FolderError(str(exc)) from exc
+    lock = output_dir / LOCK_NAME
+    mine = f"{os.getpid()} {socket.gethostname()} {_iso(time.time())}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(lock)
+            if holder is None:  # stale: its run died
+                log(f"took over the lock {lock} of a run that is no longer running")
+                lock.unlink(missing_ok=True)
+                continue
+            raise FolderError(
+                f"another napari-dncnn run ({holder}) is writing into {output_dir}; wait for it to "
+                f"end, or choose another output folder (if it is not running, delete {lock})"
+            ) from None
+        except OSError as exc:
+            raise FolderError(
+                f"cannot write into the output folder {output_dir} ({exc.strerror or exc}); "
+                "choose another folder or fix its permissions"
+            ) from exc
+        with os.fdopen(fd, "w") as f:
+            f.write(mine)
+        break
+    try:
+        yield
+    finally:
+        try:
+            if lock.read_text() == mine:
+                lock.unlink()
+        except OSError:
+            pass
+
+
+def _lock_holder(lock: Path) -> str | None:
+    """``"pid P on host H, started T"`` of a live lock, None for a stale one (its pid gone here)."""
+    try:
+        pid, host, started = lock.read_text().split(" ", 2)
+        pid = int(pid)
+    except (OSError, ValueError):
+        return "a run whose lock cannot be read"
+    if host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+    return f"pid {pid} on host {host}, started {started}"
 
 
 def _inside(path: Path, folder: Path) -> bool:
