@@ -1,7 +1,9 @@
 """The same pixels as before the engine was split: bundled models on crops of the shipped examples.
 
-``tests/data/golden-restore.npz`` was written by the single-module engine (commit ba903f5) with
-fp32 on the CPU; residuals are stored as float16.
+``tests/data/golden-restore.npz``: the colour entries were written by the single-module engine
+(commit ba903f5), the gray and 16-bit entries again when the bundled gray model changed (stage 8,
+2026-12-02, on an AVX-512 host); fp32 on the CPU, residuals stored as float16.  The golden file
+is the project's own output, so the plain-torch forward below checks the engine independently.
 """
 
 from pathlib import Path
@@ -43,7 +45,7 @@ def test_gray_colour_and_stack_restore_as_before(golden):
     _close(g.restored, golden["gray"], g.residual, golden["gray_residual"])
     _close(c.restored, golden["rgb"], c.residual, golden["rgb_residual"])
     # a 16-bit level is 1/65535 of the range: 257x more .5 ties than in 8 bits (67 of 61,440
-    # pixels off by one on an AVX-512 host)
+    # pixels were one level off between an AVX2 and an AVX-512 host)
     _close(s.restored, golden["stack16"], ties=1 / 200)
     assert np.abs(g.residual).max() > 10  # the model did change the image
 

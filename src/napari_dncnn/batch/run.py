@@ -63,6 +63,17 @@ def output_names(rel: Path, save_residual: bool) -> list[Path]:
     return names
 
 
+def _runner(todo, outputs, opts, scheduler, workers, retries, log):
+    """``(where, results)``: the files of ``todo`` run on a cluster, or one after another here."""
+    if scheduler is None and workers is None:
+        return "this process", iterate(todo, _in_process(outputs, opts))
+    where = f"dask scheduler {scheduler}" if scheduler else f"LocalCluster of {workers} workers"
+    runner = run_on_cluster(
+        todo, outputs, opts, scheduler=scheduler, workers=workers, retries=retries, log=log
+    )
+    return where, runner
+
+
 def _in_process(outputs: dict[Path, list[Path]], opts: BatchOptions):
     """One file's work in this process: :func:`.job.process_file` with the plain values it takes."""
     o = asdict(opts)
@@ -148,21 +159,7 @@ def run_batch(
             sigma=sigma,
         )
         results, todo = triage(plan, overwrite)
-        if on_cluster:
-            where = (
-                f"dask scheduler {scheduler}" if scheduler else f"LocalCluster of {workers} workers"
-            )
-            runner = run_on_cluster(
-                todo,
-                plan.outputs,
-                opts,
-                scheduler=scheduler,
-                workers=workers,
-                retries=retries,
-                log=log,
-            )
-        else:
-            where, runner = "this process", iterate(todo, _in_process(plan.outputs, opts))
+        where, runner = _runner(todo, plan.outputs, opts, scheduler, workers, retries, log)
         meta = {"input_dir": str(input_dir), "output_dir": str(output_dir), "model": str(model)}
         meta |= {"scheduler": where}
         bar = _Bar(len(files), len(results)) if progress else None
