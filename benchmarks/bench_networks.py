@@ -2,12 +2,12 @@
 
 The upstream way, as their test scripts run it: the network in eager fp32, the whole image in one
 forward pass (our ports were checked equal to the upstream code, tests/test_networks.py, so our
-module stands in for it).  The engine: ``restore()`` with bf16 autocast and channels_last where the
-CPU computes bf16 natively (else fp32), tiles when the plane does not fit in memory.  Weights are
+module stands in for it).  The engine: ``restore()`` with channels_last, at each of
+``--precisions`` (``auto``: what the engine picks), tiles when the plane does not fit in memory.  Weights are
 random (speed and memory do not depend on them); the image is a 1 MP colour crop of scikit-image's
 astronaut (tiled), JPEG q20.  Each row runs in its own subprocess, so its peak RSS is its own.
 
-    python benchmarks/bench_networks.py [--networks fbcnn] [--side 1024] [--repeats 3]
+    python benchmarks/bench_networks.py [--networks fbcnn] [--side 1024] [--repeats 3] [--precisions fp32 bf16]
 
 Prints a markdown table: network, method, precision, median seconds, MP/s, the ratio to upstream,
 peak RSS, and the largest difference from the upstream output (levels of 255).  Don't run it
@@ -26,7 +26,7 @@ import json, resource, sys, time
 import numpy as np, torch
 from skimage import data
 from napari_dncnn import restore
-from napari_dncnn.devices import cpu_has_native_bf16
+from napari_dncnn.devices import use_bf16
 from napari_dncnn.jpeg import jpeg_roundtrip
 from napari_dncnn.networks import ARCHITECTURES
 
@@ -48,7 +48,7 @@ if method == "upstream":
         times.append(time.perf_counter() - t)
     np.save(sys.argv[5], out)
 else:
-    precision = "bf16" if cpu_has_native_bf16() else "fp32"
+    precision = sys.argv[6] if sys.argv[6] != "auto" else ("bf16" if use_bf16("auto", torch.device("cpu")) else "fp32")
     kw = {"quality": 20} if arch == "fbcnn" else {}
     restore(img[:64, :64], net, precision=precision, **kw)
     for _ in range(repeats):
@@ -63,9 +63,9 @@ print(json.dumps({"median": float(np.median(times)), "rss_mb": rss, "precision":
 """
 
 
-def run(arch: str, method: str, side: int, repeats: int, ref: str) -> dict:
+def run(arch: str, method: str, side: int, repeats: int, ref: str, precision: str = "auto") -> dict:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, arch, method, str(side), str(repeats), ref],
+        [sys.executable, "-c", CHILD, arch, method, str(side), str(repeats), ref, precision],
         capture_output=True,
         text=True,
         check=True,
@@ -78,6 +78,9 @@ def main() -> None:
     ap.add_argument("--networks", nargs="+", default=["fbcnn", "drunet", "scunet"])
     ap.add_argument("--side", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--precisions", nargs="+", default=["auto"], help="engine precisions: auto, fp32, bf16"
+    )
     args = ap.parse_args()
     with open("/proc/cpuinfo") as f:
         words = set(f.read().split())
@@ -93,8 +96,15 @@ def main() -> None:
     for arch in args.networks:
         ref = f"/tmp/bench_networks_{arch}.npy"
         base = run(arch, "upstream", args.side, args.repeats, ref)
-        ours = run(arch, "engine", args.side, args.repeats, ref)
-        for name, r in (("upstream way (eager, whole image)", base), ("napari-dncnn engine", ours)):
+        rows = [("upstream way (eager, whole image)", base)]
+        for precision in args.precisions:
+            rows.append(
+                (
+                    "napari-dncnn engine",
+                    run(arch, "engine", args.side, args.repeats, ref, precision),
+                )
+            )
+        for name, r in rows:
             print(
                 f"| {arch} | {name} | {r['precision']} | {r['median']:.2f} | {mp / r['median']:.3f} | "
                 f"{base['median'] / r['median']:.2f}x | {r['rss_mb']:.0f} | {'' if r['diff'] is None else r['diff']} |"

@@ -1,4 +1,5 @@
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -235,3 +236,15 @@ def test_masked_arrays_and_odd_tile_sizes_are_clear_errors(tiny_gray, camera_cro
     assert (
         restore(camera_crop, tiny_gray, tile_size=0).restored.shape == camera_crop.shape
     )  # 0: automatic
+
+
+def test_auto_precision_follows_this_cpu_s_flags_for_inference_and_training():
+    import torch
+
+    from napari_dncnn.devices import use_bf16
+
+    flags = Path("/proc/cpuinfo").read_text()
+    cpu = torch.device("cpu")
+    assert use_bf16("auto", cpu) == ("amx_bf16" in flags)  # inference: AMX only
+    assert use_bf16("auto", cpu, training=True) == ("avx512_bf16" in flags or "amx_bf16" in flags)
+    assert use_bf16("fp32", cpu) is False and use_bf16("bf16", cpu) is True

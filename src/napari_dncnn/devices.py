@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["pick_device", "available_devices", "cpu_has_native_bf16", "use_bf16"]
+__all__ = ["pick_device", "available_devices", "cpu_has_amx", "cpu_has_native_bf16", "use_bf16"]
 
 
 def _mps_available() -> bool:
@@ -70,8 +70,23 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def use_bf16(setting, device: torch.device) -> bool:
-    """Resolve a precision setting (``'auto'``, ``'on'``/``'bf16'``, ``'off'``/``'fp32'``); others raise."""
+@lru_cache(maxsize=1)
+def cpu_has_amx() -> bool:
+    """True on CPUs with AMX tiles for bf16 (``amx_bf16``)."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def use_bf16(setting, device: torch.device, *, training: bool = False) -> bool:
+    """Resolve a precision setting (``'auto'``, ``'on'``/``'bf16'``, ``'off'``/``'fp32'``); others raise.
+
+    ``'auto'`` is bf16 on CUDA; on a CPU, for training where it computes bf16 natively (AVX512-BF16
+    or AMX: 1.2x the fp32 step rate measured on an AVX512-BF16 Xeon), for inference only with AMX:
+    on that Xeon without AMX, bf16 inference was slower than fp32 (DnCNN 0.72x,
+    ``benchmarks/bench_precision.py``; FBCNN 0.63x, ``benchmarks/bench_networks.py``).
+    """
     if setting in ("on", "bf16", True):
         return True
     if setting in ("off", "fp32", False):
@@ -80,4 +95,6 @@ def use_bf16(setting, device: torch.device) -> bool:
         raise ValueError(
             f"unknown precision {setting!r}; use 'auto', 'fp32' (or 'off') or 'bf16' (or 'on')"
         )
-    return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and (cpu_has_native_bf16() if training else cpu_has_amx())

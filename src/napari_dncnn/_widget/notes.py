@@ -131,9 +131,10 @@ def set_tooltips(panel) -> None:
         panel.weights_edit: "A weights file: .safetensors (napari-dncnn train), .mat (MatConvNet) or .pth "
         "(a plain PyTorch state dict).",
         panel.device_combo: "auto picks a CUDA GPU, then Apple MPS, then the CPU.",
-        panel.precision_combo: "auto: bf16 on a GPU and on CPUs that compute it natively (AVX512-BF16, "
-        "AMX), else fp32. fp32 gives the same result on every machine; bf16 is 2-3x faster where "
-        "native (about 10x slower elsewhere) and differs from fp32 by a few levels.",
+        panel.precision_combo: "auto: bf16 on a GPU and on CPUs with AMX, else fp32. fp32 gives the "
+        "same result on every machine; bf16 is 2-3x faster with AMX, slower on CPUs with only "
+        "AVX512-BF16 (0.6-0.7x measured) and about 10x slower elsewhere, and differs from fp32 by "
+        "a few levels.",
         panel.quality_slider: "FBCNN: the JPEG quality to assume. 0 = the quality of the JPEG file "
         "the layer came from, else the network's own estimate (made once for the image). Lower "
         "values remove more.",

@@ -82,7 +82,8 @@ def restore(
         Value range used to normalise integer (other than uint8) and float
         images; default: the image's own min and max.
     precision : str
-        ``'auto'`` (bf16 on CUDA and on CPUs with native bf16, else fp32),
+        ``'auto'`` (bf16 on CUDA and on CPUs with AMX, else fp32: on a CPU with only
+        AVX512-BF16, bf16 inference measured slower than fp32),
         ``'fp32'`` or ``'bf16'``.
     quality : float, optional
         For FBCNN models: the JPEG quality (1-100) to assume.  Default: the

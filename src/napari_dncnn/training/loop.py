@@ -104,7 +104,7 @@ class _Run:
         self._process_state = (torch.get_num_threads(), torch.random.get_rng_state())
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.bf16 = use_bf16(cfg.bf16, self.device)
+        self.bf16 = use_bf16(cfg.bf16, self.device, training=True)
         self.run_dir = Path(cfg.run_dir or Path("runs") / Path(cfg.out).stem)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.rng = np.random.default_rng(cfg.seed)
