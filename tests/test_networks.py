@@ -270,3 +270,16 @@ def test_rd_gives_fbcnn_the_quality_each_file_was_saved_at():
     _, jpeg, shown = encode_and_view(clean, 25, net, True, skip_above=100, precision="fp32")
     told = restore(jpeg, net, precision="fp32", quality=25).restored
     np.testing.assert_array_equal(shown, told)
+
+
+def test_a_lazy_rgb_stack_through_fbcnn_predicts_its_quality_once_from_the_first_plane():
+    import dask.array as da
+
+    net, _, _ = upstream("fbcnn")
+    stack = np.stack([_image(seed=1), _image(seed=2)])  # (Z, Y, X, 3): the channel axis is 3
+    lazy = restore(da.from_array(stack, chunks=(1, 96, 112, 3)), net, precision="fp32")
+    with torch.no_grad():
+        x = torch.from_numpy(stack[0].transpose(2, 0, 1)[None] / 255.0).float()
+        predicted = float(net.predict_quality(x)[0])
+    told = restore(stack, net, precision="fp32", quality=predicted)
+    np.testing.assert_allclose(lazy.residual.compute(), told.residual, atol=1e-3)

@@ -152,8 +152,9 @@ class AxesPlan:
         """The two axes of each plane (Y, X), in the image's own order."""
         return [a for a in range(self.ndim) if a != self.channel_axis][-2:]
 
-    def centre_crop(self, shape: tuple[int, ...], side: int) -> tuple:
-        """Index of the first plane's centre, at most ``side`` px a side, all colour channels kept."""
+    def centre_crop(self, shape: tuple[int, ...], side: int) -> tuple[tuple, int | None]:
+        """Index of the first plane's centre, at most ``side`` px a side, all colour channels kept;
+        and the channel axis of the cropped array (leading axes are indexed away)."""
         spatial = self.spatial_axes()
         index = []
         for a, n in enumerate(shape):
@@ -162,7 +163,10 @@ class AxesPlan:
                 index.append(slice(start, start + side))
             else:
                 index.append(slice(None) if a == self.channel_axis else 0)
-        return tuple(index)
+        if self.channel_axis is None:
+            return tuple(index), None
+        dropped = sum(isinstance(i, int) for i in index[: self.channel_axis])
+        return tuple(index), self.channel_axis - dropped
 
     def to_work(self, image):
         """The image with RGB samples last."""

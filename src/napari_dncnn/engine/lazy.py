@@ -222,8 +222,8 @@ def restore_lazy(
     arr = _rechunk_for(arr, plan, net, block_size)
     lo, hi = value_range(arr, channel_axis, data_range)
     if net.control == "quality" and quality is None:
-        crop = np.asarray(arr[plan.centre_crop(arr.shape, PREDICT_SIDE)])
-        quality = predicted_quality(crop, net, plan.channel_axis, (lo, hi), dev)
+        index, crop_channel_axis = plan.centre_crop(arr.shape, PREDICT_SIDE)
+        quality = predicted_quality(np.asarray(arr[index]), net, crop_channel_axis, (lo, hi), dev)
 
     counter = (
         _Counter(int(np.prod(arr.numblocks)), progress, cancel) if (progress or cancel) else None
