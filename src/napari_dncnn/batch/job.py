@@ -240,10 +240,10 @@ def _controls(src: Path, o: BatchOptions) -> dict:
     if (
         quality is None
         and src.suffix.lower() in (".jpg", ".jpeg")
-        and control_of(o.model, 1) == "quality"
+        and control_of(o.model, 1, o.device) == "quality"
     ):
         quality = estimate_jpeg_quality(src)
-    return controls_for(o.model, 1, quality, o.sigma)
+    return controls_for(o.model, 1, quality, o.sigma, o.device)
 
 
 def _restore_in_memory(img, out: Outputs, o: BatchOptions) -> None:

@@ -84,9 +84,8 @@ def encode_and_view(clean, quality: int, model, color: bool, skip_above=None, **
     jpeg = decode(data, color)
     if quality > guard_threshold(model, color, skip_above):
         return data, jpeg, jpeg
-    kw |= controls_for(
-        model, 3 if color else 1, quality=quality
-    )  # FBCNN: the quality it was saved at
+    # FBCNN is told the quality the image was saved at
+    kw |= controls_for(model, 3 if color else 1, quality=quality, device=kw.get("device", "auto"))
     return data, jpeg, restore(jpeg, model, channel_axis=-1 if color else None, **kw).restored
 
 

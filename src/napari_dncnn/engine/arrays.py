@@ -126,9 +126,7 @@ def iter_restore(
     yield 0, total
     residual_n = np.empty(planes.shape, np.float32)  # the one full-size float array
 
-    def normalise(crop):  # per tile: no normalised copy of the whole image
-        return ((crop.astype(np.float64) - lo) / scale).astype(np.float32)
-
+    normalise = _normaliser(lo, scale)  # per tile: no normalised copy of the whole image
     control = choose_control(net, planes[0], quality, sigma, dev, normalise)
     for i in range(planes.shape[0]):
         for _ in iter_residual(net, planes[i], tile, dev, bf16, residual_n[i], normalise, control):
@@ -144,16 +142,20 @@ def iter_restore(
     return _back_to_image(residual_colour, work, plan, image.dtype)
 
 
+def _normaliser(lo: float, scale: float):
+    """``crop -> float32`` in the network's units: the one normalisation of an image."""
+    return lambda crop: ((crop.astype(np.float64) - lo) / scale).astype(np.float32)
+
+
 def predicted_quality(image, net, channel_axis, data_range, device) -> float:
     """FBCNN's prediction of the JPEG quality of ``image`` (its first plane), in ``data_range`` units."""
     image = check_array(image)
     plan = AxesPlan.for_shape(image.shape, channel_axis)
-    work = plan.to_work(image)
-    planes = to_planes(plan.colour(work), plan.rgb, net.channels)
+    planes = to_planes(plan.colour(plan.to_work(image)), plan.rgb, net.channels)
     lo, hi = data_range
-    scale = hi - lo if hi > lo else 1.0
-    plane = ((planes[0].astype(np.float64) - lo) / scale).astype(np.float32)
-    return choose_control(net, plane, None, None, device)
+    return choose_control(
+        net, planes[0], None, None, device, _normaliser(lo, hi - lo if hi > lo else 1.0)
+    )
 
 
 def restore_array(

@@ -18,18 +18,22 @@ __all__ = ["PREDICT_SIDE", "check_controls", "choose_control", "control_of", "co
 PREDICT_SIDE = 1024
 
 
-def control_of(model, channels: int) -> str | None:
-    """The control of ``model`` (a name, path or network): None, "quality" or "sigma"."""
+def control_of(model, channels: int, device="auto") -> str | None:
+    """The control of ``model`` (a name, path or network): None, "quality" or "sigma".
+
+    Read from the network the run itself uses on ``device`` (cached), so no second copy is loaded.
+    """
+    from ..devices import pick_device
     from ..weights import network_for
 
     if model == "auto":
         return None
-    return network_for(model, channels, torch.device("cpu")).control
+    return network_for(model, channels, pick_device(device)).control
 
 
-def controls_for(model, channels: int, quality=None, sigma=None) -> dict:
+def controls_for(model, channels: int, quality=None, sigma=None, device="auto") -> dict:
     """The keyword arguments of :func:`~napari_dncnn.restore` for the control ``model`` takes."""
-    control = control_of(model, channels)
+    control = control_of(model, channels, device)
     return (
         {"quality": quality}
         if control == "quality"

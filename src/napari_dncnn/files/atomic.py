@@ -127,18 +127,22 @@ def remove_leftovers(folder: Path, never_under: Path | None = None) -> int:
     Links are never followed, and nothing whose real path lies under ``never_under`` (the input
     folder, when the output folder holds it or a link to it) is touched.
     """
-    n, guard = 0, Path(never_under).resolve() if never_under is not None else None
+    guard = Path(never_under).resolve() if never_under is not None else None
+
+    def protected(p: Path) -> bool:
+        return guard is not None and p.resolve().is_relative_to(guard)
+
     found = []
     for root, dirs, files in os.walk(folder):  # followlinks=False: a link is a name, not a tree
         here = Path(root)
-        if guard is not None and (here.resolve() == guard or guard in here.resolve().parents):
+        if protected(here):
             dirs[:] = []
             continue
         found += [here / name for name in dirs + files if name.startswith(TMP_PREFIX)]
         dirs[:] = [d for d in dirs if not d.startswith(TMP_PREFIX)]
+    n = 0
     for p in found:
-        real = p.resolve()
-        if guard is not None and (real == guard or guard in real.parents) and not p.is_symlink():
+        if protected(p) and not p.is_symlink():
             continue
         if p.exists() or p.is_symlink():
             remove(p)

@@ -111,8 +111,9 @@ def discover(
 ) -> list[Path]:
     """The inputs to work on: found, accepted, and not inside ``output_dir`` (a link can lead there).
 
-    Raises :class:`FolderError` when none is left.  Also proves ``output_dir`` writable and
-    removes what an interrupted run left there.
+    Raises :class:`FolderError` when none is left.  Also removes what an interrupted run left in
+    ``output_dir``; call it inside :func:`run_lock`, which proves the folder writable first and
+    keeps a second run from removing this one's live files.
     """
     found = find_inputs(input_dir, recursive=recursive, pattern=pattern, log=log)
     files = [f for f in found if accept(f)]
@@ -122,7 +123,9 @@ def discover(
         raise FolderError(f"no files {what} in {input_dir}{hint}")
     out, rin = output_dir.resolve(), input_dir.resolve()
     # a link in the input can lead into the output folder; the input folder itself may lie inside it
-    kept = [f for f in files if not _inside(f.resolve(), out) or _inside(f.resolve(), rin)]
+    kept = [
+        f for f in files if not f.resolve().is_relative_to(out) or f.resolve().is_relative_to(rin)
+    ]
     if len(kept) < len(files):
         log(
             f"left out {len(files) - len(kept)} file(s) that a link in the input leads to "
@@ -130,10 +133,6 @@ def discover(
         )
     if not kept:
         raise FolderError(f"every input file is inside the output folder {output_dir} (a link)")
-    try:
-        check_writable(output_dir)  # before any model runs: a bad output folder is a usage error
-    except OSError as exc:
-        raise FolderError(str(exc)) from exc
     removed = remove_leftovers(output_dir, never_under=input_dir)
     if removed:
         log(f"removed {removed} unfinished temporary file(s) left by an interrupted run")
@@ -202,10 +201,6 @@ def _lock_holder(lock: Path) -> str | None:
         except PermissionError:
             pass  # alive, another user's
     return f"pid {pid} on host {host}, started {started}"
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path.is_relative_to(folder)
 
 
 def _default_kinds() -> str:

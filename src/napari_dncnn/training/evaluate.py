@@ -227,10 +227,9 @@ def evaluate_folder(
     rows, total, done = [], len(images) * len(settings), 0
     for quality, sigma in settings:
         acc = np.zeros(6)
+        row_sigma = sigma_given if sigma_given is not None else (sigma or None)  # DRUNet: the row's
+        controls = controls_for(model, 3 if color else 1, quality_given, row_sigma, device)
         for i, clean in enumerate(images):
-            controls = controls_for(
-                model, 3 if color else 1, quality_given, sigma_given or sigma or None
-            )
             damaged, restored = _degrade_and_restore(
                 clean, i, quality, sigma, model, color, device, tile_size, controls
             )
