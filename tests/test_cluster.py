@@ -3,6 +3,7 @@ session, and a separate ``dask scheduler`` + ``dask worker`` started as subproce
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -45,6 +46,7 @@ def slow_weights(tmp_path_factory) -> str:
 
 
 def make_inputs(folder: Path, n: int, size: int) -> list[Path]:
+    """PNGs of JPEG q20 pixels (decoded, then saved losslessly), so the guard lets the model run."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(n)
     base = np.asarray(
@@ -55,7 +57,9 @@ def make_inputs(folder: Path, n: int, size: int) -> list[Path]:
     files = []
     for i in range(n):
         p = folder / f"img{i:02d}.png"
-        Image.fromarray(np.roll(base, 7 * i, axis=1)).save(p)
+        buf = io.BytesIO()
+        Image.fromarray(np.roll(base, 7 * i, axis=1)).save(buf, "JPEG", quality=20)
+        Image.open(buf).save(p)
         files.append(p)
     return files
 

@@ -1,7 +1,7 @@
 """The same pixels as before the engine was split: bundled models on crops of the shipped examples.
 
 ``tests/data/golden-restore.npz``: the colour entries were written by the single-module engine
-(commit ba903f5), the gray and 16-bit entries again when the bundled gray model changed (stage 8,
+(commit ba903f5), the gray and 16-bit entries again when the bundled gray model changed (stage 9,
 2026-12-02, on an AVX-512 host); fp32 on the CPU, residuals stored as float16.  The golden file
 is the project's own output, so the plain-torch forward below checks the engine independently.
 """

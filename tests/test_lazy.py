@@ -199,7 +199,8 @@ def test_batch_takes_the_out_of_core_path(tmp_path, big_gray, tiny_weights):
         src / "vol.zarr", mode="w", shape=big_gray.shape, chunks=(100, 100), dtype=np.uint8
     )
     z[:] = big_gray
-    # threshold 0.05 M values: big.tif (81,000 values) goes out of core, small.tif (2,500) stays in memory
+    # threshold 0.05 M values: big.tif (81,000 values) goes out of core, small.tif (2,500) stays in memory;
+    # the camera is clean, so --force: the guard would leave it unchanged (tests/test_quality.py)
     r = subprocess.run(
         [
             sys.executable,
@@ -214,6 +215,7 @@ def test_batch_takes_the_out_of_core_path(tmp_path, big_gray, tiny_weights):
             "--out-of-core-above",
             "0.05",
             "--no-progress",
+            "--force",
         ],
         capture_output=True,
         text=True,

@@ -149,3 +149,95 @@ def test_the_guard_uses_the_models_measured_threshold(tmp_path, tiny_gray):
     status = {r.input.name: r for r in report.results}
     assert status["q20.jpg"].status is Status.DONE
     assert status["q40.jpg"].status is Status.UNCHANGED and "> 30" in status["q40.jpg"].note
+
+
+def test_the_guard_runs_out_of_core_too(tmp_path, tiny_weights):
+    """Zarr folders and big TIFFs (read block by block) are judged on their middle plane's centre:
+    clean ones are written unchanged, bit for bit; a JPEG-decoded one is restored."""
+    import tifffile
+    import zarr
+
+    camera = data.camera()
+    src = tmp_path / "in"
+    src.mkdir()
+    clean16 = (camera.astype(np.uint16) * 200 + 7)[None].repeat(3, axis=0)  # a clean uint16 stack
+    z = zarr.open_array(
+        src / "clean.zarr",
+        mode="w",
+        shape=clean16.shape,
+        chunks=(1, 256, 256),
+        dtype=np.uint16,
+        zarr_format=2,
+    )
+    z[:] = clean16
+    tifffile.imwrite(src / "clean.tif", camera)
+    tifffile.imwrite(src / "q30.tif", jpeg_roundtrip(camera, 30))
+    r = _batch(
+        src,
+        tmp_path / "out",
+        "--model",
+        tiny_weights,
+        "--out-of-core-above",
+        "0.1",
+        "--save-residual",
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = {
+        e["file"].rsplit("/", 1)[-1]: e
+        for e in json.loads((tmp_path / "out" / "napari-dncnn-report.json").read_text())["files"]
+    }
+    assert all(e["out_of_core"] for e in report.values()), report
+    assert report["clean.zarr"]["status"] == report["clean.tif"]["status"] == "unchanged", report
+    assert "no 8x8 JPEG grid" in report["clean.zarr"]["note"]
+    assert report["q30.tif"]["status"] == "done"
+    kept = zarr.open_group(tmp_path / "out" / "clean.zarr", mode="r")["0"][:]
+    assert kept.dtype == np.uint16 and np.array_equal(kept, clean16)
+    assert np.array_equal(tifffile.imread(tmp_path / "out" / "clean.tif"), camera)
+    assert not tifffile.imread(tmp_path / "out" / "clean_residual.tif").any()
+    restored = tifffile.imread(tmp_path / "out" / "q30.tif")
+    assert not np.array_equal(restored, jpeg_roundtrip(camera, 30))
+
+
+def _drawn_images() -> dict[str, np.ndarray]:
+    """Images that were never JPEG: a chart with anti-aliased lines and text, masks, a checkerboard."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+    ax.plot(np.linspace(0, 10, 100), np.sin(np.linspace(0, 10, 100)))
+    ax.set_title("a chart")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return {
+        "chart": np.asarray(Image.open(buf).convert("L")),
+        "blobs": (data.binary_blobs(256, rng=1) * 255).astype(np.uint8),
+        "thresholded": ((data.camera() > 100) * 255).astype(np.uint8),
+        "checkerboard": data.checkerboard(),
+    }
+
+
+def test_the_guard_leaves_drawings_and_masks_alone_and_reads_the_quality_off_the_pixels():
+    for name, image in _drawn_images().items():
+        restore_it, reason = guard_decision(image)
+        assert not restore_it, (name, reason)
+    assert "only 2 distinct values" in guard_decision(_drawn_images()["blobs"])[1]
+    camera = data.camera()
+    assert guard_decision(jpeg_roundtrip(camera, 30)) == (True, "JPEG q~30 (read from its pixels)")
+    at_75 = guard_decision(jpeg_roundtrip(camera, 75), skip_above=55)
+    assert at_75 == (False, "no JPEG artifacts to repair (JPEG q~75 > 55, read from its pixels)")
+
+
+def test_batch_writes_a_1_bit_png_and_a_mask_unchanged(tmp_path, tiny_weights):
+    src = tmp_path / "in"
+    src.mkdir()
+    blobs = data.binary_blobs(128, rng=3)
+    Image.fromarray(blobs).convert("1").save(src / "one-bit.png")
+    Image.fromarray((blobs * 255).astype(np.uint8)).save(src / "mask.png")
+    r = _batch(src, tmp_path / "out", "--model", tiny_weights)
+    assert r.returncode == 0 and "unchanged 2" in r.stdout, r.stdout + r.stderr
+    for name in ("one-bit.png", "mask.png"):
+        before, after = Image.open(src / name), Image.open(tmp_path / "out" / name)
+        assert np.array_equal(np.asarray(before), np.asarray(after)), name

@@ -23,7 +23,7 @@ def test_models_command_lists_every_registry_entry_with_size_licence_and_cache_s
     assert main(["models", "--json"]) == 0
     table = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert list(table) == list(MODELS)
-    assert table["jpeg-gray"]["where"] == "bundled" and table["jpeg-gray"]["guard"] == "up to q55"
+    assert table["jpeg-gray"]["where"] == "bundled" and table["jpeg-gray"]["guard"] == "up to q60"
     assert (
         table["fbcnn-color"]["size"] == "287.8 MB"
         and table["fbcnn-color"]["licence"] == "Apache-2.0"

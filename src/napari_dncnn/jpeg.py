@@ -19,6 +19,7 @@ __all__ = [
     "SKIP_ABOVE_QUALITY_COLOR",
     "skip_above",
     "estimate_jpeg_quality",
+    "quality_from_steps",
     "encode_jpeg",
     "jpeg_roundtrip",
     "model_tag",
@@ -111,6 +112,20 @@ def estimate_jpeg_quality(source) -> int | None:
         return None
     table = np.asarray(list(tables[0]), dtype=np.float64)
     return int(np.argmin(np.abs(_standard_tables() - table).sum(axis=1))) + 1
+
+
+def quality_from_steps(steps: dict[tuple[int, int], int]) -> int:
+    """The libjpeg quality whose luma table has the given quantisation steps, at frequencies
+    ``(u, v)`` (the steps that :func:`napari_dncnn.quality.jpeg_evidence` reads off the pixels);
+    of the qualities that fit equally well, the highest.
+
+    >>> quality_from_steps({(0, 1): 10, (1, 0): 11, (1, 1): 11, (0, 2): 9, (2, 0): 13})
+    55
+    """
+    columns = [u * 8 + v for u, v in steps]  # Pillow's tables are in natural (row-major) order
+    found = np.asarray(list(steps.values()), dtype=np.float64)
+    misfit = np.abs(_standard_tables()[:, columns] - found).sum(axis=1)
+    return int(np.flatnonzero(misfit == misfit.min())[-1]) + 1
 
 
 def model_tag(name: str, fingerprint: str) -> str:

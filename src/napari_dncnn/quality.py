@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.fft import dctn
 
+from .jpeg import quality_from_steps
 from .jpeg import skip_above as threshold_for
 from .weights import guard_max_quality, spec_for
 
@@ -37,12 +38,22 @@ __all__ = [
     "jpeg_evidence",
     "guard_decision",
     "guards_model",
+    "guard_sample",
+    "pixel_evidence",
+    "MAX_DRAWN_LEVELS",
     "LATTICE_THRESHOLD",
 ]
 
 
-LATTICE_THRESHOLD = 0.2
-"""Lattice strength (0: none, 1: perfect) above which an image counts as JPEG-decoded."""
+LATTICE_THRESHOLD = 0.4
+"""Lattice strength (0: none, 1: perfect) above which an image counts as JPEG-decoded.  Measured
+with ``benchmarks/bench_lattice.py``: clean BSD68 and scikit-image photographs 0.00-0.06 (three
+scikit-image samples that were themselves JPEG-compressed once, 0.87-0.96), images that were never
+JPEG up to 0.25 (a matplotlib chart), and their JPEG decodes at q30-q75 0.74 or more."""
+
+MAX_DRAWN_LEVELS = 16
+"""Images with at most this many distinct values (binary, thresholded, 1-bit, checkerboards,
+labels) were never JPEG-decoded: a decoder's ringing leaves dozens of levels at any quality."""
 
 _FREQUENCIES = [(0, 1), (1, 0), (1, 1), (0, 2), (2, 0)]
 _STEPS = np.arange(2, 65)
@@ -57,10 +68,16 @@ class JpegEvidence:
     offset: tuple[int, int]
     steps: dict[tuple[int, int], int]
     blocks: int
+    levels: int = 256  # distinct values in the examined window
 
     @property
     def found(self) -> bool:
-        return self.strength >= LATTICE_THRESHOLD
+        return self.strength >= LATTICE_THRESHOLD and self.levels > MAX_DRAWN_LEVELS
+
+    @property
+    def quality(self) -> int | None:
+        """The libjpeg quality that the lattice's steps fit (``None`` when no lattice was found)."""
+        return quality_from_steps(self.steps) if self.found else None
 
 
 def _luma(image: np.ndarray) -> np.ndarray:
@@ -122,8 +139,9 @@ def jpeg_evidence(image: np.ndarray) -> JpegEvidence:
     than 16 busy (not flat) blocks give strength 0.
     """
     y = _window(_luma(image))
-    best = JpegEvidence(0.0, (0, 0), {}, 0)
-    if min(y.shape) < 16:
+    levels = len(np.unique(y))
+    best = JpegEvidence(0.0, (0, 0), {}, 0, levels)
+    if min(y.shape) < 16 or levels <= MAX_DRAWN_LEVELS:
         return best
     scan = []
     for oy in range(8):
@@ -136,7 +154,7 @@ def jpeg_evidence(image: np.ndarray) -> JpegEvidence:
     offset = max(scan)[1]
     blocks = _blocks_at(y, *offset)
     strength, steps = _strength(blocks)
-    return JpegEvidence(strength, offset, steps, len(blocks))
+    return JpegEvidence(strength, offset, steps, len(blocks), levels)
 
 
 def _plane_as_8bit(image: np.ndarray) -> np.ndarray:
@@ -151,6 +169,30 @@ def _plane_as_8bit(image: np.ndarray) -> np.ndarray:
     if not hi > lo:
         return np.zeros(values.shape, np.uint8)
     return np.round((values - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+GUARD_SAMPLE_SIDE = 1024
+"""Side (px) of the centred window of the middle plane that the guard examines in a lazy image."""
+
+
+def guard_sample(
+    data, channel_axis: int | None = None, side: int = GUARD_SAMPLE_SIDE
+) -> np.ndarray:
+    """The pixels the guard examines in a big (lazy, e.g. dask) image, read without the rest: the
+    middle plane's centred ``side`` x ``side`` window, colour samples last.
+
+    >>> guard_sample(np.zeros((5, 3000, 2000), np.uint16)).shape
+    (1024, 1024)
+    """
+    if channel_axis is not None:
+        data = data.transpose(*[a for a in range(data.ndim) if a != channel_axis], channel_axis)
+    spatial = 3 if channel_axis is not None else 2
+    while data.ndim > spatial:
+        data = data[data.shape[0] // 2]
+    index = tuple(
+        slice(max(0, (n - side) // 2), max(0, (n - side) // 2) + side) for n in data.shape[:2]
+    )
+    return np.asarray(data[index])
 
 
 def guards_model(model) -> bool:
@@ -184,19 +226,37 @@ def guard_decision(
     from ``image`` when not given); without it, the pixels of ``image`` are examined:
     its middle plane, scaled to 0..255 by its own range when it is not 8-bit (a
     16-bit or float image made from a JPEG keeps the grid; a native one has none).
+    Pixels with at most :data:`MAX_DRAWN_LEVELS` distinct values are never restored;
+    otherwise the quantisation steps of the lattice give the quality, compared with
+    the same limit as a file's (``benchmarks/bench_lattice.py`` measures both).
     """
     if file_quality is not None:
-        if color is None:
-            color = image is not None and np.ndim(image) >= 3 and np.shape(image)[-1] in (3, 4)
-        limit = guard_threshold(model, color, skip_above)
+        limit = guard_threshold(model, _is_colour(image) if color is None else color, skip_above)
         if file_quality > limit:
             return False, f"no JPEG artifacts to repair (JPEG q~{file_quality} > {limit})"
         return True, f"JPEG q~{file_quality}"
     if image is None:
         return True, "no pixels to check"
-    evidence = jpeg_evidence(_plane_as_8bit(np.asarray(image)))
-    if not evidence.found:
+    evidence = pixel_evidence(image)
+    if evidence.levels <= MAX_DRAWN_LEVELS:
         return False, (
-            f"no JPEG artifacts to repair (no 8x8 JPEG grid found, strength {evidence.strength:.2f})"
+            f"no JPEG artifacts to repair (only {evidence.levels} distinct values: a drawing, "
+            "mask or binary image, never JPEG-compressed)"
         )
-    return True, f"8x8 JPEG grid found (strength {evidence.strength:.2f})"
+    if not evidence.found:
+        return False, "no JPEG artifacts to repair (no 8x8 JPEG grid in its pixels)"
+    limit = guard_threshold(model, _is_colour(image) if color is None else color, skip_above)
+    if evidence.quality > limit:
+        return False, (
+            f"no JPEG artifacts to repair (JPEG q~{evidence.quality} > {limit}, read from its pixels)"
+        )
+    return True, f"JPEG q~{evidence.quality} (read from its pixels)"
+
+
+def _is_colour(image) -> bool:
+    return image is not None and np.ndim(image) >= 3 and np.shape(image)[-1] in (3, 4)
+
+
+def pixel_evidence(image: np.ndarray) -> JpegEvidence:
+    """:func:`jpeg_evidence` of any image: its middle plane, scaled to 0..255 unless 8-bit."""
+    return jpeg_evidence(_plane_as_8bit(np.asarray(image)))

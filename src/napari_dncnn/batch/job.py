@@ -17,13 +17,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
 
 from ..engine import restore_array, restore_lazy
 from ..engine.controls import control_of, controls_for
-from ..files.atomic import remove, tmp_path
+from ..files.atomic import copy_file, remove, tmp_path
 from ..files.images import (
     TIFF_SUFFIXES,
     ImageFile,
@@ -42,7 +43,7 @@ from ..files.lazy_images import (
 from ..files.tiled_tiff import write_tiled_tiff
 from ..folders import FileResult, FolderError, Status, describe_error, finished_if_all_exist
 from ..jpeg import estimate_jpeg_quality, read_model_tag
-from ..quality import guard_decision, guards_model
+from ..quality import guard_decision, guard_sample, guards_model
 from ..weights import model_fingerprint, model_loads, resolve_model_name
 
 __all__ = [
@@ -147,7 +148,12 @@ def process_file(f: str, outs: list[str], opts: dict) -> FileResult:
         big_decoded = ooc and not is_zarr_path(src) and src.suffix.lower() not in TIFF_SUFFIXES
         with _INFERENCE_LOCK:
             if ooc and not big_decoded:
-                _restore_out_of_core(src, out, o)
+                with open_lazy(src) as img:
+                    restore_it, reason = _guard(src, guard_sample(img.data, img.channel_axis), o)
+                    if not restore_it:
+                        _write_lazy(img, out, img.data, o)
+                        return ran(Status.UNCHANGED, outputs=targets, note=reason)
+                    _restore_out_of_core(img, out, o)
             else:
                 img = read_image(src, size_checked=True)
                 warning = _other_series(src)
@@ -228,9 +234,19 @@ def _guard(src: Path, data, o: BatchOptions) -> tuple[bool, str]:
 
 
 def _write_unchanged(img, out: Outputs) -> None:
+    """The input as it is: a byte copy where the output has the input's format, else its pixels."""
     if out.residual is not None:
         write_image(out.residual, np.zeros(img.data.shape, np.float32), img)
-    write_image(out.restored, img.data, img)
+    same_kind = _format(out.restored) == _format(img.path)
+    if same_kind and img.path.is_file():
+        copy_file(img.path, out.restored)
+    else:
+        write_image(out.restored, img.data, img)
+
+
+def _format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    return "tiff" if suffix in TIFF_SUFFIXES else suffix
 
 
 def _controls(src: Path, o: BatchOptions) -> dict:
@@ -324,11 +340,20 @@ def _restore_lazily(data, channel_axis, o: BatchOptions, src: Path):
     )
 
 
-def _restore_out_of_core(src: Path, out: Outputs, o: BatchOptions) -> None:
-    with open_lazy(src) as img:
-        result = _restore_lazily(img.data, img.channel_axis, o, src)
-        paths, arrays = out.with_arrays(result)
-        if img.kind == "zarr":
-            write_ome_zarr(paths, arrays, img, chunks=o.block_size)
-        else:
-            write_tiled_tiff(paths, arrays, img, tile=o.block_size)
+def _restore_out_of_core(img, out: Outputs, o: BatchOptions) -> None:
+    result = _restore_lazily(img.data, img.channel_axis, o, img.path)
+    _write_lazy(img, out, result.restored, o, result.residual)
+
+
+def _write_lazy(img, out: Outputs, restored, o: BatchOptions, residual=None) -> None:
+    """Write a lazily read image's outputs block by block in its own kind (OME-Zarr or tiled
+    BigTIFF); without a ``residual``, a zero one (the image written unchanged)."""
+    import dask.array as da
+
+    if out.residual is not None and residual is None:
+        residual = da.zeros(img.data.shape, np.float32, chunks=img.data.chunks)
+    paths, arrays = out.with_arrays(SimpleNamespace(restored=restored, residual=residual))
+    if img.kind == "zarr":
+        write_ome_zarr(paths, arrays, img, chunks=o.block_size)
+    else:
+        write_tiled_tiff(paths, arrays, img, tile=o.block_size)

@@ -20,6 +20,7 @@ __all__ = [
     "tmp_path",
     "replace",
     "remove",
+    "copy_file",
     "write_json_atomic",
     "update_json",
     "remove_leftovers",
@@ -70,6 +71,13 @@ def atomic_target(target: str | os.PathLike):
     finally:
         if tmp.exists() or tmp.is_symlink():
             remove(tmp)
+
+
+def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Copy ``source``'s bytes (and times) to ``target`` atomically: an image written unchanged."""
+    with atomic_target(target) as tmp:
+        shutil.copy2(source, tmp)
+    return Path(target)
 
 
 def write_json_atomic(path: str | os.PathLike, obj) -> Path:

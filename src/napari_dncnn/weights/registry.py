@@ -114,7 +114,7 @@ MODELS: dict[str, ModelSpec] = {
             1,
             "dncnn",
             "ours, bundled: gray JPEG artifacts (DnCNN-17/64)",
-            guard_max_quality=55,
+            guard_max_quality=60,
             **_OURS,
         ),
         ModelSpec(
