@@ -156,14 +156,23 @@ def test_colliding_outputs_are_per_file_errors(tmp_path, camera_crop, tiny_weigh
     ]
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl-C as a terminal gives it (a shell's background job inherits it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def random_pngs(folder: Path, n: int, seed: int) -> Path:
-    """``n`` 384 x 384 noise PNGs named img00.png...: a batch long enough to interrupt."""
+    """``n`` 384 x 384 PNGs named img00.png... of JPEG q20 pixels, so that the guard lets every
+    model run: a batch long enough to interrupt."""
+    import io
+
     folder.mkdir()
     rng = np.random.default_rng(seed)
     for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (384, 384), dtype=np.uint8)).save(
-            folder / f"img{i:02d}.png"
-        )
+        smooth = Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).resize((384, 384))
+        buf = io.BytesIO()
+        smooth.save(buf, "JPEG", quality=20)
+        Image.open(buf).save(folder / f"img{i:02d}.png")
     return folder
 
 
@@ -320,6 +329,13 @@ def test_a_big_png_is_restored_in_blocks_and_the_pixel_limit_is_an_option(tmp_pa
     residual = tifffile.imread(tmp_path / "blocks" / "wide_residual.tif")
     assert residual.shape == image.shape and residual.dtype == np.float32
     assert not [p.name for p in (tmp_path / "blocks").iterdir() if p.name.startswith(".")]
+    alone = run_cli(src, tmp_path / "alone", "--model", tiny_weights, "--out-of-core-above", "0.1")
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "alone" / "wide.png")), blocks)
+    assert sorted(p.name for p in (tmp_path / "alone").iterdir()) == [
+        "napari-dncnn-report.json",
+        "wide.png",
+    ]
 
     limited = run_cli(src, tmp_path / "limited", "--model", tiny_weights, "--pixel-limit", "0.0001")
     assert (
@@ -332,7 +348,7 @@ def test_a_big_png_is_restored_in_blocks_and_the_pixel_limit_is_an_option(tmp_pa
 @pytest.mark.cluster
 def test_ctrl_c_with_workers_exits_130_cleanly_with_the_summary(tmp_path):
     """A terminal's Ctrl-C reaches the whole process group: the batch, its nanny and its workers."""
-    src = random_pngs(tmp_path / "in", 6, seed=2)
+    src = random_pngs(tmp_path / "in", 16, seed=2)  # seconds of work left when the first is out
     out = tmp_path / "out"
     proc = subprocess.Popen(
         batch_command(src, out, "--model", "jpeg-gray", "--workers", "2"),
@@ -340,6 +356,7 @@ def test_ctrl_c_with_workers_exits_130_cleanly_with_the_summary(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.time() + 240
     while time.time() < deadline and not (out.exists() and any(out.glob("img*.png"))):
@@ -498,3 +515,50 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_a_stale_lock_taken_ove
     assert r.returncode == 0 and "took over the lock" in r.stdout + r.stderr, r.stderr
     assert (out / "cam.png").exists() and not (out / ".napari-dncnn-run.lock").exists()
     assert not (out / f"{TMP_PREFIX}live-file-of-the-other-run.tif").exists()  # now a leftover
+
+
+def test_gray_samples_stay_gray_and_alpha_is_kept(tmp_path, tiny_weights):
+    """A 3-sample minisblack TIFF is three gray planes (not RGB), gray+alpha TIFF and LA PNG restore
+    the gray plane and keep the alpha; each output keeps its input's layout."""
+    import io
+
+    from skimage import data
+
+    def jpeg(a):
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(a)).save(buf, "JPEG", quality=20)
+        return np.asarray(Image.open(buf))
+
+    cam = data.camera()[:256, :256]  # big enough for the guard to see its JPEG grid
+    planes = np.stack([jpeg(cam), jpeg(np.rot90(cam)), jpeg(cam[::-1])], -1)
+    alpha = np.tile(np.arange(256, dtype=np.uint8), (256, 1))
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "three.tif", planes, photometric="minisblack", planarconfig="contig")
+    gray_alpha = np.stack([jpeg(cam), alpha], -1)
+    tifffile.imwrite(
+        src / "ga.tif",
+        gray_alpha,
+        photometric="minisblack",
+        planarconfig="contig",
+        extrasamples=["unassalpha"],
+    )
+    Image.fromarray(gray_alpha, "LA").save(src / "la.png")
+    r = run_cli(src, tmp_path / "out", "--model", tiny_weights, "--save-residual", force=False)
+    assert r.returncode == 0 and "done 3" in r.stdout, r.stdout + r.stderr
+    out = tmp_path / "out"
+    with tifffile.TiffFile(out / "three.tif") as tf:
+        assert tf.series[0].axes == "YXS" and tf.pages[0].photometric == 1  # still minisblack
+        three = tf.series[0].asarray()
+    for i in range(3):  # each sample restored as the gray plane it is
+        assert np.array_equal(three[..., i], restore(planes[..., i], tiny_weights).restored)
+    gray = restore(gray_alpha[..., 0], tiny_weights).restored
+    with tifffile.TiffFile(out / "ga.tif") as tf:
+        assert tf.pages[0].extrasamples == (tifffile.EXTRASAMPLE.UNASSALPHA,)
+        ga = tf.series[0].asarray()
+    la = Image.open(out / "la.png")
+    assert la.mode == "LA"
+    for got in (ga, np.asarray(la)):
+        assert np.array_equal(got[..., 0], gray) and np.array_equal(got[..., 1], alpha)
+    residual = tifffile.imread(out / "la_residual.tif")
+    assert residual.shape == (256, 256, 2) and not residual[..., 1].any()

@@ -150,7 +150,10 @@ def test_cluster_and_local_runs_report_the_guard_alike(tmp_path, cluster, tiny_w
             "q10.jpg": "done",
             "q97.jpg": "unchanged",
         }
-        assert first.summary_line() == "done 1, unchanged 2 (no JPEG artifacts), failed 0"
+        assert (
+            first.summary_line()
+            == "done 1, unchanged 2 (left alone by the quality guard), failed 0"
+        )
         assert again.summary_line() == "done 0, already done 3, failed 0"
     (_, _, local), (_, _, dist) = runs["local"], runs["dist"]
     assert (

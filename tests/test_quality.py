@@ -83,7 +83,7 @@ def mixed_folder(tmp_path):
 def test_batch_writes_images_without_jpeg_artifacts_unchanged(mixed_folder, tmp_path):
     r = _batch(mixed_folder, tmp_path / "out")
     assert r.returncode == 0, r.stderr
-    assert "done 2, unchanged 2 (no JPEG artifacts)" in r.stdout
+    assert "done 2, unchanged 2 (left alone by the quality guard)" in r.stdout
     report = {
         e["file"].rsplit("/", 1)[-1]: e
         for e in json.loads((tmp_path / "out" / "napari-dncnn-report.json").read_text())["files"]
@@ -139,7 +139,8 @@ def test_the_guard_uses_the_models_measured_threshold(tmp_path, tiny_gray):
     save_weights(tiny_gray, weights, {"note": "test", "guard_max_quality": 30})
     assert guard_threshold(str(weights), color=False) == 30
     assert guard_threshold(str(weights), color=False, skip_above=60) == 60  # the user decides
-    assert guard_threshold("dncnn3", color=False) == 90  # unmeasured: the general default
+    assert guard_threshold("fbcnn-gray", color=False) == 90  # unmeasured: the general default
+    assert guard_threshold("dncnn3", color=False) == 0  # harms phantom at every quality
     folder = tmp_path / "in"
     folder.mkdir()
     cam = data.camera()[:128, :128]
@@ -228,6 +229,16 @@ def test_the_guard_leaves_drawings_and_masks_alone_and_reads_the_quality_off_the
     assert guard_decision(jpeg_roundtrip(camera, 30)) == (True, "JPEG q~30 (read from its pixels)")
     at_75 = guard_decision(jpeg_roundtrip(camera, 75), skip_above=55)
     assert at_75 == (False, "no JPEG artifacts to repair (JPEG q~75 > 55, read from its pixels)")
+
+
+def test_a_model_that_harms_some_image_at_every_quality_runs_only_when_forced():
+    """dncnn3's threshold is 0 (the registry): a q10 JPEG file is left unchanged, and says why."""
+    restore_it, reason = guard_decision(file_quality=10, model="dncnn3")
+    assert not restore_it and "dncnn3 makes some images worse at every JPEG quality" in reason
+    assert guard_decision(file_quality=10, model="dncnn3", skip_above=100) == (True, "JPEG q~10")
+    assert guard_decision(file_quality=10, model="jpeg-gray") == (True, "JPEG q~10")
+    assert guard_decision(file_quality=60, model="dncnn3", color=True) == (True, "JPEG q~60")
+    assert not guard_decision(file_quality=65, model="dncnn3", color=True)[0]
 
 
 def test_batch_writes_a_1_bit_png_and_a_mask_unchanged(tmp_path, tiny_weights):

@@ -24,6 +24,9 @@ def test_models_command_lists_every_registry_entry_with_size_licence_and_cache_s
     table = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert list(table) == list(MODELS)
     assert table["jpeg-gray"]["where"] == "bundled" and table["jpeg-gray"]["guard"] == "up to q60"
+    assert table["dncnn3"]["guard"].startswith("gray: never on its own")  # phantom loses at q10
+    assert table["dncnn3"]["guard"].endswith("colour: up to q60")  # per channel: astronaut at q65
+    assert table["fbcnn-gray"]["guard"] == "up to q90 (unmeasured)"
     assert (
         table["fbcnn-color"]["size"] == "287.8 MB"
         and table["fbcnn-color"]["licence"] == "Apache-2.0"

@@ -233,7 +233,7 @@ def guard_decision(
     if file_quality is not None:
         limit = guard_threshold(model, _is_colour(image) if color is None else color, skip_above)
         if file_quality > limit:
-            return False, f"no JPEG artifacts to repair (JPEG q~{file_quality} > {limit})"
+            return False, _above_limit(file_quality, limit, model, "")
         return True, f"JPEG q~{file_quality}"
     if image is None:
         return True, "no pixels to check"
@@ -247,10 +247,18 @@ def guard_decision(
         return False, "no JPEG artifacts to repair (no 8x8 JPEG grid in its pixels)"
     limit = guard_threshold(model, _is_colour(image) if color is None else color, skip_above)
     if evidence.quality > limit:
-        return False, (
-            f"no JPEG artifacts to repair (JPEG q~{evidence.quality} > {limit}, read from its pixels)"
-        )
+        return False, _above_limit(evidence.quality, limit, model, ", read from its pixels")
     return True, f"JPEG q~{evidence.quality} (read from its pixels)"
+
+
+def _above_limit(quality: int, limit: int, model, how: str) -> str:
+    """Why a JPEG of ``quality`` is left unchanged: above the limit, or a model that no quality suits."""
+    if limit <= 0:
+        return (
+            f"{model} makes some images worse at every JPEG quality (measured per image), so the "
+            f"quality guard never runs it on its own (JPEG q~{quality}{how})"
+        )
+    return f"no JPEG artifacts to repair (JPEG q~{quality} > {limit}{how})"
 
 
 def _is_colour(image) -> bool:

@@ -4,8 +4,8 @@ Plain values in and out, so the same function runs in the batch process and on a
 Small images are read whole and restored in memory; zarr folders and TIFFs above
 ``out_of_core_above`` values go out of core (read lazily, restored block by block,
 written as tiled BigTIFF / OME-Zarr).  PNG, JPEG and BMP files above it are decoded
-whole (they cannot be read in parts) but restored block by block, through a
-temporary tiled TIFF.  Images above ``pixel_limit`` values are refused from their
+whole (they cannot be read in parts) but restored block by block into memory and
+written whole.  Images above ``pixel_limit`` values are refused from their
 header, before anything is decoded.
 """
 
@@ -24,13 +24,15 @@ import numpy as np
 
 from ..engine import restore_array, restore_lazy
 from ..engine.controls import control_of, controls_for
-from ..files.atomic import copy_file, remove, tmp_path
+from ..files.atomic import copy_file
 from ..files.images import (
     TIFF_SUFFIXES,
     ImageFile,
     ImageReadError,
+    gray_samples,
     pil_values,
     read_image,
+    with_samples,
     write_image,
 )
 from ..files.lazy_images import (
@@ -157,12 +159,12 @@ def process_file(f: str, outs: list[str], opts: dict) -> FileResult:
             else:
                 img = read_image(src, size_checked=True)
                 warning = _other_series(src)
-                restore_it, reason = _guard(src, img.data, o)
+                restore_it, reason = _guard(src, gray_samples(img), o)
                 if not restore_it:
                     _write_unchanged(img, out)
                     return ran(Status.UNCHANGED, outputs=targets, note=reason, warning=warning)
                 channels = 3 if img.channel_axis is not None else 1
-                if big_decoded:
+                if big_decoded and not img.samples:
                     _restore_decoded_in_blocks(img, out, o)
                 else:
                     _restore_in_memory(img, out, o)
@@ -264,16 +266,17 @@ def _controls(src: Path, o: BatchOptions) -> dict:
 
 def _restore_in_memory(img, out: Outputs, o: BatchOptions) -> None:
     result = restore_array(
-        img.data,
+        gray_samples(img),
         o.model,
         channel_axis=img.channel_axis,
         tile_size=o.tile_size,
         device=o.device,
         **_controls(img.path, o),
     )
+    restored, residual = with_samples(img, result.restored, result.residual)
     if out.residual is not None:
-        write_image(out.residual, result.residual, img)
-    write_image(out.restored, result.restored, img)
+        write_image(out.residual, residual, img)
+    write_image(out.restored, restored, img)
 
 
 def _checked_size(src: Path, limit: int) -> int:
@@ -309,22 +312,22 @@ def _check_memory_for_decoding(src: Path, values: int, dims: str) -> None:
 
 
 def _restore_decoded_in_blocks(img, out: Outputs, o: BatchOptions) -> None:
-    """A big PNG/JPEG/BMP: restored block by block through a temporary tiled TIFF, then written whole."""
+    """A big PNG/JPEG/BMP: restored block by block into memory and written whole (its residual
+    streams to a tiled TIFF in the same pass)."""
     import dask.array as da
-    import tifffile
 
     data = da.from_array(img.data, chunks=(o.block_size, o.block_size) + img.data.shape[2:])
     result = _restore_lazily(data, img.channel_axis, o, img.path)
+    restored = np.empty(result.restored.shape, result.restored.dtype)
     like = ImageFile(data, img.path, img.kind, img.axes)  # a PNG/JPEG/BMP: no TIFF metadata
-    restored_tmp = tmp_path(out.restored.with_suffix(".tif"))
-    try:
-        paths, arrays = out.with_arrays(result, restored=restored_tmp)
-        write_tiled_tiff(paths, arrays, like, tile=o.block_size)
-        del data, result, arrays
-        img.data = None  # the decoded input goes before the restored image is read back
-        write_image(out.restored, tifffile.imread(restored_tmp))
-    finally:
-        remove(restored_tmp)
+    residual = [] if out.residual is None else [result.residual]
+    targets = [] if out.residual is None else [out.residual]
+    write_tiled_tiff(
+        targets, residual, like, tile=o.block_size, into=((result.restored, restored),)
+    )
+    del data, result, residual
+    img.data = None  # the decoded input goes before the restored image is encoded
+    write_image(out.restored, restored)
 
 
 def _restore_lazily(data, channel_axis, o: BatchOptions, src: Path):

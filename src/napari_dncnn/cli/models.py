@@ -18,6 +18,22 @@ def add(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the list as JSON")
 
 
+def _guard_words(spec, default: int) -> str:
+    """Where the quality guard lets ``spec`` run, in words."""
+    if not spec.guarded:
+        return "none (not a JPEG model)"
+    if spec.guard_max_quality is None:
+        return f"up to q{default} (unmeasured)"
+    words = (
+        "never on its own (some image loses at every quality; --force)"
+        if spec.guard_max_quality <= 0
+        else f"up to q{spec.guard_max_quality}"
+    )
+    if spec.guard_max_quality_color is not None:
+        words = f"gray: {words}; colour: up to q{spec.guard_max_quality_color}"
+    return words
+
+
 def rows() -> list[dict]:
     """One row per named model, from the registry."""
     from ..jpeg import skip_above
@@ -28,12 +44,7 @@ def rows() -> list[dict]:
     for s in MODELS.values():
         here = bundled_weights_path(s.name) if s.bundled else cached_path(s.name)
         size = here.stat().st_size if s.bundled else s.file.size
-        guard = (
-            f"up to q{s.guard_max_quality or skip_above(s.channels == 3, None)}"
-            + ("" if s.guard_max_quality else " (unmeasured)")
-            if s.guarded
-            else "none (not a JPEG model)"
-        )
+        guard = _guard_words(s, skip_above(s.channels == 3, None))
         out.append(
             {
                 "name": s.name,

@@ -94,6 +94,12 @@ def run_rd(
     if qualities is None:  # where the quality guard lets the model run (the rest is the JPEG)
         top = guard_threshold(info["model"], color, skip_above)
         qualities = [q for q in DEFAULT_QUALITIES if q <= top]
+        if not qualities:
+            raise ValueError(
+                f"the quality guard never runs {info['model']} (it makes some images worse at "
+                f"every JPEG quality): give {option('qualities', '10,20,30,40')} and "
+                f"{option('skip_above', 100)} to measure it anyway"
+            )
     rows = rd_rows(
         named,
         sorted(set(qualities)),

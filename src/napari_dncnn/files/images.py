@@ -30,6 +30,9 @@ __all__ = [
     "write_image",
     "rgb_channel_axis",
     "tiff_meta",
+    "tiff_samples",
+    "gray_samples",
+    "with_samples",
 ]
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
@@ -55,12 +58,13 @@ class ImageFile:
     axes: str = ""  # TIFF axes ("YX", "ZYX", "YXS") or NGFF axis names upper-cased ("CYX")
     tiff: dict = field(default_factory=dict)  # imagej/ome metadata, resolution, photometric
     ngff: dict = field(default_factory=dict)  # {"axes": [...], "scale": [...]} of a zarr source
+    samples: str = ""  # "" (RGB(A) when 3 or 4), "planes" (gray samples) or "gray+alpha"
     _closers: list = field(default_factory=list, repr=False)
 
     @property
     def channel_axis(self) -> int | None:
-        if self.kind == "zarr":
-            return None  # OME-Zarr channels are independent (fluorescence): each is a gray plane
+        if self.kind == "zarr" or self.samples:
+            return None  # independent channels (fluorescence, gray + alpha): not colour
         return rgb_channel_axis(self.data.shape, self.axes)
 
     def close(self) -> None:
@@ -76,6 +80,32 @@ class ImageFile:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def gray_samples(img: ImageFile):
+    """What the engine restores of ``img``: gray samples as a stack of planes (samples first),
+    the gray plane of gray + alpha, else the pixels as they are."""
+    if not img.samples:
+        return img.data
+    s = img.axes.index("S")
+    if img.samples == "gray+alpha":
+        return np.take(img.data, 0, axis=s)
+    return np.moveaxis(img.data, s, 0)
+
+
+def with_samples(img: ImageFile, restored: np.ndarray, residual: np.ndarray):
+    """:func:`gray_samples`' inverse for a result: samples back in place, alpha unchanged (its
+    residual 0)."""
+    if not img.samples:
+        return restored, residual
+    s = img.axes.index("S")
+    if img.samples == "gray+alpha":
+        alpha = np.take(img.data, 1, axis=s)
+        return (
+            np.stack([restored, alpha.astype(restored.dtype)], axis=s),
+            np.stack([residual, np.zeros_like(residual)], axis=s),
+        )
+    return np.moveaxis(restored, 0, s), np.moveaxis(residual, 0, s)
 
 
 def rgb_channel_axis(shape, axes: str) -> int | None:
@@ -193,8 +223,8 @@ def _read_pil(path: Path) -> ImageFile:
         mode = im.mode
         if mode == "P":
             im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        elif mode == "LA":
-            im = im.convert("RGBA")
+        elif mode == "LA":  # gray + alpha: the gray plane is restored, the alpha kept
+            return ImageFile(np.asarray(im).copy(), path, "pil", "YXS", samples="gray+alpha")
         elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
             im = im.convert("L" if mode == "1" else "RGB")
         elif mode.startswith("I;16"):
@@ -209,7 +239,23 @@ def _read_tiff(path: Path) -> ImageFile:
         if not tf.series:
             raise ImageReadError(f"{path}: the TIFF holds no image")
         series = tf.series[0]
-        return ImageFile(series.asarray(), path, "tiff", series.axes, tiff_meta(tf))
+        data, meta = series.asarray(), tiff_meta(tf)
+        return ImageFile(data, path, "tiff", series.axes, meta, samples=tiff_samples(tf, series))
+
+
+def tiff_samples(tf: tifffile.TiffFile, series) -> str:
+    """What a TIFF's samples are: "" (RGB(A) by its photometric), "gray+alpha" or "planes"
+    (a minisblack image with 2 or more samples per pixel: gray channels, not colour)."""
+    page = tf.pages[0]
+    gray = page.photometric in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.MINISWHITE)
+    if not gray or "S" not in series.axes:
+        return ""
+    alpha = (tifffile.EXTRASAMPLE.ASSOCALPHA, tifffile.EXTRASAMPLE.UNASSALPHA)
+    if series.shape[series.axes.index("S")] == 2 and tuple(page.extrasamples)[-1:] in [
+        (a,) for a in alpha
+    ]:
+        return "gray+alpha"
+    return "planes"
 
 
 def tiff_meta(tf: tifffile.TiffFile) -> dict:
@@ -218,6 +264,7 @@ def tiff_meta(tf: tifffile.TiffFile) -> dict:
         "photometric": page.photometric,
         "resolution": page.resolution,
         "resolutionunit": page.resolutionunit,
+        "extrasamples": [int(e) for e in page.extrasamples],
     }
     if tf.is_imagej:
         meta["imagej"] = {
@@ -278,6 +325,9 @@ def tiff_write_kwargs(like, axes: str, rgb: bool, *, imagej_ok: bool, ome: bool 
     """
     meta = like.tiff if like is not None and like.kind == "tiff" else {}
     kw: dict = {"photometric": "rgb" if rgb else "minisblack"}
+    if getattr(like, "samples", "") and axes.endswith("S"):  # gray samples stay samples
+        kw["planarconfig"] = "contig"
+        kw["extrasamples"] = meta.get("extrasamples") or None
     if meta.get("resolution") and meta.get("resolutionunit") is not None:
         kw["resolution"] = tuple(meta["resolution"])
         kw["resolutionunit"] = meta["resolutionunit"]

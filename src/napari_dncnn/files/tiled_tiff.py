@@ -46,16 +46,19 @@ def write_tiled_tiff(
     like: LazyImage,
     *,
     tile: int = BLOCK,
+    into: tuple = (),
 ) -> list[Path]:
     """Write dask ``arrays`` (same shape; TIFF axes ``like.axes``) as tiled BigTIFFs, a band of tiles at a time.
 
     All arrays are computed together band by band (so a model shared by their
     graphs runs once per block) and streamed to one writer thread per file.
+    ``into`` holds ``(dask array, numpy array)`` pairs of the same shape, computed in the
+    same bands and stored in memory (a big PNG's restored pixels, written whole afterwards).
     """
     import dask
 
     targets = [Path(t) for t in targets]
-    shape = arrays[0].shape
+    shape = (list(arrays) + [a for a, _ in into])[0].shape
     axes = like.axes if len(like.axes) == len(shape) else ""
     samples = axes.endswith("S") and shape[-1] in (3, 4)
     ydim = len(shape) - (3 if samples else 2)
@@ -84,9 +87,12 @@ def write_tiled_tiff(
         for idx in np.ndindex(*lead) if lead else [()]:
             for y0 in range(0, height, tile):
                 sl = idx + (slice(y0, min(y0 + tile, height)),)
-                bands = dask.compute(*(a[sl] for a in arrays), scheduler="synchronous")
+                lazy = [a[sl] for a in arrays] + [a[sl] for a, _ in into]
+                bands = dask.compute(*lazy, scheduler="synchronous")
                 if errors:
                     raise errors[0]
+                for band, (_, buffer) in zip(bands[len(arrays) :], into):
+                    buffer[sl] = band
                 for band, q in zip(bands, queues):
                     for x0 in range(0, width, tile):
                         q.put(np.ascontiguousarray(band[:, x0 : x0 + tile]))

@@ -105,7 +105,7 @@ class FolderReport:
         n = self.counts()
         parts = [f"done {n['done']}"]
         if n["unchanged"]:
-            parts.append(f"unchanged {n['unchanged']} (no JPEG artifacts)")
+            parts.append(f"unchanged {n['unchanged']} (left alone by the quality guard)")
         if n["existing"]:
             parts.append(f"already done {n['existing']}")
         parts.append(f"failed {n['failed']}")

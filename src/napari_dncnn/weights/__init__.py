@@ -67,6 +67,8 @@ def guard_max_quality(model: str, channels: int) -> int | None:
     name = resolve_model_name(str(model), channels)
     spec = spec_for(name)
     if spec is not None:
+        if channels == 3 and spec.guard_max_quality_color is not None:
+            return spec.guard_max_quality_color
         return spec.guard_max_quality
     record = Path(name).with_suffix(".json")
     return _recorded_guard(str(record), record.stat().st_mtime if record.is_file() else 0.0)

@@ -50,8 +50,10 @@ class ModelSpec:
     ``file`` is None for the bundled models (shipped in ``weights/bundled/``).  ``control`` is
     None, ``"quality"`` (FBCNN: the JPEG quality to assume) or ``"sigma"`` (DRUNet: the noise
     level, 0-255 units).  ``guard_max_quality``: the highest JPEG quality at which the model was
-    measured to make no image worse (``benchmarks/bench_no_harm.py``); None where unmeasured
-    (the guard then uses 90 for gray and 80 for colour).  ``published``: numbers from the
+    measured to make no image worse (``benchmarks/bench_no_harm.py``); 0 where it makes some image
+    worse at every quality (the guard then runs it only when forced); None where unmeasured
+    (the guard then uses 90 for gray and 80 for colour).  ``guard_max_quality_color``: the same
+    for colour images where it differs (a gray model run per channel).  ``published``: numbers from the
     model's paper, as ``{table: "value / value / ..."}``.
     """
 
@@ -66,6 +68,7 @@ class ModelSpec:
     file: ModelFile | None = None
     control: str | None = None
     guard_max_quality: int | None = None
+    guard_max_quality_color: int | None = None
     colour_only: bool = False
     published: dict = field(default_factory=dict)
     notice: str = ""
@@ -140,6 +143,11 @@ MODELS: dict[str, ModelSpec] = {
                 "Classic5 gray, q10/20/30/40": "29.40 / 31.63 / 32.91 / 33.77",
                 "LIVE1 gray, q10/20/30/40": "29.19 / 31.59 / 32.98 / 33.96",
             },
+            # benchmarks/bench_no_harm.py skimage --model dncnn3: phantom loses 0.48 dB at q10 and
+            # more above, so no quality is safe; the guard runs it only when forced.  Per channel
+            # on colour (--color): astronaut +0.02 dB at q60, -0.09 at q65.
+            guard_max_quality=0,
+            guard_max_quality_color=60,
             **_DNCNN,
         ),
         ModelSpec(
