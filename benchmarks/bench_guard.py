@@ -5,7 +5,8 @@ image itself) the table gives the mean PSNR against the clean image of:
 the input; the model's restoration; what ``batch`` writes with the guard
 deciding by the JPEG file's tables; and with the guard deciding by the pixels
 only (the same image as a PNG).  "restored" counts the images the guard let
-through to the model.
+through to the model.  The per-image table (worst image per quality, and each
+model's threshold) is ``benchmarks/bench_no_harm.py``.
 
     python benchmarks/bench_guard.py ../shared/data/val/BSD68 [--model auto] [--limit N]
     python benchmarks/bench_guard.py ../shared/data/val/CBSD68 --color

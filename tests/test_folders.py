@@ -51,3 +51,18 @@ def test_a_report_that_cannot_be_written_still_leaves_the_summary_and_exit_1(
     )
     out = capsys.readouterr().out
     assert code == 1 and "done 1, unchanged 1" in out and "could not be written" in out
+
+
+def test_the_summary_names_six_unchanged_files_and_folds_seven():
+    from pathlib import Path
+
+    from napari_dncnn.folders.results import FileResult, FolderReport, Status
+
+    def report(n):
+        files = [FileResult(Path(f"f{i}.png"), Status.UNCHANGED, note="why") for i in range(n)]
+        return FolderReport(results=files).summary()
+
+    six, seven = report(6), report(7)
+    assert "unchanged f5.png: why" in six and "more unchanged" not in six
+    assert "unchanged f4.png: why" in seven and "f5.png" not in seven
+    assert "... and 2 more unchanged (see the report)" in seven

@@ -99,6 +99,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted; what finished is kept, run the same command again", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `napari-dncnn models | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0
 
 
 def _error(command: str, exc: Exception, code: int) -> int:

@@ -86,9 +86,10 @@ def run(args) -> int:
 def _summary_line(summary: dict) -> str:
     bd = summary.get("bd_rate_percent")
     mode = "RGB" if summary.get("color") else "gray"
+    qualities = ",".join(map(str, summary["qualities"]))
     head = (
-        f"{summary['images']} {mode} image(s) x {len(summary['qualities'])} quality(ies), "
-        f"model {summary.get('model')}: BD-rate "
+        f"{summary['images']} {mode} image(s) x {len(summary['qualities'])} quality(ies) "
+        f"({qualities}), model {summary.get('model')}: BD-rate "
     )
     if bd is None:
         return head + "not defined (" + "; ".join(summary.get("bd_problems", [])) + ")"

@@ -116,11 +116,12 @@ class FolderReport:
     def summary(self) -> str:
         guarded = [r for r in self.results if r.status is Status.UNCHANGED]
         lines = [self.summary_line()]
-        lines += [f"  unchanged {r.input.name}: {r.note}" for r in guarded[:5]]
+        shown = guarded if len(guarded) <= 6 else guarded[:5]  # "... and 1 more" hides as much
+        lines += [f"  unchanged {r.input.name}: {r.note}" for r in shown]
         if guarded:
             lines.append(f"  ({option('force')} restores the unchanged ones)")
-        if len(guarded) > 5:
-            lines.append(f"  ... and {len(guarded) - 5} more unchanged (see the report)")
+        if len(guarded) > len(shown):
+            lines.append(f"  ... and {len(guarded) - len(shown)} more unchanged (see the report)")
         existing = self.count(Status.EXISTING)
         if existing:
             lines.append(
