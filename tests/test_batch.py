@@ -132,6 +132,10 @@ def test_usage_errors_exit_2(tmp_path, input_folder, tiny_weights):
     assert r.returncode == 2 and "does not exist" in r.stderr
     r = run_cli(input_folder, tmp_path / "o", "--model", tiny_weights, "--pattern", "*.czi")
     assert r.returncode == 2 and "no files matching" in r.stderr
+    assert not (tmp_path / "o").exists()  # a usage error leaves no empty output folder behind
+    (tmp_path / "kept").mkdir()
+    r = run_cli(input_folder, tmp_path / "kept", "--model", tiny_weights, "--pattern", "*.czi")
+    assert r.returncode == 2 and (tmp_path / "kept").is_dir()  # the user's own folder stays
     r = run_cli(input_folder, tmp_path / "o", "--model", str(tmp_path / "nope.safetensors"))
     assert r.returncode == 2 and "nope.safetensors" in r.stderr
     (tmp_path / "bad.pth").write_bytes(b"hello")  # torch raised KeyError: 101, a traceback

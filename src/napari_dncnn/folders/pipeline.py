@@ -148,7 +148,9 @@ def run_lock(output_dir: Path, log=print):
     """Hold the output folder for this run: a second run into it is refused with who holds it.
 
     A lock left by a run that died on this host (its pid is gone) is taken over, and said so.
+    A folder that this run made and left empty (a usage error found later) is removed again.
     """
+    created = not os.path.lexists(output_dir)
     try:
         check_writable(output_dir)  # before any model runs: a bad output folder is a usage error
     except OSError as exc:
@@ -182,6 +184,8 @@ def run_lock(output_dir: Path, log=print):
         try:
             if lock.read_text() == mine:
                 lock.unlink()
+            if created:
+                output_dir.rmdir()  # only when empty: nothing written is ever removed
         except OSError:
             pass
 
