@@ -176,6 +176,8 @@ def test_bad_weights_path_is_a_clear_error(tmp_path):
         restore(np.zeros((8, 8), np.uint8), str(broken))
     with pytest.raises(WeightsError, match="unknown model"):
         restore(np.zeros((8, 8), np.uint8), "jpeg-purple")
+    with pytest.raises(WeightsError, match="did you mean 'jpeg-gray'"):
+        restore(np.zeros((8, 8), np.uint8), "jpeg-grey")
 
 
 def test_weights_file_round_trip(tiny_gray, tiny_weights, camera_crop):

@@ -139,9 +139,13 @@ def load_model(
         return _downloaded(spec, progressbar)
     path = Path(name).expanduser()
     if not path.exists() and path.suffix == "":
+        import difflib
+
+        close = difflib.get_close_matches(name, MODEL_NAMES + ["auto"], n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise WeightsError(
-            f"unknown model {name!r}: use 'auto', one of {MODEL_NAMES} (napari-dncnn models), "
-            "or the path of a .safetensors, .mat or .pth weights file"
+            f"unknown model {name!r}: {hint}use 'auto', one of {MODEL_NAMES} (napari-dncnn "
+            "models), or the path of a .safetensors, .mat or .pth weights file"
         )
     return _from_path(path)
 
