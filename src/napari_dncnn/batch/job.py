@@ -99,9 +99,9 @@ class Outputs(NamedTuple):
         """From the plan's list (:func:`~napari_dncnn.batch.run.output_names`: restored first)."""
         return cls(paths[0], paths[1] if len(paths) > 1 else None)
 
-    def with_arrays(self, result, restored: Path | None = None) -> tuple[list[Path], list]:
+    def with_arrays(self, result) -> tuple[list[Path], list]:
         """The paths to write and the arrays of ``result`` that go there, restored first."""
-        paths, arrays = [restored or self.restored], [result.restored]
+        paths, arrays = [self.restored], [result.restored]
         if self.residual is not None:
             paths.append(self.residual)
             arrays.append(result.residual)

@@ -87,10 +87,8 @@ def gray_samples(img: ImageFile):
     the gray plane of gray + alpha, else the pixels as they are."""
     if not img.samples:
         return img.data
-    s = img.axes.index("S")
-    if img.samples == "gray+alpha":
-        return np.take(img.data, 0, axis=s)
-    return np.moveaxis(img.data, s, 0)
+    planes = np.moveaxis(img.data, img.axes.index("S"), 0)  # a view: nothing is copied
+    return planes[0] if img.samples == "gray+alpha" else planes
 
 
 def with_samples(img: ImageFile, restored: np.ndarray, residual: np.ndarray):
@@ -100,7 +98,7 @@ def with_samples(img: ImageFile, restored: np.ndarray, residual: np.ndarray):
         return restored, residual
     s = img.axes.index("S")
     if img.samples == "gray+alpha":
-        alpha = np.take(img.data, 1, axis=s)
+        alpha = np.moveaxis(img.data, s, 0)[1]
         return (
             np.stack([restored, alpha.astype(restored.dtype)], axis=s),
             np.stack([residual, np.zeros_like(residual)], axis=s),
@@ -239,8 +237,14 @@ def _read_tiff(path: Path) -> ImageFile:
         if not tf.series:
             raise ImageReadError(f"{path}: the TIFF holds no image")
         series = tf.series[0]
-        data, meta = series.asarray(), tiff_meta(tf)
-        return ImageFile(data, path, "tiff", series.axes, meta, samples=tiff_samples(tf, series))
+        return ImageFile(
+            series.asarray(),
+            path,
+            "tiff",
+            series.axes,
+            tiff_meta(tf),
+            samples=tiff_samples(tf, series),
+        )
 
 
 def tiff_samples(tf: tifffile.TiffFile, series) -> str:
@@ -251,11 +255,9 @@ def tiff_samples(tf: tifffile.TiffFile, series) -> str:
     if not gray or "S" not in series.axes:
         return ""
     alpha = (tifffile.EXTRASAMPLE.ASSOCALPHA, tifffile.EXTRASAMPLE.UNASSALPHA)
-    if series.shape[series.axes.index("S")] == 2 and tuple(page.extrasamples)[-1:] in [
-        (a,) for a in alpha
-    ]:
-        return "gray+alpha"
-    return "planes"
+    two = series.shape[series.axes.index("S")] == 2
+    last = page.extrasamples[-1] if page.extrasamples else None
+    return "gray+alpha" if two and last in alpha else "planes"
 
 
 def tiff_meta(tf: tifffile.TiffFile) -> dict:
