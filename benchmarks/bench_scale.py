@@ -1,4 +1,4 @@
-"""Scale: peak memory of the out-of-core batch path, local vs LocalCluster throughput, per-file overhead.
+"""Scale: peak memory of the out-of-core path, local vs LocalCluster throughput, per-file and per-block overhead.
 
 Prints three markdown tables:
 
@@ -12,8 +12,15 @@ Prints three markdown tables:
    2-worker LocalCluster (1 thread each) on the same cores: seconds, MP/s, ratio.
 3. Scheduler overhead per file: ``--tiny`` tiny files (16x16) restored locally
    and on the LocalCluster; the difference per file is the cost of a task.
+4. One huge image over the workers (``--only image``): an ``--image-size`` square zarr image
+   (default 8192: 64 MP of JPEG q20 pixels) restored by one process with one torch thread, by
+   a LocalCluster of 1 worker x 1 thread and of 2 workers x 1 thread (its blocks as tasks;
+   the cluster started before the clock): seconds, MP/s, speed-up over 1 worker, the
+   scheduler's overhead per block (1 worker minus 1 process, per block) and each worker's
+   peak RSS.  ``--image-model`` defaults to the random depth-3/64 DnCNN of the RSS rows.
 
-    python benchmarks/bench_scale.py [--sizes 4096 8192] [--files 16] [--tiny 1000] [--only rss|cluster]
+    python benchmarks/bench_scale.py [--sizes 4096 8192] [--files 16] [--tiny 1000]
+        [--image-size 8192] [--only rss|cluster|image]
 
 Don't run it while another job (a training run) shares the cores, or say so
 (peak RSS does not depend on that; the throughput rows do).
@@ -85,15 +92,86 @@ def rss_rows(sizes, model: str, tmp: Path) -> list[dict]:
     return rows
 
 
+def jpeg_textured(size: int) -> np.ndarray:
+    """:func:`textured` at JPEG q20 (decoded): pixels the quality guard lets the model restore."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(textured(512)).save(buf, "JPEG", quality=20)
+    reps = -(-size // 512)
+    return np.tile(np.asarray(Image.open(buf)), (reps, reps))[:size, :size].copy()
+
+
 def folder_of(n: int, size: int, folder: Path) -> Path:
     from PIL import Image
 
     folder.mkdir()
-    base = textured(max(size, 512))
+    base = jpeg_textured(max(size, 512))
     for i in range(n):
         y, x = (37 * i) % (base.shape[0] - size + 1), (53 * i) % (base.shape[1] - size + 1)
         Image.fromarray(base[y : y + size, x : x + size]).save(folder / f"f{i:04d}.png")
     return folder
+
+
+def _peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def image_rows(size: int, model: str, tmp: Path) -> list[dict]:
+    """One ``size`` x ``size`` zarr image: 1 process (1 torch thread), then 1 and 2 workers."""
+    import logging
+
+    import torch
+    import zarr
+    from distributed import Client, LocalCluster
+
+    from napari_dncnn.batch import run_batch
+
+    src = tmp / "image"
+    src.mkdir()
+    z = zarr.open_array(
+        str(src / "slide.zarr"), mode="w", shape=(size, size), chunks=(1024, 1024), dtype="u1"
+    )
+    z[:] = jpeg_textured(size)
+    kw = {"model": model, "progress": False, "log": lambda m: None}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    t = time.perf_counter()
+    r = run_batch(src, tmp / "image-local", **kw)
+    rows = [{"run": "1 process, 1 torch thread", "seconds": time.perf_counter() - t, "rss": ""}]
+    torch.set_num_threads(threads)
+    assert r.count("done") == 1, r.summary()
+    for n in (1, 2):
+        with (
+            LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster, set_as_default=False) as client,
+        ):
+            t = time.perf_counter()
+            r = run_batch(src, tmp / f"image-{n}", cluster=cluster, **kw)
+            seconds = time.perf_counter() - t
+            rss = sorted(client.run(_peak_rss_mib).values())
+        entry = r.results[0]
+        assert r.count("done") == 1 and len(entry.details["workers"]) == n, r.summary()
+        rows.append(
+            {
+                "run": f"LocalCluster {n} worker{'s' if n > 1 else ''} x 1 thread",
+                "seconds": seconds,
+                "rss": " / ".join(f"{m:.0f}" for m in rss),
+                "blocks": entry.details["blocks"],
+            }
+        )
+    return rows
 
 
 def timed_batch(src: Path, out: Path, model: str, workers: int | None) -> tuple[float, object]:
@@ -102,6 +180,28 @@ def timed_batch(src: Path, out: Path, model: str, workers: int | None) -> tuple[
     t = time.perf_counter()
     r = run_batch(src, out, model=model, progress=False, workers=workers, log=lambda m: None)
     return time.perf_counter() - t, r
+
+
+def print_image_rows(args, tmp: Path) -> None:
+    model = args.image_model or make_weights(tmp / "image-depth3.safetensors", 3)
+    rows = image_rows(args.image_size, model, tmp)
+    mp = args.image_size**2 / 1e6
+    one, blocks = rows[1]["seconds"], rows[1]["blocks"]
+    print(
+        f"\nOne {args.image_size}x{args.image_size} uint8 zarr image ({mp:.0f} MP, {blocks} blocks "
+        f"of 512), model {args.image_model or 'random DnCNN depth 3 / 64 features'}:\n"
+    )
+    print("| run | seconds | MP/s | speed-up vs 1 worker | peak RSS per worker MiB |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['run']} | {r['seconds']:.1f} | {mp / r['seconds']:.3f} | "
+            f"{one / r['seconds']:.2f} | {r['rss'] or '-'} |"
+        )
+    print(
+        f"\nscheduler overhead per block: {1000 * (one - rows[0]['seconds']) / blocks:+.1f} ms "
+        "(1 worker minus 1 process, per block)"
+    )
 
 
 def main() -> None:
@@ -117,7 +217,11 @@ def main() -> None:
         "--files", type=int, default=16, help="files of 256x256 for the throughput rows"
     )
     ap.add_argument("--tiny", type=int, default=1000, help="16x16 files for the overhead rows")
-    ap.add_argument("--only", choices=("rss", "cluster"), default=None)
+    ap.add_argument("--image-size", type=int, default=8192, help="side of the one huge image")
+    ap.add_argument(
+        "--image-model", default="", help="weights for the image rows (default: as --rss-model)"
+    )
+    ap.add_argument("--only", choices=("rss", "cluster", "image"), default=None)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as td:
         tmp = Path(td)
@@ -139,6 +243,8 @@ def main() -> None:
                 print(
                     f"\nlargest / smallest peak RSS: {rows[-1]['rss_mib'] / rows[0]['rss_mib']:.3f}"
                 )
+        if args.only in (None, "image"):
+            print_image_rows(args, tmp)
         if args.only in (None, "cluster"):
             src = folder_of(args.files, 256, tmp / "tp")
             mp = args.files * 256 * 256 / 1e6

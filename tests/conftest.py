@@ -30,6 +30,51 @@ def randomised(net: DnCNN, seed: int = 0) -> DnCNN:
     return net.eval()
 
 
+def random_weights(folder, depth: int, features: int, seed: int) -> str:
+    """A weights file of a gray DnCNN with random weights and BN state, for runs that must take
+    a while (to kill or interrupt them mid-way)."""
+    torch.manual_seed(seed)
+    path = folder / f"random-{depth}-{features}-{seed}.safetensors"
+    net = randomised(DnCNN(1, depth=depth, features=features), seed=seed)
+    save_weights(net, path, {"note": "test weights"})
+    return str(path)
+
+
+def kill_a_worker_mid_run(address: str, run, ready, ours=lambda key: True) -> str | None:
+    """SIGKILL a worker busy with one of ``ours`` tasks once ``ready()``, while the thread ``run``
+    is alive; wait for ``run`` to end and the nanny to restart the worker.  The killed address."""
+    import os
+    import signal
+    import time
+
+    from distributed import Client
+
+    killed = None
+    with Client(address, set_as_default=False) as client:
+        deadline = time.time() + 120
+        while killed is None and time.time() < deadline and run.is_alive():
+            busy = [w for w, keys in client.processing().items() if any(map(ours, keys))]
+            if busy and ready():
+                pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                killed = busy[0]
+            time.sleep(0.05)
+        run.join(timeout=300)
+        client.wait_for_workers(2, timeout=60)  # for the next tests
+    return killed
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A LocalCluster of 2 worker processes x 1 thread on loopback, shared by the session."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as c:
+        yield c
+
+
 @pytest.fixture
 def tiny_gray() -> DnCNN:
     torch.manual_seed(0)

@@ -566,3 +566,33 @@ def test_gray_samples_stay_gray_and_alpha_is_kept(tmp_path, tiny_weights):
         assert np.array_equal(got[..., 0], gray) and np.array_equal(got[..., 1], alpha)
     residual = tifffile.imread(out / "la_residual.tif")
     assert residual.shape == (256, 256, 2) and not residual[..., 1].any()
+
+
+def test_a_planar_rgb_tiff_out_of_core_stays_planar_rgb(tmp_path, tiny_color_weights):
+    """A big RGB TIFF stored as planes (SYX) is restored as colour and written as planes again
+    (before: the tiled writer called it minisblack and failed on the OME shape)."""
+    from skimage import data
+
+    from napari_dncnn.batch import run_batch
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rgb = np.moveaxis(data.astronaut()[:300, :280], -1, 0).copy()
+    tifffile.imwrite(
+        src / "planes.tif", rgb, photometric="rgb", planarconfig="separate", tile=(64, 64)
+    )
+    kw = {"model": tiny_color_weights, "progress": False, "force": True}
+    whole = run_batch(src, tmp_path / "whole", **kw)
+    blocks = run_batch(src, tmp_path / "blocks", out_of_core_above=1000, **kw)
+    assert whole.count("done") == blocks.count("done") == 1, blocks.summary()
+    assert blocks.results[0].details["out_of_core"]
+    with tifffile.TiffFile(tmp_path / "blocks" / "planes.tif") as tf:
+        page = tf.pages[0]
+        assert tf.series[0].shape == rgb.shape and page.is_tiled
+        assert page.photometric == tifffile.PHOTOMETRIC.RGB
+        assert page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
+        got = tf.asarray()
+    ref = tifffile.imread(tmp_path / "whole" / "planes.tif")
+    diff = np.abs(got.astype(int) - ref)
+    assert diff.max() <= 1 and np.count_nonzero(diff) < ref.size // 1000  # .5 rounding ties only
+    assert np.abs(got.astype(int) - rgb).max() > 0  # the model ran

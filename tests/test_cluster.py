@@ -7,7 +7,6 @@ import io
 import json
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import threading
@@ -16,33 +15,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from distributed import Client, LocalCluster
 from PIL import Image
 
-from conftest import randomised
-from napari_dncnn import DnCNN, save_weights
+from conftest import kill_a_worker_mid_run, random_weights
 from napari_dncnn.batch import REPORT_NAME, BatchError, run_batch
 from napari_dncnn.files.atomic import TMP_PREFIX
 
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture(scope="session")
-def cluster():
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as c:
-        yield c
-
-
 @pytest.fixture(scope="module")
 def slow_weights(tmp_path_factory) -> str:
     """A wider network, so that a file takes long enough to kill its worker mid-task."""
-    torch.manual_seed(3)
-    path = tmp_path_factory.mktemp("w") / "slow.safetensors"
-    save_weights(randomised(DnCNN(1, depth=8, features=32), seed=3), path, {"note": "test"})
-    return str(path)
+    return random_weights(tmp_path_factory.mktemp("w"), depth=8, features=32, seed=3)
 
 
 def make_inputs(folder: Path, n: int, size: int) -> list[Path]:
@@ -246,25 +232,13 @@ def test_worker_killed_mid_task_every_file_exactly_once(tmp_path, cluster, slow_
         )
     )
     t.start()
-    killed = None
-    with Client(cluster.scheduler_address, set_as_default=False) as client:
-        deadline = time.time() + 120
-        while killed is None and time.time() < deadline and t.is_alive():
-            busy = [
-                w
-                for w, keys in client.processing().items()
-                if any("napari-dncnn" in str(k) for k in keys)
-            ]
-            done_files = (
-                list((tmp_path / "out").glob("img*.png")) if (tmp_path / "out").exists() else []
-            )
-            if busy and done_files:  # at least one file finished, and a worker is on another
-                pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
-                os.kill(pid, signal.SIGKILL)
-                killed = busy[0]
-            time.sleep(0.05)
-        t.join(timeout=300)
-        client.wait_for_workers(2, timeout=60)  # the nanny restarts it, for the next tests
+    out = tmp_path / "out"
+    killed = kill_a_worker_mid_run(  # once one file is out, a worker on another
+        cluster.scheduler_address,
+        t,
+        lambda: out.exists() and any(out.glob("img*.png")),
+        lambda key: "napari-dncnn" in str(key),
+    )
     assert killed is not None, "the batch ended before a worker could be killed"
     report = result["r"]
     assert report.count("done") == 8 and not report.failed, report.summary()

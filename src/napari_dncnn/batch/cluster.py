@@ -1,12 +1,13 @@
 """Batches on dask.distributed: an existing scheduler (``--scheduler``) or a LocalCluster (``--workers``).
 
 Each file is one task holding only plain values (paths and options, a few
-hundred bytes): workers read and write the files by path and load the model
-from its weights file, once per worker process (the weights cache), never
-through the scheduler.  Torch uses as many threads as the worker has, and a
-worker restores one file at a time.  Tasks are retried; a task whose worker
-died is rerun elsewhere by the scheduler, and atomic writes (temporary file,
-then rename) mean that a killed attempt leaves no partial output.
+hundred bytes); an out-of-core file's blocks are tasks instead (:mod:`.blocks`).
+Workers read and write the files by path and load the model from its weights
+file, once per worker process (the weights cache), never through the scheduler.
+Torch uses as many threads as the worker has, and a worker restores one file at a
+time.  Tasks are retried; a task whose worker died is rerun elsewhere by the
+scheduler, and atomic writes (temporary file, then rename) mean that a killed
+attempt leaves no partial output.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..folders import FileResult, Status
+from .blocks import restore_over_cluster, takes_blocks
 from .job import BatchError, process_file
 
 __all__ = ["run_on_cluster", "file_task", "connect", "scheduler_address_of"]
@@ -131,9 +133,22 @@ def _probe(address: str, timeout: float = 10.0) -> None:
 
 
 def run_on_cluster(
-    todo: list[Path], plan: dict, opts, *, scheduler=None, workers=None, retries=2, log=print
+    todo: list[Path],
+    plan: dict,
+    opts,
+    *,
+    scheduler=None,
+    workers=None,
+    retries=2,
+    log=print,
+    block_progress=None,
 ) -> Iterator[FileResult]:
-    """Submit one task per file in ``todo``; yield each :class:`FileResult` as its task ends."""
+    """Restore the files of ``todo`` on a cluster; yield each :class:`FileResult` as it ends.
+
+    Out-of-core files come first, one at a time, each spread over the workers as blocks
+    (:mod:`.blocks`; ``block_progress(path)`` gives that file's ``progress(done, total)`` or
+    None); then every other file is one task.
+    """
     from distributed import as_completed
 
     client, cluster = connect(scheduler, workers, log)
@@ -144,8 +159,12 @@ def run_on_cluster(
     tornado_level = tornado_log.level
     tornado_log.setLevel(logging.CRITICAL)
     try:
+        big = {f for f in todo if takes_blocks(f, opts)}
+        for f in (f for f in todo if f in big):
+            progress = block_progress(f) if block_progress is not None else None
+            yield restore_over_cluster(client, f, plan[f], opts, retries=retries, progress=progress)
         o = asdict(opts)
-        for i, f in enumerate(todo):
+        for i, f in enumerate(f for f in todo if f not in big):
             fut = client.submit(
                 file_task,
                 str(f),

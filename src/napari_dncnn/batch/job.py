@@ -24,6 +24,7 @@ import numpy as np
 
 from ..engine import restore_array, restore_lazy
 from ..engine.controls import control_of, controls_for
+from ..engine.lazy import value_range
 from ..files.atomic import copy_file
 from ..files.images import (
     TIFF_SUFFIXES,
@@ -42,7 +43,7 @@ from ..files.lazy_images import (
     pixel_count,
     write_ome_zarr,
 )
-from ..files.tiled_tiff import write_tiled_tiff
+from ..files.tiled_tiff import computed_here, write_tiled_tiff
 from ..folders import FileResult, FolderError, Status, describe_error, finished_if_all_exist
 from ..jpeg import estimate_jpeg_quality, read_model_tag
 from ..quality import guard_decision, guard_sample, guards_model
@@ -121,12 +122,14 @@ def _worker_name() -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def process_file(f: str, outs: list[str], opts: dict) -> FileResult:
+def process_file(f: str, outs: list[str], opts: dict, *, spread=None) -> FileResult:
     """Restore one file into its outputs and say how it went.
 
     Runs in the batch process or on a dask worker; takes plain values and
     returns a :class:`FileResult` (a few hundred bytes when pickled).  Never
-    raises for a bad file: the error is in the result.
+    raises for a bad file: the error is in the result.  ``spread``
+    (:class:`.blocks.BandsOnCluster`): an out-of-core file's blocks are computed on that
+    cluster, this process writing the outputs (see :mod:`.blocks`).
     """
     o = BatchOptions(**opts)
     src, targets = Path(f), [Path(p) for p in outs]
@@ -153,9 +156,9 @@ def process_file(f: str, outs: list[str], opts: dict) -> FileResult:
                 with open_lazy(src) as img:
                     restore_it, reason = _guard(src, guard_sample(img.data, img.channel_axis), o)
                     if not restore_it:
-                        _write_lazy(img, out, img.data, o)
+                        _write_lazy(img, out, img.data, o, compute=spread)
                         return ran(Status.UNCHANGED, outputs=targets, note=reason)
-                    _restore_out_of_core(img, out, o)
+                    _restore_out_of_core(img, out, o, spread)
             else:
                 img = read_image(src, size_checked=True)
                 warning = _other_series(src)
@@ -330,7 +333,7 @@ def _restore_decoded_in_blocks(img, out: Outputs, o: BatchOptions) -> None:
     write_image(out.restored, restored)
 
 
-def _restore_lazily(data, channel_axis, o: BatchOptions, src: Path):
+def _restore_lazily(data, channel_axis, o: BatchOptions, src: Path, data_range=None):
     """The lazy restoration both block-by-block paths write out, with the batch's options."""
     return restore_lazy(
         data,
@@ -339,24 +342,29 @@ def _restore_lazily(data, channel_axis, o: BatchOptions, src: Path):
         tile_size=o.tile_size,
         device=o.device,
         block_size=o.block_size,
+        data_range=data_range,
         **_controls(src, o),
     )
 
 
-def _restore_out_of_core(img, out: Outputs, o: BatchOptions) -> None:
-    result = _restore_lazily(img.data, img.channel_axis, o, img.path)
-    _write_lazy(img, out, result.restored, o, result.residual)
+def _restore_out_of_core(img, out: Outputs, o: BatchOptions, spread=None) -> None:
+    data_range = None
+    if spread is not None:  # the one normalisation pass runs on the cluster too
+        data_range = value_range(img.data, img.channel_axis, scheduler=spread.client)
+    result = _restore_lazily(img.data, img.channel_axis, o, img.path, data_range)
+    _write_lazy(img, out, result.restored, o, result.residual, compute=spread)
 
 
-def _write_lazy(img, out: Outputs, restored, o: BatchOptions, residual=None) -> None:
+def _write_lazy(img, out: Outputs, restored, o: BatchOptions, residual=None, compute=None) -> None:
     """Write a lazily read image's outputs block by block in its own kind (OME-Zarr or tiled
-    BigTIFF); without a ``residual``, a zero one (the image written unchanged)."""
+    BigTIFF); without a ``residual``, a zero one (the image written unchanged).  ``compute``:
+    where the bands are computed (None: here)."""
     import dask.array as da
 
     if out.residual is not None and residual is None:
         residual = da.zeros(img.data.shape, np.float32, chunks=img.data.chunks)
     paths, arrays = out.with_arrays(SimpleNamespace(restored=restored, residual=residual))
     if img.kind == "zarr":
-        write_ome_zarr(paths, arrays, img, chunks=o.block_size)
+        write_ome_zarr(paths, arrays, img, chunks=o.block_size, compute=compute)
     else:
-        write_tiled_tiff(paths, arrays, img, tile=o.block_size)
+        write_tiled_tiff(paths, arrays, img, tile=o.block_size, compute=compute or computed_here)

@@ -63,13 +63,20 @@ def output_names(rel: Path, save_residual: bool) -> list[Path]:
     return names
 
 
-def _runner(todo, outputs, opts, scheduler, workers, retries, log):
+def _runner(todo, outputs, opts, scheduler, workers, retries, log, progress):
     """``(where, results)``: the files of ``todo`` run on a cluster, or one after another here."""
     if scheduler is None and workers is None:
         return "this process", iterate(todo, _in_process(outputs, opts))
     where = f"dask scheduler {scheduler}" if scheduler else f"LocalCluster of {workers} workers"
     runner = run_on_cluster(
-        todo, outputs, opts, scheduler=scheduler, workers=workers, retries=retries, log=log
+        todo,
+        outputs,
+        opts,
+        scheduler=scheduler,
+        workers=workers,
+        retries=retries,
+        log=log,
+        block_progress=_BlockBar if progress else None,
     )
     return where, runner
 
@@ -159,7 +166,9 @@ def run_batch(
             sigma=sigma,
         )
         results, todo = triage(plan, overwrite)
-        where, runner = _runner(todo, plan.outputs, opts, scheduler, workers, retries, log)
+        where, runner = _runner(
+            todo, plan.outputs, opts, scheduler, workers, retries, log, progress
+        )
         meta = {"input_dir": str(input_dir), "output_dir": str(output_dir), "model": str(model)}
         meta |= {"scheduler": where}
         bar = _Bar(len(files), len(results)) if progress else None
@@ -202,3 +211,23 @@ class _Bar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+class _BlockBar:
+    """A tqdm bar over one huge file's blocks on a cluster (``progress(done, total)``), closed
+    when the last block is in."""
+
+    def __init__(self, path: Path):
+        self.path, self.bar = Path(path), None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(
+                total=total, desc=self.path.name, unit="block", leave=False, dynamic_ncols=True
+            )
+        self.bar.n = done
+        self.bar.refresh()
+        if done >= total:
+            self.bar.close()

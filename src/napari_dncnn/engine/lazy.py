@@ -47,14 +47,14 @@ def as_dask(image):
     return da.from_zarr(image)
 
 
-def _lazy_range(colour, dtype, data_range) -> tuple[float, float]:
+def _lazy_range(colour, dtype, data_range, scheduler) -> tuple[float, float]:
     if data_range is not None:
         return parse_data_range(data_range)
     if dtype == np.uint8:
         return 0.0, 255.0
     import dask
 
-    lo, hi = (float(v) for v in dask.compute(colour.min(), colour.max(), scheduler="threads"))
+    lo, hi = (float(v) for v in dask.compute(colour.min(), colour.max(), scheduler=scheduler))
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ImageError(
             "{got} NaN or infinite values in this dask/zarr image; replace them first "
@@ -63,11 +63,14 @@ def _lazy_range(colour, dtype, data_range) -> tuple[float, float]:
     return lo, hi
 
 
-def value_range(image, channel_axis=None, data_range=None) -> tuple[float, float]:
+def value_range(
+    image, channel_axis=None, data_range=None, *, scheduler="threads"
+) -> tuple[float, float]:
     """The (min, max) :func:`restore_lazy` normalises ``image`` by (one pass unless uint8 or ``data_range``).
 
     Pass it as ``data_range`` to restore other views of the same image
-    (pyramid levels, crops) with the same normalisation.
+    (pyramid levels, crops) with the same normalisation.  ``scheduler``: where the pass runs
+    (any dask scheduler, e.g. a ``distributed.Client`` to spread it over a cluster).
     """
     arr = as_dask(image)
     plan = AxesPlan.for_shape(arr.shape, channel_axis)
@@ -75,7 +78,7 @@ def value_range(image, channel_axis=None, data_range=None) -> tuple[float, float
         arr = arr[
             tuple(slice(0, 3) if a == plan.channel_axis else slice(None) for a in range(arr.ndim))
         ]
-    return _lazy_range(arr, arr.dtype, data_range)
+    return _lazy_range(arr, arr.dtype, data_range, scheduler)
 
 
 class _Counter:
@@ -236,7 +239,7 @@ def restore_lazy(
         channel_axis=plan.channel_axis,
         data_range=(lo, hi),
         tile_size=_block_tile(tile_size, block_chunks, radius),
-        device=str(dev),
+        device="auto" if device == "auto" else str(dev),  # each worker picks its own
         precision=precision,
         counter=counter,
         quality=quality,

@@ -16,6 +16,7 @@ folder) that is renamed into place when complete.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +94,6 @@ def open_lazy(path) -> LazyImage:
 
 def _open_tiff(path: Path) -> LazyImage:
     import dask.array as da
-    import zarr
 
     with tifffile.TiffFile(path) as tf:
         if not tf.series:
@@ -111,9 +111,57 @@ def _open_tiff(path: Path) -> LazyImage:
             meta=np.empty((0,) * blocks.ndim, blocks.dtype),
         )
         return LazyImage(data, path, "tiff", axes, meta)
-    store = tifffile.imread(path, aszarr=True, level=0)
-    z = zarr.open_array(store, mode="r")
-    return LazyImage(da.from_zarr(z), path, "tiff", axes, meta, _closers=[store.close])
+    tiles = StoredTiff(path, axes)
+    data = da.from_array(
+        tiles,
+        chunks=tiles.chunks,
+        name=f"tiff-{path}-{os.path.getmtime(path)}",
+        meta=np.empty((0,) * tiles.ndim, tiles.dtype),
+    )
+    return LazyImage(data, path, "tiff", axes, meta, _closers=[tiles.close])
+
+
+class StoredTiff:
+    """The first series of a tiled, strip or compressed TIFF through ``tifffile``'s zarr store, read
+    where sliced.
+
+    It pickles as its path (a dask worker opens the file itself on its first read), so a graph
+    over it can run on a cluster; the open store stays with the process that opened it.
+    """
+
+    def __init__(self, path: Path, axes: str):
+        self.path, self._lock = Path(path), threading.Lock()
+        self._store = self._array = None
+        z = self._open()
+        self.shape, self.dtype, self.ndim = tuple(z.shape), z.dtype, z.ndim
+        self.chunks = tuple(
+            min(n, max(c, (1024 // c) * c)) if a in "YX" else c
+            for n, c, a in zip(z.shape, z.chunks, axes.ljust(z.ndim))
+        )  # whole stored tiles or strips, about 1024 px a side: one read per 256 px tile is many
+
+    def _open(self):
+        import zarr
+
+        with self._lock:
+            if self._array is None:
+                self._store = tifffile.imread(self.path, aszarr=True, level=0)
+                self._array = zarr.open_array(self._store, mode="r")
+            return self._array
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.asarray(self._open()[key])
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        self._store = self._array = None
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "shape": self.shape, "dtype": self.dtype, "chunks": self.chunks}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, ndim=len(state["shape"]), _store=None, _array=None)
+        self._lock = threading.Lock()
 
 
 class ContiguousTiff:
@@ -216,9 +264,15 @@ def write_ome_zarr(
     like: LazyImage,
     *,
     chunks: int = BLOCK,
-    scheduler: str = "synchronous",
+    compute=None,
 ) -> list[Path]:
-    """Write dask ``arrays`` as single-level OME-Zarr images (NGFF 0.4), block by block, computed together."""
+    """Write dask ``arrays`` as single-level OME-Zarr images (NGFF 0.4), block by block, computed together.
+
+    ``compute``: None stores every block from this process; else a function that runs a list of
+    bands (``([delayed store of a row of chunks], blocks)``, as
+    :func:`.tiled_tiff.computed_here` takes them) and yields as each band is written, in order
+    (a cluster's workers then write their chunks themselves).
+    """
     import dask.array as da
     import zarr
 
@@ -260,7 +314,11 @@ def write_ome_zarr(
                 )
             )
         aligned = [a.rechunk(o.chunks) for a, o in zip(arrays, outs)]
-        da.store(aligned, outs, lock=False, scheduler=scheduler)
+        if compute is None:
+            da.store(aligned, outs, lock=False, scheduler="synchronous")
+        else:
+            for _ in compute(list(_band_stores(aligned, outs))):
+                pass
         for tmp, t in zip(tmps, targets):
             replace(tmp, t)
     finally:
@@ -268,3 +326,18 @@ def write_ome_zarr(
             if tmp.exists():
                 remove(tmp)
     return targets
+
+
+def _band_stores(arrays: list, outs: list):
+    """One delayed store per row of output chunks, and its number of chunks."""
+    import dask.array as da
+
+    z = outs[0]
+    ydim, step = z.ndim - 2, z.chunks[-2]
+    for idx in np.ndindex(*z.shape[:ydim]) if ydim else [()]:
+        for y0 in range(0, z.shape[ydim], step):
+            lead = tuple(slice(i, i + 1) for i in idx)  # slices: the band keeps every axis
+            sl = lead + (slice(y0, min(y0 + step, z.shape[ydim])), slice(None))
+            band = [a[sl] for a in arrays]
+            store = da.store(band, outs, regions=[sl] * len(outs), lock=False, compute=False)
+            yield [store], band[0].npartitions

@@ -18,7 +18,7 @@ from .atomic import remove, replace, tmp_path
 from .images import tiff_write_kwargs
 from .lazy_images import BLOCK, LazyImage
 
-__all__ = ["write_tiled_tiff"]
+__all__ = ["write_tiled_tiff", "computed_here"]
 
 
 def _queued(q: queue.Queue):
@@ -40,6 +40,17 @@ def _tile_writer(tmp: Path, q: queue.Queue, dtype, kwargs: dict, errors: list) -
             pass
 
 
+def computed_here(bands: list[tuple[list, int]]):
+    """Each band's dask collections computed in this process, one band after another.
+
+    ``bands``: ``(collections, blocks)`` pairs, a band's collections and how many blocks of
+    the image they hold (a cluster's compute counts them for its progress)."""
+    import dask
+
+    for lazy, _ in bands:
+        yield dask.compute(*lazy, scheduler="synchronous")
+
+
 def write_tiled_tiff(
     targets: list[Path],
     arrays: list,
@@ -47,6 +58,7 @@ def write_tiled_tiff(
     *,
     tile: int = BLOCK,
     into: tuple = (),
+    compute=computed_here,
 ) -> list[Path]:
     """Write dask ``arrays`` (same shape; TIFF axes ``like.axes``) as tiled BigTIFFs, a band of tiles at a time.
 
@@ -54,13 +66,14 @@ def write_tiled_tiff(
     graphs runs once per block) and streamed to one writer thread per file.
     ``into`` holds ``(dask array, numpy array)`` pairs of the same shape, computed in the
     same bands and stored in memory (a big PNG's restored pixels, written whole afterwards).
+    ``compute`` turns the bands (see :func:`computed_here`) into their numpy arrays, in order
+    (default: :func:`computed_here`; a cluster's computes bands on its workers).
     """
-    import dask
-
     targets = [Path(t) for t in targets]
     shape = (list(arrays) + [a for a, _ in into])[0].shape
     axes = like.axes if len(like.axes) == len(shape) else ""
     samples = axes.endswith("S") and shape[-1] in (3, 4)
+    planar = axes[-3:-2] == "S" and shape[-3] in (3, 4)  # RGB as planes (SYX): tiles plane by plane
     ydim = len(shape) - (3 if samples else 2)
     lead = shape[:ydim]
     height, width = shape[ydim], shape[ydim + 1]
@@ -75,27 +88,34 @@ def write_tiled_tiff(
         "shape": shape,
         "tile": (tile, tile),
         "bigtiff": True,
-        **tiff_write_kwargs(like, axes, samples, imagej_ok=False, ome=True),
+        **tiff_write_kwargs(like, axes, samples or planar, imagej_ok=False, ome=True),
     }
+    if planar:
+        kwargs["planarconfig"] = "separate"
     threads = [
         threading.Thread(target=_tile_writer, args=(tmp, q, a.dtype, kwargs, errors), daemon=True)
         for tmp, q, a in zip(tmps, queues, arrays)
     ]
     for th in threads:
         th.start()
+    slices = [
+        idx + (slice(y0, min(y0 + tile, height)),)
+        for idx in (np.ndindex(*lead) if lead else [()])
+        for y0 in range(0, height, tile)
+    ]
+    first = (list(arrays) + [a for a, _ in into])[0]
+    lazy = [
+        ([a[sl] for a in arrays] + [a[sl] for a, _ in into], first[sl].npartitions) for sl in slices
+    ]
     try:
-        for idx in np.ndindex(*lead) if lead else [()]:
-            for y0 in range(0, height, tile):
-                sl = idx + (slice(y0, min(y0 + tile, height)),)
-                lazy = [a[sl] for a in arrays] + [a[sl] for a, _ in into]
-                bands = dask.compute(*lazy, scheduler="synchronous")
-                if errors:
-                    raise errors[0]
-                for band, (_, buffer) in zip(bands[len(arrays) :], into):
-                    buffer[sl] = band
-                for band, q in zip(bands, queues):
-                    for x0 in range(0, width, tile):
-                        q.put(np.ascontiguousarray(band[:, x0 : x0 + tile]))
+        for sl, bands in zip(slices, compute(lazy)):
+            if errors:
+                raise errors[0]
+            for band, (_, buffer) in zip(bands[len(arrays) :], into):
+                buffer[sl] = band
+            for band, q in zip(bands, queues):
+                for x0 in range(0, width, tile):
+                    q.put(np.ascontiguousarray(band[:, x0 : x0 + tile]))
         for q in queues:
             q.put(None)
         for th in threads:
