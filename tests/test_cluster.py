@@ -148,6 +148,12 @@ def test_cluster_and_local_runs_report_the_guard_alike(tmp_path, cluster, tiny_w
         == {"done": 0, "unchanged": 0, "existing": 3, "failed": 0, "not run": 0}
     )
     assert outputs(tmp_path / "local") == outputs(tmp_path / "dist")
+    for report in (local, dist):  # the rerun keeps what the first run said of each file
+        entry = {Path(e["file"]).name: e for e in report["files"]}
+        assert entry["q97.jpg"]["status"] == "existing"
+        assert entry["q97.jpg"]["earlier_status"] == "unchanged"
+        assert "JPEG q~97" in entry["q97.jpg"]["note"]
+        assert entry["q10.jpg"]["earlier_status"] == "done"
 
 
 def test_two_batches_on_one_scheduler_do_not_share_task_keys(tmp_path, cluster, tiny_weights):

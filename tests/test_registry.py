@@ -38,7 +38,10 @@ def test_models_command_lists_every_registry_entry_with_size_licence_and_cache_s
         "none"
     )
     assert main(["models"]) == 0
-    assert "fbcnn-gray-double" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fbcnn-gray-double" in out and max(map(len, out.splitlines())) <= 100, out
+    dncnn3 = next(line for line in out.splitlines() if line.startswith("dncnn3 "))
+    assert "gray never, colour q60" in dncnn3 and "never: some" in out  # short, and explained
 
 
 def test_docs_models_table_is_the_registry_table():

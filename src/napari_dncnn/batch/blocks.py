@@ -25,9 +25,10 @@ from .job import BatchOptions, process_file
 
 __all__ = ["BandsOnCluster", "restore_over_cluster", "takes_blocks"]
 
-_BLOCK_TASKS = ("_block_residual", "_trim", "_restored_block")
+_BLOCK_TASKS = ("block_residual", "trim", "restored_block")
 """Names in the keys of the tasks that run the network on a block: dask fuses the block
-function into map_overlap's trim, or both into the restored block."""
+function into map_overlap's ``_trim``, or both into the restored block and its store (fused
+names drop the leading underscore: ``getitem-restored_block-store-map-...``)."""
 
 
 def takes_blocks(src: Path, opts: BatchOptions) -> bool:
@@ -97,16 +98,20 @@ def restore_over_cluster(
     spread = BandsOnCluster(client, retries=retries, progress=progress)
     with get_task_stream(client) as stream:
         result = process_file(str(f), [str(p) for p in outs], asdict(opts), spread=spread)
-    blocks = [t for t in stream.data if any(n in str(t["key"]) for n in _BLOCK_TASKS)]
-    indices = {_block_index(t["key"]) for t in blocks}
-    result.details |= {"blocks": len(indices), "workers": sorted({t["worker"] for t in blocks})}
+    blocks = _network_tasks(stream.data)
+    result.details |= {
+        "blocks": len({str(t["key"]) for t in blocks}),
+        "workers": sorted({t["worker"] for t in blocks}),
+    }
     return result
 
 
-def _block_index(key) -> tuple:
-    """A block task's index in the image (its key without the name), the same for the
-    network's task and the restored block made from it."""
-    return tuple(key[1:]) if isinstance(key, tuple) else (str(key),)
+def _network_tasks(records: list[dict]) -> list[dict]:
+    """The task records of the tasks that ran the network, one key per block: the block
+    function's own tasks (or map_overlap's trim they are fused into) when the residual is
+    kept, else the restored blocks they are fused into."""
+    named = [[t for t in records if name in str(t["key"])] for name in _BLOCK_TASKS]
+    return next((tasks for tasks in named if tasks), [])
 
 
 def _one_torch_thread() -> None:

@@ -244,7 +244,10 @@ def tqdm_progress(desc: str, unit: str, enabled: bool):
         if not bars:
             from tqdm import tqdm
 
-            bars.append(tqdm(desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr))
+            # made with its total: a bar made without one prints a stray "desc: 0unit" line first
+            bars.append(
+                tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr)
+            )
         bars[0].total = total
         bars[0].n = done
         bars[0].refresh()

@@ -34,6 +34,18 @@ def _guard_words(spec, default: int) -> str:
     return words
 
 
+def _guard_short(spec, default: int) -> str:
+    """The table's short form of :func:`_guard_words` (``models --json`` has the words)."""
+    if not spec.guarded:
+        return "-"
+    if spec.guard_max_quality is None:
+        return f"q{default} (unmeasured)"
+    short = "never" if spec.guard_max_quality <= 0 else f"q{spec.guard_max_quality}"
+    if spec.guard_max_quality_color is not None:
+        short = f"gray {short}, colour q{spec.guard_max_quality_color}"
+    return short
+
+
 def rows() -> list[dict]:
     """One row per named model, from the registry."""
     from ..jpeg import skip_above
@@ -63,20 +75,30 @@ def rows() -> list[dict]:
     return out
 
 
+FOOTER = """
+guard: the JPEG quality up to which the quality guard lets the model run on its own; never: some
+image loses at every quality (--force runs it anyway); -: not a JPEG model, never guarded.
+auto picks jpeg-gray or jpeg-color by the image. Downloads go to $NAPARI_DNCNN_CACHE or the
+user cache, once, with a sha256 check; 'napari-dncnn models --json' gives URLs and sources."""
+
+
 def run(args) -> int:
     table = rows()
     if args.json:
         print(json.dumps(table, indent=2))
         return EXIT_OK
+    from ..jpeg import skip_above
+    from ..weights import MODELS
+
+    for r in table:  # short cells, so that a line fits a terminal of 100 columns
+        spec = MODELS[r["name"]]
+        r["guard"] = _guard_short(spec, skip_above(spec.channels == 3, None))
+        r["licence"] = r["licence"].split(" (")[0]
+        r["size"] = r["size"].replace("size unknown", "unknown")
     cols = ["name", "task", "control", "size", "where", "guard", "licence"]
     widths = {c: max(len(c), *(len(str(r[c])) for r in table)) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols))
+    print("  ".join(c.ljust(widths[c]) for c in cols).rstrip())
     for r in table:
-        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
-    print(
-        "\nauto picks jpeg-gray or jpeg-color by the image. Downloads go to $NAPARI_DNCNN_CACHE or the"
-    )
-    print(
-        "user cache, once, with a sha256 check; 'napari-dncnn models --json' gives URLs and sources."
-    )
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols).rstrip())
+    print(FOOTER)
     return EXIT_OK

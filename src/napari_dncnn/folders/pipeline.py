@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import json
 import os
 import socket
 import time
@@ -322,17 +323,42 @@ def _missing(f: Path, plan: FolderPlan, finished) -> FileResult:
 
 def _write(report: FolderReport, path: Path, meta: dict) -> None:
     """The JSON report, written last; a failure (a full disk) is kept in ``report_error``, not raised."""
+    entries = [r.as_dict(relative_to=meta.get("relative_to")) for r in report.results]
     body = {
         **meta,
         "counts": report.counts(),
         **report.report_fields(),
-        "files": [r.as_dict(relative_to=meta.get("relative_to")) for r in report.results],
+        "files": _with_earlier_entries(entries, path),
     }
     body.pop("relative_to", None)
     try:
         report.path = write_json_atomic(path, body)
     except OSError as exc:
         report.path, report.report_error = None, f"{path}: {exc.strerror or exc}"
+
+
+def _with_earlier_entries(entries: list[dict], path: Path) -> list[dict]:
+    """A file already done keeps what the report at ``path`` said of it (its status as
+    ``earlier_status``, the guard's note, warnings, seconds), with the status ``existing``."""
+    if not any(e["status"] == Status.EXISTING.value for e in entries):
+        return entries
+    try:
+        files = json.loads(path.read_text())["files"]
+        earlier = {e["file"]: e for e in files if isinstance(e, dict) and "file" in e}
+    except (OSError, ValueError, TypeError, KeyError):
+        return entries  # no report yet, or not ours: nothing to keep
+    out = []
+    for e in entries:
+        before = earlier.get(e["file"])
+        if (
+            e["status"] == Status.EXISTING.value
+            and before
+            and before.get("outputs") == e["outputs"]
+        ):
+            first = before.get("earlier_status", before.get("status"))
+            e = {**before, "status": e["status"], "earlier_status": first}
+        out.append(e)
+    return out
 
 
 def iterate(todo: list[Path], work: Callable[[Path], FileResult]) -> Iterator[FileResult]:
