@@ -596,3 +596,28 @@ def test_a_planar_rgb_tiff_out_of_core_stays_planar_rgb(tmp_path, tiny_color_wei
     diff = np.abs(got.astype(int) - ref)
     assert diff.max() <= 1 and np.count_nonzero(diff) < ref.size // 1000  # .5 rounding ties only
     assert np.abs(got.astype(int) - rgb).max() > 0  # the model ran
+
+
+def test_gray_inputs_of_a_colour_model_fail_before_any_file_runs(tmp_path, tiny_color_weights):
+    """A colour-only DnCNN on gray images: found from the headers, before the model runs; all gray
+    is a usage error (exit 2) that leaves no output folder behind."""
+    from skimage import data
+
+    from napari_dncnn.batch import BatchError, run_batch
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(data.camera()[:64, :64]).save(src / "gray.png")
+    Image.fromarray(data.astronaut()[:64, :64]).save(src / "colour.png")
+    kw = {"model": tiny_color_weights, "progress": False, "force": True}
+    mixed = run_batch(src, tmp_path / "mixed", **kw)
+    by_name = {r.input.name: r for r in mixed.results}
+    assert by_name["colour.png"].status == "done"
+    assert by_name["gray.png"].status == "failed" and by_name["gray.png"].seconds == 0
+    assert "gray, and the model" in by_name["gray.png"].error
+    (src / "colour.png").unlink()
+    with pytest.raises(BatchError, match="all 1 input"):
+        run_batch(src, tmp_path / "gray", **kw)
+    r = run_cli(src, tmp_path / "gray", "--model", tiny_color_weights)
+    assert r.returncode == 2 and "--model auto or a gray model" in r.stderr, r.stderr
+    assert not (tmp_path / "gray").exists()

@@ -28,9 +28,12 @@ from pathlib import Path
 
 from ..devices import pick_device
 from ..files.atomic import remove_leftovers
-from ..files.images import TIFF_SUFFIXES
+from ..files.images import TIFF_SUFFIXES, colour_from_header
+from ..files.lazy_images import is_zarr_path
 from ..folders import (
+    FileResult,
     FolderReport,
+    Status,
     check_folders,
     discover,
     drain,
@@ -40,6 +43,7 @@ from ..folders import (
     triage,
 )
 from ..folders import plan_outputs as plan_folder
+from ..wording import option
 from .cluster import run_on_cluster, scheduler_address_of
 from .job import OUT_OF_CORE_ABOVE, PIXEL_LIMIT, BatchError, BatchOptions, process_file
 
@@ -166,6 +170,7 @@ def run_batch(
             sigma=sigma,
         )
         results, todo = triage(plan, overwrite)
+        todo = _refuse_gray_for_a_colour_model(todo, str(model), results)
         where, runner = _runner(
             todo, plan.outputs, opts, scheduler, workers, retries, log, progress
         )
@@ -186,6 +191,42 @@ def run_batch(
         finally:
             if bar is not None:
                 bar.close()
+
+
+def _refuse_gray_for_a_colour_model(todo: list[Path], model: str, results: dict) -> list[Path]:
+    """Before any file runs: the gray inputs of a colour-only DnCNN (jpeg-color, cdncnn-b, a
+    colour weights file) fail from their headers; :class:`BatchError` when every input is gray."""
+    if not todo or not _colour_only(model):
+        return todo
+    gray = [f for f in todo if is_zarr_path(f) or colour_from_header(f) is False]
+    if not gray:
+        return todo
+    why = (
+        f"gray, and the model {model} restores colour (RGB) images only; use "
+        f"{option('model', 'auto')} or a gray model (jpeg-gray, dncnn3, dncnn-b)"
+    )
+    if len(gray) == len(todo):
+        raise BatchError(f"all {len(todo)} input(s) are {why} (first: {todo[0]})")
+    for f in gray:
+        results[f] = FileResult(f, Status.FAILED, [], f"{f}: {why}")
+    return [f for f in todo if f not in set(gray)]
+
+
+def _colour_only(model: str) -> bool:
+    """A DnCNN of 3 channels: the one kind that refuses gray images (the others run them as
+    three equal channels, or per channel)."""
+    from ..weights import MODELS, WeightsError, load_model
+
+    if model == "auto":
+        return False
+    if model in MODELS:
+        spec = MODELS[model]
+        return spec.channels == 3 and spec.architecture == "dncnn"
+    try:
+        net = load_model(model).network
+    except (WeightsError, ValueError, OSError):
+        return False  # a bad weights file: each file says why
+    return net.channels == 3 and getattr(net, "architecture", "dncnn") == "dncnn"
 
 
 def _then_clean(runner, output_dir: Path, input_dir: Path):

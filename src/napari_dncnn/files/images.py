@@ -247,6 +247,27 @@ def _read_tiff(path: Path) -> ImageFile:
         )
 
 
+def colour_from_header(path: Path) -> bool | None:
+    """Whether :func:`read_image` gives ``path`` as colour (RGB(A)), from its header alone; None
+    when the header cannot be read (reading the file then says why)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in TIFF_SUFFIXES:
+            with tifffile.TiffFile(path) as tf:
+                series = tf.series[0]
+                samples = tiff_samples(tf, series)
+                return not samples and rgb_channel_axis(series.shape, series.axes) is not None
+        if suffix == ".png" and _png_16bit_colour(path):
+            return True
+        if suffix in PIL_SUFFIXES:
+            with _pillow_limit_lifted(), Image.open(path) as im:
+                return im.mode not in ("1", "L", "LA", "I", "F") and not im.mode.startswith("I;16")
+    except (UnidentifiedImageError, OSError, ValueError, IndexError, tifffile.TiffFileError):
+        return None
+    return None
+
+
 def tiff_samples(tf: tifffile.TiffFile, series) -> str:
     """What a TIFF's samples are: "" (RGB(A) by its photometric), "gray+alpha" or "planes"
     (a minisblack image with 2 or more samples per pixel: gray channels, not colour)."""
