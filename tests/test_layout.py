@@ -103,6 +103,16 @@ def test_no_function_longer_than_80_lines(path):
     assert not long
 
 
+def test_no_module_over_400_lines():
+    """A module is one concern a reader can hold: split one that grows past 400 lines."""
+    long = {
+        _module_name(p): n
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert not long
+
+
 def test_napari_and_qt_only_in_the_plugin_modules():
     plugin = ("napari_dncnn._widget", "napari_dncnn._sample_data")  # and the modules inside them
     for path in PACKAGE.rglob("*.py"):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import (
@@ -29,8 +28,9 @@ from napari.layers import Image
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
-from ..devices import available_devices, pick_device, use_bf16
+from ..devices import available_devices
 from ..weights import MODEL_NAMES
+from .choices import controls_of, layer_refusal, model_of, plan_words, plane_of, tile_size_of
 from .notes import (
     colour_model,
     control_of_choice,
@@ -41,7 +41,6 @@ from .notes import (
     plane_range_note,
     progress_text,
     set_tooltips,
-    source_jpeg_quality,
 )
 from .outputs import SOURCE_KEY, add_outputs, outputs_of
 from .state import RunState
@@ -134,17 +133,6 @@ class RestoreWidget(Container):
         self.quality_slider.visible = control == "quality"
         self.sigma_slider.visible = control == "sigma"
 
-    def _controls(self, layer, model) -> dict:
-        """The model's control for this run: FBCNN's quality (the slider, else the layer's JPEG
-        file's own, else the network's prediction), DRUNet's sigma."""
-        control = control_of_choice(model)
-        if control == "sigma":
-            return {"sigma": float(self.sigma_slider.value)}
-        if control == "quality":
-            q = self.quality_slider.value or source_jpeg_quality(layer)
-            return {"quality": float(q) if q else None}
-        return {}
-
     def _compare(self, show_source: bool) -> None:
         """Before / after: hide (or show again) the output layers made from the chosen image."""
         src = self.layer_combo.value
@@ -161,14 +149,9 @@ class RestoreWidget(Container):
             self.guard_warnings = []
             return
         self.guard_warnings = []
-        plan = []
-        if self.model_combo.value == "auto":
-            plan.append(f"auto will use {'jpeg-color' if layer.rgb else 'jpeg-gray'}")
-        dev = pick_device(self.device_combo.value)
-        bf16 = use_bf16(self.precision_combo.value, dev)
-        plan.append(f"on {dev} ({'bf16' if bf16 else 'fp32'})")
-        if not layer.rgb and colour_model(self.model_combo.value):
-            plan.append(f"{self.model_combo.value} is a colour model: it needs an RGB layer")
+        plan = plan_words(
+            layer.rgb, self.model_combo.value, self.device_combo.value, self.precision_combo.value
+        )
         notes = file_notes(layer, self.model_combo.value, self.weights_edit.value)
         if notes is None and isinstance(layer.data, np.ndarray):  # any dtype: its own range
             if self._pixel_verdict[0] is not layer.data:  # a model change keeps the pixels
@@ -179,14 +162,6 @@ class RestoreWidget(Container):
         notes = notes or []
         self.guard_warnings = [n.text for n in notes if n.warns]
         self.status.value = "; ".join(plan + [n.text for n in notes])
-
-    def _tile_size(self) -> int | None:
-        tile = int(self.tile_spin.value)
-        if tile and (tile < 128 or tile % 64):
-            raise ValueError(
-                f"tile size {tile}: use 0 (automatic) or a multiple of 64 from 128, e.g. 512"
-            )
-        return tile or None
 
     def _select_active(self, event=None):
         """Follow the selected image layer, but not during a run, and never to one of our outputs
@@ -212,63 +187,20 @@ class RestoreWidget(Container):
             self.plane_check,
         ]
 
-    def _model(self):
-        choice = self.model_combo.value
-        if choice != "weights file":
-            return choice
-        text = str(self.weights_edit.value)
-        if not text or text == ".":
-            raise ValueError(
-                "choose a weights file (.safetensors, .mat or .pth) in the box below the model"
-            )
-        if Path(text).is_dir():
-            raise ValueError(
-                f"{text} is a folder; choose the weights file inside it (.safetensors, .mat or .pth)"
-            )
-        if not Path(text).is_file():
-            raise ValueError(
-                f"the weights file {text} does not exist; choose another in the box below the model"
-            )
-        return text
-
-    def _plane(self, layer: Image):
-        """(data, leading index) for the current plane, or the whole data."""
-        data = layer.data
-        spatial = 3 if layer.rgb else 2
-        if not self.plane_check.value or data.ndim <= spatial:
-            return data, ()
-        lead = data.ndim - spatial
-        point = self.viewer.dims.point[-layer.ndim :]
-        pos = layer.world_to_data(point)[:lead]
-        index = tuple(
-            int(np.clip(round(float(p)), 0, n - 1)) for p, n in zip(pos, data.shape[:lead])
-        )
-        return data[index][(None,) * lead], index
-
     # ------------------------------------------------------------ actions
     def start(self, *_):
         """Start a restoration in a worker thread; returns at once."""
         if self.worker is not None:
             show_info("a restoration is already running; cancel it first")
             return
-        active = self.viewer.layers.selection.active
-        if active is not None and not isinstance(active, Image):
-            self._refuse(
-                f"DnCNN: the selected layer {active.name!r} is a {active.__class__.__name__.lower()} "
-                "layer; select an image layer to restore"
-            )
-            return
         layer = self.layer_combo.value
-        if layer is None:
-            self._refuse(
-                "DnCNN: no image layer to restore -- open an image first (File > Open, or drag a file in)"
-            )
-            return
-        if not isinstance(layer, Image):
-            self._refuse(f"DnCNN: {layer.name!r} is not an image layer; choose an image layer")
+        refusal = layer_refusal(self.viewer.layers.selection.active, layer)
+        if refusal:
+            self._refuse(refusal)
             return
         try:
-            model, tile = self._model(), self._tile_size()
+            model = model_of(self.model_combo.value, str(self.weights_edit.value))
+            tile = tile_size_of(self.tile_spin.value)
         except ValueError as exc:
             self._refuse(f"DnCNN: {exc}")
             return
@@ -284,7 +216,7 @@ class RestoreWidget(Container):
         data, index = (
             ((list(layer.data) if layer.multiscale else layer.data), ())
             if lazy
-            else self._plane(layer)
+            else plane_of(layer, self.viewer.dims.point, self.plane_check.value)
         )
         self._cancel = threading.Event()
         options = {
@@ -293,7 +225,7 @@ class RestoreWidget(Container):
             "device": self.device_combo.value,
             "precision": self.precision_combo.value,
             "cancel": self._cancel,
-            **self._controls(layer, model),
+            **controls_of(model, self.quality_slider.value, self.sigma_slider.value, layer),
         }
         if index:  # one plane, normalised as the whole layer is (the worker computes the range)
             options["whole_layer"] = (layer.data, layer.rgb)
