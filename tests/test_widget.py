@@ -766,3 +766,21 @@ def test_selecting_an_output_layer_keeps_the_source_and_controls_lock_during_a_r
     other = viewer.add_image(camera_crop[::-1].copy(), name="other")
     viewer.layers.selection.active = other
     assert widget.layer_combo.value is other  # an image of the user's: followed
+
+
+def test_a_long_message_never_widens_the_panel(vw, qtbot, notes, tmp_path):
+    """An error naming a URL or path that cannot wrap: the panel keeps its width; the whole
+    message is in the status tooltip."""
+    viewer, widget = vw
+    viewer.add_image(np.zeros((64, 64), np.uint8), name="flat")
+    widget._select_active()
+    viewer.show()  # laid out as a user sees it (the dock widened from 451 to 728 px before)
+    qtbot.wait(200)
+    before = widget.native.width()
+    missing = tmp_path / ("a-very-long-folder-name-" * 12) / "weights.safetensors"
+    widget.weights_edit.value = str(missing)
+    widget.restore_button.native.click()
+    qtbot.wait(200)
+    assert widget.state is RunState.REFUSED and str(missing) in widget.status.value
+    assert widget.native.width() == before
+    assert str(missing) in widget.status.tooltip and any(str(missing) in n for n in notes)

@@ -44,12 +44,20 @@ def model_of(choice: str, weights_text: str) -> str:
         raise ValueError(
             "choose a weights file (.safetensors, .mat or .pth) in the box below the model"
         )
-    if Path(weights_text).is_dir():
+    path = Path(weights_text)
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except OSError as exc:  # a name longer than the file system allows, ...
+        raise ValueError(
+            f"the weights file {weights_text} cannot be looked up ({exc.strerror}); choose "
+            "another in the box below the model"
+        ) from exc
+    if is_dir:
         raise ValueError(
             f"{weights_text} is a folder; choose the weights file inside it "
             "(.safetensors, .mat or .pth)"
         )
-    if not Path(weights_text).is_file():
+    if not is_file:
         raise ValueError(
             f"the weights file {weights_text} does not exist; choose another in the box below "
             "the model"

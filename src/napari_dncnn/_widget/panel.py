@@ -27,6 +27,7 @@ from magicgui.widgets import (
 from napari.layers import Image
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QSizePolicy
 
 from ..devices import available_devices
 from ..weights import MODEL_NAMES
@@ -49,6 +50,22 @@ from .worker import is_lazy_layer, restore_steps
 
 MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
 HELP_TEXT = "Hover over a control for help; the guide is docs/plugin.md of napari-dncnn."
+
+
+class StatusLabel(Label):
+    """The status line, whose tooltip holds its whole message (then what the line is for): a word
+    too long to wrap (a URL, a path) is cut at the panel's edge instead of widening the dock."""
+
+    about = ""
+
+    @property
+    def value(self) -> str:
+        return Label.value.fget(self)
+
+    @value.setter
+    def value(self, text: str) -> None:
+        Label.value.fset(self, text)
+        self.tooltip = f"{text}\n\n{self.about}" if text else self.about
 
 
 class RestoreWidget(Container):
@@ -78,13 +95,15 @@ class RestoreWidget(Container):
         self.compare_check = CheckBox(value=False, text="show the source (before / after)")
         self.restore_button = PushButton(text="Restore")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
+        self.status = StatusLabel(value="")
         self.progress_bar = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
         self.progress_label = Label(value="", visible=False)
         self.help = Label(value=HELP_TEXT)
         for label in (self.status, self.progress_label, self.help):  # wrap, never widen the dock
             label.native.setWordWrap(True)
+            label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         set_tooltips(self)
+        self.status.about = self.status.tooltip
         self.extend(
             [
                 *self._run_controls(),
