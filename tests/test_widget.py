@@ -763,6 +763,7 @@ def test_selecting_an_output_layer_keeps_the_source_and_controls_lock_during_a_r
     )
     viewer.layers.selection.active = viewer.layers["cam restored"]
     assert widget.layer_combo.value is src  # not "cam restored": restoring it again is never meant
+    assert widget.layer_combo.choices == (src,)  # outputs are never offered as sources
     other = viewer.add_image(camera_crop[::-1].copy(), name="other")
     viewer.layers.selection.active = other
     assert widget.layer_combo.value is other  # an image of the user's: followed
@@ -784,3 +785,12 @@ def test_a_long_message_never_widens_the_panel(vw, qtbot, notes, tmp_path):
     assert widget.state is RunState.REFUSED and str(missing) in widget.status.value
     assert widget.native.width() == before
     assert str(missing) in widget.status.tooltip and any(str(missing) in n for n in notes)
+
+
+def test_the_plan_shows_on_first_open(make_napari_viewer, camera_crop):
+    """The usual order: open an image, then the plugin; the plan is there before any change."""
+    viewer = make_napari_viewer()
+    viewer.add_image(camera_crop, name="cam")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    assert widget.layer_combo.value is viewer.layers["cam"]
+    assert widget.status.value.startswith("auto will use jpeg-gray; on cpu"), widget.status.value

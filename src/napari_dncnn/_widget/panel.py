@@ -22,7 +22,6 @@ from magicgui.widgets import (
     PushButton,
     Slider,
     SpinBox,
-    create_widget,
 )
 from napari.layers import Image
 from napari.utils import progress
@@ -45,27 +44,11 @@ from .notes import (
 )
 from .outputs import SOURCE_KEY, add_outputs, outputs_of
 from .state import RunState
-from .window import alive, restore_spinners, slow_spinners
+from .window import StatusLabel, alive, restore_spinners, slow_spinners
 from .worker import is_lazy_layer, restore_steps
 
 MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
 HELP_TEXT = "Hover over a control for help; the guide is docs/plugin.md of napari-dncnn."
-
-
-class StatusLabel(Label):
-    """The status line, whose tooltip holds its whole message (then what the line is for): a word
-    too long to wrap (a URL, a path) is cut at the panel's edge instead of widening the dock."""
-
-    about = ""
-
-    @property
-    def value(self) -> str:
-        return Label.value.fget(self)
-
-    @value.setter
-    def value(self, text: str) -> None:
-        Label.value.fset(self, text)
-        self.tooltip = f"{text}\n\n{self.about}" if text else self.about
 
 
 class RestoreWidget(Container):
@@ -74,7 +57,7 @@ class RestoreWidget(Container):
     def __init__(self, napari_viewer):
         super().__init__(labels=True)
         self.viewer = napari_viewer
-        self.layer_combo = create_widget(annotation=Image, label="image")
+        self.layer_combo = ComboBox(choices=self._sources, label="image")
         self.model_combo = ComboBox(choices=MODEL_CHOICES, value="auto", label="model")
         self.weights_edit = FileEdit(
             mode="r", filter="*.safetensors *.mat *.pth", label="weights file", visible=False
@@ -141,10 +124,22 @@ class RestoreWidget(Container):
         self._closed = False  # the viewer closed: the worker's signals must not touch dead widgets
         self.native.destroyed.connect(self._on_closed)
         self._select_active()
+        self._show_plan()  # on first open too: the combo may already hold the layer (no change)
         napari_viewer.layers.selection.events.active.connect(self._select_active)
         napari_viewer.layers.events.removed.connect(self._on_layer_removed)
+        for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            event.connect(lambda _: self.layer_combo.reset_choices())  # sources come and go
 
     # ------------------------------------------------------------ helpers
+    def _sources(self, _widget=None) -> list:
+        """The image layers a run may restore: every image layer but this plugin's outputs."""
+        layers = self.viewer.layers
+        return [
+            (ly.name, ly)
+            for ly in layers
+            if isinstance(ly, Image) and SOURCE_KEY not in ly.metadata
+        ]
+
     def _show_model_controls(self, choice: str) -> None:
         """The weights box for 'weights file'; the quality or sigma slider for models that take one."""
         self.weights_edit.visible = choice == "weights file"

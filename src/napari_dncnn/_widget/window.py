@@ -1,7 +1,9 @@
-"""The viewer's window during a run: napari's activity spinner slowed, and whether a Qt object lives."""
+"""The viewer's window: napari's activity spinner slowed during a run, whether a Qt object lives,
+and a status line that never widens the dock."""
 
 from __future__ import annotations
 
+from magicgui.widgets import Label
 from qtpy.QtWidgets import QLabel, QWidget
 
 SPINNER_SPEED = 10
@@ -43,3 +45,19 @@ def alive(widget: QWidget) -> bool:
     except RuntimeError:
         return False
     return True
+
+
+class StatusLabel(Label):
+    """The status line, whose tooltip holds its whole message (then what the line is for): a word
+    too long to wrap (a URL, a path) is cut at the panel's edge instead of widening the dock."""
+
+    about = ""
+
+    @property
+    def value(self) -> str:
+        return Label.value.fget(self)
+
+    @value.setter
+    def value(self, text: str) -> None:
+        Label.value.fset(self, text)
+        self.tooltip = f"{text}\n\n{self.about}" if text else self.about
