@@ -12,6 +12,7 @@ import torch
 
 from napari_dncnn import DnCNN, WeightsError, load_model, restore
 from napari_dncnn.weights.foreign import load_matconvnet, load_pth
+from napari_dncnn.weights.store import NotWeightsError
 
 OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "weights" / "official"
 BSD68 = Path(__file__).resolve().parents[2] / "shared" / "data" / "val" / "BSD68"
@@ -160,6 +161,10 @@ def test_non_dncnn_files_are_clear_errors(tmp_path):
         with pytest.raises(WeightsError, match="junk.pth: not a PyTorch weights file") as err:
             load_model(tmp_path / "junk.pth")
         assert "set to `False`" not in str(err.value)  # torch's advice to unpickle: never ours
+        assert isinstance(err.value, NotWeightsError) and "\n" not in str(err.value)  # one line
+    (tmp_path / "junk.mat").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)  # an image, renamed
+    with pytest.raises(NotWeightsError, match="junk.mat: not a MATLAB .mat file"):
+        load_model(tmp_path / "junk.mat")
 
 
 def test_convert_writes_safetensors_with_the_source_and_its_hash(tmp_path, camera_crop):

@@ -48,6 +48,7 @@ def _mat_layers(path: Path) -> list[tuple[str, list[np.ndarray]]]:
     """``[(type, [arrays of the layer's weights]), ...]`` of a MatConvNet ``net.layers``."""
     import h5py
 
+    _check_signature(path, (b"\x89HDF\r\n\x1a\n", b"MATLAB"), "a MATLAB .mat file")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
@@ -122,8 +123,26 @@ def _network_from_convs(path: Path, convs: list[list[np.ndarray]]) -> DnCNN:
     return net.eval()
 
 
+def _check_signature(path: Path, signatures: tuple[bytes, ...], kind: str) -> None:
+    """:class:`NotWeightsError` (one short message) for a file that is not ``kind`` at all: its
+    first bytes are none of ``signatures`` (junk, a cut download, an image renamed)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if not head.startswith(signatures):
+        raise NotWeightsError(
+            f"{path}: not {kind}; choose a .safetensors made by napari-dncnn train, an official "
+            ".mat model or a .pth state dict",
+            path,
+        )
+
+
 def _read_pth(path: Path) -> dict:
     """The tensors of a ``.pth`` file, read with ``weights_only=True`` (nothing but tensors is unpickled)."""
+    # torch.save writes a zip (PK); older torch a pickle (protocol 2+ starts with 0x80)
+    _check_signature(path, (b"PK\x03\x04", b"\x80"), "a PyTorch weights file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
