@@ -51,6 +51,12 @@ def read(path: Path) -> np.ndarray:
     return tifffile.imread(path)
 
 
+def model_loads() -> int:
+    from napari_dncnn.weights import model_loads
+
+    return model_loads()
+
+
 def block_workers(stream) -> set[str]:
     """The workers that ran the network on a block, from the scheduler's task records."""
     return {t["worker"] for t in stream.data if "_trim" in str(t["key"])}
@@ -71,11 +77,12 @@ def test_one_huge_image_spreads_over_both_workers_with_the_local_pixels(
     kw = {"model": tiny_weights, "progress": False, "save_residual": True}
     kw["out_of_core_above"] = OUT_OF_CORE
     local = run_batch(src, tmp_path / "local", **kw)
-    with (
-        Client(cluster.scheduler_address, set_as_default=False) as client,
-        get_task_stream(client) as stream,
-    ):
-        spread = run_batch(src, tmp_path / "spread", client=client, **kw)
+    with Client(cluster.scheduler_address, set_as_default=False) as client:
+        before = client.run(model_loads)
+        with get_task_stream(client) as stream:
+            spread = run_batch(src, tmp_path / "spread", client=client, **kw)
+        after = client.run(model_loads)
+    assert all(after[w] - before[w] <= 1 for w in after)  # the model loaded once per worker at most
     assert local.summary().replace("local", "spread") == spread.summary()
     assert (
         spread.summary_line() == "done 2, unchanged 1 (left alone by the quality guard), failed 0"
