@@ -162,7 +162,12 @@ def run_on_cluster(
         big = {f for f in todo if takes_blocks(f, opts)}
         for f in (f for f in todo if f in big):
             progress = block_progress(f) if block_progress is not None else None
-            yield restore_over_cluster(client, f, plan[f], opts, retries=retries, progress=progress)
+            try:
+                yield restore_over_cluster(
+                    client, f, plan[f], opts, retries=retries, progress=progress
+                )
+            finally:  # interrupted too: the summary must not land on a half-drawn bar
+                getattr(progress, "close", lambda: None)()
         o = asdict(opts)
         for i, f in enumerate(f for f in todo if f not in big):
             fut = client.submit(

@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 OUT_OF_CORE_ABOVE = 16 * 2**20
-"""TIFFs with more values than this (16 Mi, e.g. 4096x4096) are restored out of core."""
+"""TIFFs with more values than this (16 Mi = 16,777,216: 4096x4096 gray is just at it) go out of core."""
 PIXEL_LIMIT = 4 * 2**30
 """Images with more values than this (4 Gi, e.g. 65536x65536 gray) are refused: ``--pixel-limit``."""
 BLOCK_SIZE = BLOCK

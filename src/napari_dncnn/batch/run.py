@@ -271,4 +271,8 @@ class _BlockBar:
         self.bar.n = done
         self.bar.refresh()
         if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
             self.bar.close()

@@ -93,8 +93,9 @@ def _add_size_options(p) -> None:
         default=OUT_OF_CORE_ABOVE / 2**20,
         metavar="MVALUES",
         help="TIFFs with more than this many Mi values are read lazily, restored block by "
-        "block and written as tiled BigTIFF (default %(default)g, e.g. 4096x4096); .zarr folders "
-        "always are; PNG/JPEG/BMP files above it are decoded whole and restored block by block",
+        "block and written as tiled BigTIFF (default %(default)g Mi: 4096x4096 gray is just at "
+        "it, not above); .zarr folders always are; PNG/JPEG/BMP files above it are decoded "
+        "whole and restored block by block",
     )
     p.add_argument(
         "--pixel-limit",
