@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..devices import pick_device, use_bf16
-from .notes import colour_model, control_of_choice, source_jpeg_quality
+from ..weights.registry import colour_only
+from .notes import control_of_choice, source_jpeg_quality
 
 __all__ = ["layer_refusal", "model_of", "tile_size_of", "plane_of", "controls_of", "plan_words"]
 
@@ -108,6 +109,6 @@ def plan_words(rgb: bool, model: str, device: str, precision: str) -> list[str]:
         plan.append(f"auto will use {'jpeg-color' if rgb else 'jpeg-gray'}")
     dev = pick_device(device)
     plan.append(f"on {dev} ({'bf16' if use_bf16(precision, dev) else 'fp32'})")
-    if not rgb and colour_model(model):
+    if not rgb and colour_only(model):
         plan.append(f"{model} is a colour model: it needs an RGB layer")
     return plan

@@ -161,13 +161,6 @@ def set_tooltips(panel) -> None:
     )
 
 
-def colour_model(model: str) -> bool:
-    """A named colour DnCNN, which refuses gray data (as the engine does: other colour networks
-    take gray as three equal channels; a path's channels are known only once it loads)."""
-    spec = spec_for(model)
-    return spec is not None and spec.channels == 3 and spec.architecture == "dncnn"
-
-
 def download_text(done: int, total: int) -> str:
     return f"downloading the model (once): {done / 1e6:.1f} of {total / 1e6:.1f} MB"
 

@@ -30,9 +30,9 @@ from qtpy.QtWidgets import QSizePolicy
 
 from ..devices import available_devices
 from ..weights import MODEL_NAMES
+from ..weights.registry import colour_only
 from .choices import controls_of, layer_refusal, model_of, plan_words, plane_of, tile_size_of
 from .notes import (
-    colour_model,
     control_of_choice,
     download_text,
     file_notes,
@@ -218,7 +218,7 @@ class RestoreWidget(Container):
         except ValueError as exc:
             self._refuse(f"DnCNN: {exc}")
             return
-        if not layer.rgb and colour_model(model):
+        if not layer.rgb and colour_only(model):
             self._refuse(
                 f"DnCNN: {model} is a colour model and {layer.name!r} is a gray layer; choose auto, "
                 "jpeg-gray, dncnn3, dncnn-b or fbcnn-gray"

@@ -209,24 +209,22 @@ def _refuse_gray_for_a_colour_model(todo: list[Path], model: str, results: dict)
         raise BatchError(f"all {len(todo)} input(s) are {why} (first: {todo[0]})")
     for f in gray:
         results[f] = FileResult(f, Status.FAILED, [], f"{f}: {why}")
-    return [f for f in todo if f not in set(gray)]
+    return [f for f in todo if f not in results]
 
 
 def _colour_only(model: str) -> bool:
     """A DnCNN of 3 channels: the one kind that refuses gray images (the others run them as
-    three equal channels, or per channel)."""
-    from ..weights import MODELS, WeightsError, load_model
+    three equal channels, or per channel); a weights file is loaded to tell."""
+    from ..weights import WeightsError, load_model, spec_for
+    from ..weights.registry import colour_only
 
-    if model == "auto":
-        return False
-    if model in MODELS:
-        spec = MODELS[model]
-        return spec.channels == 3 and spec.architecture == "dncnn"
+    if model == "auto" or spec_for(model) is not None:
+        return colour_only(model)
     try:
         net = load_model(model).network
     except (WeightsError, ValueError, OSError):
         return False  # a bad weights file: each file says why
-    return net.channels == 3 and getattr(net, "architecture", "dncnn") == "dncnn"
+    return net.channels == 3 and net.architecture == "dncnn"
 
 
 def _then_clean(runner, output_dir: Path, input_dir: Path):

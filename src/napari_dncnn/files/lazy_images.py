@@ -103,22 +103,18 @@ def _open_tiff(path: Path) -> LazyImage:
         contiguous = series.dataoffset is not None and tf.pages[0].compression == 1
         layout = (series.dataoffset, series.shape, np.dtype(tf.byteorder + series.dtype.char))
     if contiguous:
-        blocks = ContiguousTiff(path, *layout)
-        data = da.from_array(
-            blocks,
-            chunks=_tiff_chunks(blocks.shape, axes),
-            name=f"tiff-{path}-{os.path.getmtime(path)}",
-            meta=np.empty((0,) * blocks.ndim, blocks.dtype),
-        )
-        return LazyImage(data, path, "tiff", axes, meta)
-    tiles = StoredTiff(path, axes)
+        reader = ContiguousTiff(path, *layout)
+        chunks, closers = _tiff_chunks(reader.shape, axes), []
+    else:
+        reader = StoredTiff(path, axes)
+        chunks, closers = reader.chunks, [reader.close]
     data = da.from_array(
-        tiles,
-        chunks=tiles.chunks,
+        reader,
+        chunks=chunks,
         name=f"tiff-{path}-{os.path.getmtime(path)}",
-        meta=np.empty((0,) * tiles.ndim, tiles.dtype),
+        meta=np.empty((0,) * reader.ndim, reader.dtype),
     )
-    return LazyImage(data, path, "tiff", axes, meta, _closers=[tiles.close])
+    return LazyImage(data, path, "tiff", axes, meta, _closers=closers)
 
 
 class StoredTiff:

@@ -261,6 +261,13 @@ def spec_for(name: str) -> ModelSpec | None:
     return MODELS.get(str(name))
 
 
+def colour_only(name: str) -> bool:
+    """A named colour DnCNN, which refuses gray data (as the engine does: other colour networks
+    take gray as three equal channels); False for 'auto' and paths (known once they load)."""
+    spec = spec_for(name)
+    return spec is not None and spec.channels == 3 and spec.architecture == "dncnn"
+
+
 def model_help() -> str:
     """The ``--model`` help of every command, made from the registry."""
     bundled = ", ".join(BUNDLED)
