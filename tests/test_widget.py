@@ -40,14 +40,24 @@ def vw(make_napari_viewer, tiny_weights):
     return viewer, widget
 
 
+def press_restore(widget):
+    """Click Restore; answer "Restore anyway" if the panel asks first (an image the guard finds
+    clean, such as the never compressed test crops)."""
+    asked = widget.question
+    widget.restore_button.native.click()
+    if widget.question is not asked:
+        widget.question.anyway.click()
+
+
 def click_restore(qtbot, widget, timeout=120_000):
-    """Click Restore like a user; return (seconds the click took, QTimer ticks while the worker ran)."""
+    """Click Restore like a user who answers "Restore anyway" if the panel asks (an image the guard
+    finds clean); return (seconds the click took, QTimer ticks while the worker ran)."""
     ticks = []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(10)
     t0 = time.perf_counter()
-    widget.restore_button.native.click()
+    press_restore(widget)
     click_s = time.perf_counter() - t0
     qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
     timer.stop()
@@ -182,7 +192,7 @@ def test_cancel_leaves_the_layer_list_as_it_was(vw, qtbot, notes):
     viewer, widget = vw
     viewer.add_image(np.zeros((4096, 4096), np.float32), name="big")
     widget.tile_spin.value = 128  # 1024 tiles
-    widget.restore_button.native.click()
+    press_restore(widget)
     qtbot.waitUntil(lambda: widget.state is RunState.RUNNING, timeout=5000)
     qtbot.wait(200)
     widget.cancel_button.native.click()
@@ -205,7 +215,7 @@ def test_cancel_stops_a_pyramid_between_blocks_and_its_progress_moves(vw, qtbot,
     base = np.random.default_rng(5).integers(0, 256, (2048, 2048), dtype=np.uint8)
     viewer.add_image([da.from_array(base[::s, ::s], chunks=512) for s in (1, 2)], name="pyr")
     widget._select_active()
-    widget.restore_button.native.click()
+    press_restore(widget)
     qtbot.waitUntil(lambda: widget.last_progress[0] > 0, timeout=120_000)
     assert widget.last_progress[1] == 16 + 4 and widget.progress_bar.value > 0  # both levels
     assert "/20 blocks" in widget.progress_label.value
@@ -237,13 +247,16 @@ def test_outputs_belong_to_their_source_not_to_its_id(vw):
     """``id()`` of a deleted layer is given to new objects: outputs were found by it."""
     from napari_dncnn._widget.outputs import add_outputs, outputs_of, source_token
 
-    viewer, _ = vw
+    viewer, widget = vw
     a = viewer.add_image(np.zeros((8, 8), np.uint8), name="a")
-    add_outputs(viewer, a, np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.float32), 1.0, ())
+    add_outputs(viewer, a, a.data, a.data.copy(), np.zeros((8, 8), np.float32), 1.0, ())
     b = viewer.add_image(np.zeros((8, 8), np.uint8), name="b")
     assert [ly.name for ly in outputs_of(viewer, a)] == ["a residual", "a restored"]
     assert outputs_of(viewer, b) == [] and source_token(a) != source_token(b)
     assert source_token(a) == source_token(a)
+    # the plugin sees each layer through a new proxy at every access: the token is the layer's
+    assert source_token(widget.viewer.layers["a"]) == source_token(a)
+    assert widget.viewer.layers["a"] is not widget.viewer.layers["a"]
 
 
 def test_a_colour_model_on_a_gray_layer_is_refused_before_any_run(vw, qtbot, notes):
@@ -252,7 +265,7 @@ def test_a_colour_model_on_a_gray_layer_is_refused_before_any_run(vw, qtbot, not
     widget._select_active()
     widget.model_combo.value = "cdncnn-b"  # an official model: refused before its download
     assert "cdncnn-b is a colour model" in widget.status.value
-    widget.restore_button.native.click()
+    press_restore(widget)
     assert widget.worker is None
     assert "'gray' is a gray layer" in widget.status.value
     assert any("cdncnn-b is a colour model" in n for n in notes)
@@ -271,6 +284,8 @@ viewer.add_image(np.random.default_rng(0).integers(0, 256, (2048, 2048), dtype=n
 widget._select_active()
 widget.tile_spin.value = 128
 widget.restore_button.native.click()
+if widget.question is not None:  # noise has no JPEG grid: the panel asks first
+    widget.question.anyway.click()
 while widget.last_progress[0] == 0:
     QApplication.processEvents()
     time.sleep(0.01)
@@ -314,7 +329,7 @@ def test_error_paths_notify(vw, qtbot, notes, tmp_path):
     widget.restore_button.native.click()  # no layer at all
     assert any("no image layer" in n for n in notes)
     viewer.add_labels(np.zeros((20, 20), np.uint8), name="labels")
-    widget.restore_button.native.click()
+    press_restore(widget)
     assert any("'labels' is a labels layer" in n for n in notes)
     viewer.add_image(np.zeros((16, 16), np.uint8), name="small")
     widget._select_active()
@@ -327,7 +342,7 @@ def test_error_paths_notify(vw, qtbot, notes, tmp_path):
     assert not open_bars()
     assert [ly.name for ly in viewer.layers] == ["labels", "small"]
     widget.weights_edit.value = str(tmp_path / "missing.safetensors")
-    widget.restore_button.native.click()
+    press_restore(widget)
     assert any("missing.safetensors" in n for n in notes)
 
 
@@ -386,7 +401,7 @@ def test_a_dask_layer_without_a_pyramid_is_computed_in_the_worker(vw, qtbot):
     ticks = []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    widget.restore_button.native.click()  # the click itself: test_restore_2d_gray_keeps_...
+    press_restore(widget)  # the click itself: test_restore_2d_gray_keeps_...
     timer.start(10)
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
     qtbot.wait(500)  # the outputs are drawn
@@ -461,7 +476,7 @@ def test_a_labels_layer_selected_is_refused_and_stays_selected(vw, notes, camera
     viewer.add_image(camera_crop, name="cam")
     labels = viewer.add_labels(np.zeros((20, 20), np.uint8), name="cells")
     viewer.layers.selection.active = labels
-    widget.restore_button.native.click()
+    press_restore(widget)
     assert widget.worker is None and any("'cells' is a labels layer" in n for n in notes)
     assert viewer.layers.selection.active is labels and [ly.name for ly in viewer.layers] == [
         "cam",
@@ -512,7 +527,7 @@ def test_the_progress_bar_moves_during_a_run(vw, qtbot):
     timer = QTimer()
     timer.timeout.connect(lambda: seen.append((widget.progress_bar.value, widget.progress_bar.max)))
     timer.start(10)
-    widget.restore_button.native.click()
+    press_restore(widget)
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
     timer.stop()
     values = [v for v, m in seen if m == 64]
@@ -527,7 +542,7 @@ def test_deleting_the_source_mid_run_stops_it_and_adds_nothing(vw, qtbot, notes)
     widget.layer_combo.value = src
     viewer.layers.selection.active = src
     widget.tile_spin.value = 128  # 1024 tiles
-    widget.restore_button.native.click()
+    press_restore(widget)
     qtbot.waitUntil(lambda: widget.last_progress[0] > 0, timeout=60_000)
     viewer.layers.remove(src)
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
@@ -556,15 +571,15 @@ def test_the_guard_warns_of_images_without_jpeg_artifacts(vw, qtbot, notes, tmp_
     viewer.add_image(camera_crop, name="clean")  # never compressed: the pixels are checked
     widget._select_active()
     qtbot.waitUntil(lambda: bool(widget.guard_warnings), timeout=20_000)  # the verdict, as state
-    assert "no 8x8 JPEG grid" in widget.status.value  # and in words for the user
-    click_restore(qtbot, widget)
-    assert any("clean: no JPEG artifacts" in n and "may make it worse" in n for n in notes)
+    assert "no JPEG artifacts found: restoring may remove real detail" in widget.status.value
+    click_restore(qtbot, widget)  # asked first, and "Restore anyway" runs it
+    assert "clean restored" in widget.viewer.layers
     (tmp_path / "good.jpg").write_bytes(encode_jpeg(camera_crop, 95))
     tag = model_tag("jpeg-gray", "0123456789abcdef")
     (tmp_path / "small.jpg").write_bytes(encode_jpeg(camera_crop, 20, comment=tag))
     viewer.open(str(tmp_path / "good.jpg"))
     widget._select_active()
-    assert widget.guard_warnings and "JPEG q~95 > 90" in widget.status.value
+    assert widget.guard_warnings and "saved at JPEG quality ~95" in widget.status.value
     viewer.open(str(tmp_path / "small.jpg"))
     widget._select_active()
     status = widget.status.value
@@ -646,7 +661,7 @@ def test_napari_spinner_is_slowed_during_a_run_and_restored_after(vw, qtbot):
     speeds = []
     timer = QTimer()
     timer.timeout.connect(lambda: speeds.append(spinners[0].speed()))
-    widget.restore_button.native.click()  # slows the spinners before it returns
+    press_restore(widget)  # slows the spinners before it returns
     timer.start(10)  # sampled from then on: a sample taken inside the click came before it
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
     timer.stop()
@@ -664,7 +679,7 @@ def test_a_small_pyramid_is_computed_in_the_worker_not_when_drawn(vw, qtbot):
     viewer.add_image([da.from_array(base, chunks=256), base[::2, ::2]], multiscale=True, name="pyr")
     widget._select_active()
     at_return = {}
-    widget.restore_button.native.click()
+    press_restore(widget)
     widget.worker.returned.connect(lambda _: at_return.update(widget.blocks_done))
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
     qtbot.wait(500)  # the outputs are drawn
@@ -682,7 +697,7 @@ def test_a_folder_as_weights_and_engine_errors_read_in_the_widgets_words(
     viewer.add_image(np.zeros((32, 32), bool), name="mask")
     widget._select_active()
     widget.weights_edit.value = tmp_path
-    widget.restore_button.native.click()
+    press_restore(widget)
     assert "is a folder; choose the weights file inside it" in notes[-1]
     assert "is a folder" in widget.status.value  # the status line never keeps a stale "done"
     widget.model_combo.value = "jpeg-gray"
@@ -751,7 +766,7 @@ def test_selecting_an_output_layer_keeps_the_source_and_controls_lock_during_a_r
     src = viewer.add_image(camera_crop, name="cam")
     widget._select_active()
     states = []
-    widget.restore_button.native.click()
+    press_restore(widget)
     states.append(
         (widget.model_combo.enabled, widget.layer_combo.enabled, widget.tile_spin.enabled)
     )
@@ -780,7 +795,7 @@ def test_a_long_message_never_widens_the_panel(vw, qtbot, notes, tmp_path):
     before = widget.native.width()
     missing = tmp_path / ("a-very-long-folder-name-" * 12) / "weights.safetensors"
     widget.weights_edit.value = str(missing)
-    widget.restore_button.native.click()
+    press_restore(widget)
     qtbot.wait(200)
     assert widget.state is RunState.REFUSED and str(missing) in widget.status.value
     assert widget.native.width() == before
@@ -794,3 +809,113 @@ def test_the_plan_shows_on_first_open(make_napari_viewer, camera_crop):
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
     assert widget.layer_combo.value is viewer.layers["cam"]
     assert widget.status.value.startswith("auto will use jpeg-gray; on cpu"), widget.status.value
+
+
+def _close_to(restored, source, residual, strength):
+    """``restored`` is ``source - strength * residual`` within one level (rounding and clipping)."""
+    expect = source.astype(np.float64) - strength * np.asarray(residual, np.float64)
+    if np.issubdtype(source.dtype, np.integer):
+        info = np.iinfo(source.dtype)
+        expect = np.clip(expect, info.min, info.max)
+    return np.abs(expect - np.asarray(restored)).max() <= 1
+
+
+def test_the_strength_slider_changes_the_restored_layer_without_a_new_run(vw, qtbot, camera_crop):
+    viewer, widget = vw
+    assert not widget.strength_slider.enabled  # nothing restored yet: nothing to act on
+    stack = np.stack([camera_crop, camera_crop[::-1]]).astype(np.uint16) * 200
+    src = viewer.add_image(stack, name="zs")
+    click_restore(qtbot, widget)
+    restored, residual = viewer.layers["zs restored"], viewer.layers["zs residual"]
+    full = restored.data.copy()
+    runs = []
+    widget.restore_button.changed.connect(lambda *_: runs.append(1))
+    assert widget.strength_slider.enabled and widget.strength_slider.value == 1.0
+    widget.strength_slider.value = 0.5
+    assert widget.worker is None and not runs  # no new run: the stored residual serves
+    assert _close_to(restored.data, stack, residual.data, 0.5)
+    assert not np.array_equal(restored.data, full)
+    widget.strength_slider.value = 0.0
+    np.testing.assert_array_equal(restored.data, stack)  # strength 0: the source itself
+    widget.strength_slider.value = 1.0
+    np.testing.assert_array_equal(restored.data, full)  # 1: the engine's pixels, exactly
+    widget.strength_slider.value = 1.5
+    assert _close_to(restored.data, stack, residual.data, 1.5)
+    # a second run lands at the slider's strength, and a preview follows the slider too
+    viewer.dims.set_point(0, 1)
+    widget.plane_check.value = True
+    click_restore(qtbot, widget)
+    preview = viewer.layers["zs preview restored"]
+    assert _close_to(preview.data, stack[1:2], viewer.layers["zs preview residual"].data, 1.5)
+    assert "plane 1 only" in widget.status.value and "zs preview restored" in widget.status.value
+    # another source has no outputs: the slider is off, and the first layer's are untouched
+    other = viewer.add_image(camera_crop, name="other")
+    widget.layer_combo.value = other
+    assert not widget.strength_slider.enabled
+    widget.layer_combo.value = src
+    assert widget.strength_slider.enabled and widget.strength_slider.value == 1.5
+
+
+def test_the_strength_of_a_pyramid_stays_lazy(vw, qtbot):
+    import dask.array as da
+    from skimage import data
+
+    viewer, widget = vw
+    base = data.camera()
+    levels = [da.from_array(base[::s, ::s], chunks=128) for s in (1, 2)]
+    viewer.add_image(levels, multiscale=True, name="pyr")
+    widget._select_active()
+    click_restore(qtbot, widget)
+    restored, residual = viewer.layers["pyr restored"], viewer.layers["pyr residual"]
+    widget.strength_slider.value = 0.5
+    assert restored.multiscale and all(isinstance(lv, da.Array) for lv in restored.data)
+    for level, source, res in zip(restored.data, (base, base[::2, ::2]), residual.data):
+        assert _close_to(np.asarray(level), source, np.asarray(res), 0.5)
+
+
+def test_devices_are_named_restore_has_a_shortcut_and_the_guide_opens(vw, qtbot, camera_crop):
+    viewer, widget = vw
+    names = [
+        widget.device_combo.native.itemText(i) for i in range(widget.device_combo.native.count())
+    ]
+    assert names[0] == "auto" and any(n.startswith("cpu: ") and " cores, " in n for n in names)
+    widget.device_combo.value = "cpu"  # the value is the device, the label its description
+    assert widget.device_combo.value == "cpu"
+    from qtpy.QtGui import QKeySequence
+
+    assert widget.restore_shortcut.key() == QKeySequence("Ctrl+Shift+R")
+    viewer.add_image(camera_crop, name="cam")
+    widget.restore_shortcut.activated.emit()  # what the key press sends
+    widget.question.anyway.click()  # the crop was never compressed: the panel asks first
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert "cam restored" in viewer.layers
+    assert "<a href" in widget.help.value
+    widget.help.native.linkActivated.emit("#guide")  # a click on the link
+    assert widget.guide.isVisible() and "strength" in widget.guide.text()
+    widget.guide.close()
+
+
+def test_a_clean_16_bit_image_asks_before_it_is_restored(vw, qtbot):
+    from scipy import ndimage
+    from skimage.data import binary_blobs
+
+    viewer, widget = vw
+    rng = np.random.default_rng(0)  # fluorescence-like: smooth cells, photon noise, never JPEG
+    cells = ndimage.gaussian_filter(binary_blobs(256, 0.08, rng=1).astype(float), 3)
+    image = rng.poisson(200 + 3000 * cells).astype(np.uint16)
+    viewer.add_image(image, name="cells")
+    widget._select_active()
+    assert widget.guard_warnings
+    widget.restore_button.native.click()
+    box = widget.question
+    assert box is not None and box.isVisible() and widget.worker is None  # asked, nothing runs yet
+    assert "This image shows no JPEG artifacts; restoring it may remove real detail." in box.text()
+    assert box.text().endswith("Restore anyway?") and "grid" not in box.text()
+    box.button(box.StandardButton.Cancel).click()  # no: nothing runs, nothing is added
+    assert widget.worker is None and "cells restored" not in viewer.layers
+    assert widget.state is RunState.REFUSED and "not restored" in widget.status.value
+    widget.restore_button.native.click()
+    assert widget.question is not box and widget.question.isVisible()  # asked again
+    widget.question.anyway.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert widget.state is RunState.DONE and "cells restored" in viewer.layers

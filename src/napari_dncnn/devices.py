@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-__all__ = ["pick_device", "available_devices", "cpu_has_amx", "cpu_has_native_bf16", "use_bf16"]
+__all__ = [
+    "pick_device",
+    "available_devices",
+    "describe_device",
+    "cpu_has_amx",
+    "cpu_has_native_bf16",
+    "use_bf16",
+]
 
 
 def _mps_available() -> bool:
@@ -98,3 +106,20 @@ def use_bf16(setting, device: torch.device, *, training: bool = False) -> bool:
     if device.type == "cuda":
         return True
     return device.type == "cpu" and (cpu_has_native_bf16() if training else cpu_has_amx())
+
+
+def describe_device(device: str) -> str:
+    """``device`` in words for a device list: ``cuda:0 NVIDIA H100``, ``cpu: 16 cores, bf16 (AMX)``."""
+    if device.startswith("cuda"):
+        index = torch.device(device).index or 0
+        props = torch.cuda.get_device_properties(index)
+        return f"{device} {props.name} ({props.total_memory / 2**30:.0f} GiB)"
+    if device == "mps":
+        return "mps: Apple GPU"
+    if cpu_has_amx():
+        kind = "bf16 (AMX)"
+    elif cpu_has_native_bf16():
+        kind = "fp32, native bf16 (AVX512-BF16)"
+    else:
+        kind = "fp32 (no native bf16)"
+    return f"cpu: {os.cpu_count() or 1} cores, {kind}"

@@ -25,6 +25,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.fft import dctn
@@ -211,14 +212,50 @@ def guard_threshold(model, color: bool, skip_above: int | None = None) -> int:
     return threshold_for(color, measured)
 
 
-def guard_decision(
+class Verdict(NamedTuple):
+    """What the quality guard found: whether to restore, and why (``kind``), with its numbers."""
+
+    restore: bool
+    kind: str  # "jpeg" (restore), "drawn", "no-grid", "above" (quality > limit), "unchecked"
+    quality: int | None = None  # the JPEG quality estimated (from the file, or its pixels)
+    limit: int | None = None  # the highest quality the model runs at (<= 0: never on its own)
+    levels: int | None = None  # distinct values of a drawn image
+    from_pixels: bool = False
+    model: object = None
+
+    @property
+    def reason(self) -> str:
+        """The verdict in one line (the batch report's and the CLI's words)."""
+        how = ", read from its pixels" if self.from_pixels else ""
+        if self.kind == "jpeg":
+            return f"JPEG q~{self.quality}" + (
+                " (read from its pixels)" if self.from_pixels else ""
+            )
+        if self.kind == "drawn":
+            return (
+                f"no JPEG artifacts to repair (only {self.levels} distinct values: a drawing, "
+                "mask or binary image, never JPEG-compressed)"
+            )
+        if self.kind == "no-grid":
+            return "no JPEG artifacts to repair (no 8x8 JPEG grid in its pixels)"
+        if self.kind == "above" and self.limit <= 0:
+            return (
+                f"{self.model} makes some images worse at every JPEG quality (measured per image), "
+                f"so the quality guard never runs it on its own (JPEG q~{self.quality}{how})"
+            )
+        if self.kind == "above":
+            return f"no JPEG artifacts to repair (JPEG q~{self.quality} > {self.limit}{how})"
+        return "no pixels to check"
+
+
+def guard_verdict(
     image: np.ndarray | None = None,
     file_quality: int | None = None,
     skip_above: int | None = None,
     color: bool | None = None,
     model=None,
-) -> tuple[bool, str]:
-    """``(restore?, reason)``: restore a JPEG file of quality <= ``skip_above``, or pixels with a JPEG lattice.
+) -> Verdict:
+    """Restore a JPEG file of quality <= ``skip_above``, or pixels with a JPEG lattice?
 
     ``file_quality`` is the estimate from a JPEG file's tables (see
     :func:`napari_dncnn.jpeg.estimate_jpeg_quality`), compared with
@@ -230,35 +267,34 @@ def guard_decision(
     otherwise the quantisation steps of the lattice give the quality, compared with
     the same limit as a file's (``benchmarks/bench_lattice.py`` measures both).
     """
+    colour = _is_colour(image) if color is None else color
     if file_quality is not None:
-        limit = guard_threshold(model, _is_colour(image) if color is None else color, skip_above)
-        if file_quality > limit:
-            return False, _above_limit(file_quality, limit, model, "")
-        return True, f"JPEG q~{file_quality}"
+        limit = guard_threshold(model, colour, skip_above)
+        ok = file_quality <= limit
+        return Verdict(ok, "jpeg" if ok else "above", file_quality, limit, model=model)
     if image is None:
-        return True, "no pixels to check"
+        return Verdict(True, "unchecked")
     evidence = pixel_evidence(image)
     if evidence.levels <= MAX_DRAWN_LEVELS:
-        return False, (
-            f"no JPEG artifacts to repair (only {evidence.levels} distinct values: a drawing, "
-            "mask or binary image, never JPEG-compressed)"
-        )
+        return Verdict(False, "drawn", levels=evidence.levels)
     if not evidence.found:
-        return False, "no JPEG artifacts to repair (no 8x8 JPEG grid in its pixels)"
-    limit = guard_threshold(model, _is_colour(image) if color is None else color, skip_above)
-    if evidence.quality > limit:
-        return False, _above_limit(evidence.quality, limit, model, ", read from its pixels")
-    return True, f"JPEG q~{evidence.quality} (read from its pixels)"
+        return Verdict(False, "no-grid")
+    limit = guard_threshold(model, colour, skip_above)
+    ok = evidence.quality <= limit
+    kind = "jpeg" if ok else "above"
+    return Verdict(ok, kind, evidence.quality, limit, from_pixels=True, model=model)
 
 
-def _above_limit(quality: int, limit: int, model, how: str) -> str:
-    """Why a JPEG of ``quality`` is left unchanged: above the limit, or a model that no quality suits."""
-    if limit <= 0:
-        return (
-            f"{model} makes some images worse at every JPEG quality (measured per image), so the "
-            f"quality guard never runs it on its own (JPEG q~{quality}{how})"
-        )
-    return f"no JPEG artifacts to repair (JPEG q~{quality} > {limit}{how})"
+def guard_decision(
+    image: np.ndarray | None = None,
+    file_quality: int | None = None,
+    skip_above: int | None = None,
+    color: bool | None = None,
+    model=None,
+) -> tuple[bool, str]:
+    """``(restore?, reason)`` of :func:`guard_verdict`."""
+    verdict = guard_verdict(image, file_quality, skip_above, color, model)
+    return verdict.restore, verdict.reason
 
 
 def _is_colour(image) -> bool:

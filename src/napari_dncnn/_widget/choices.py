@@ -14,7 +14,15 @@ from ..devices import pick_device, use_bf16
 from ..weights.registry import colour_only
 from .notes import control_of_choice, source_jpeg_quality
 
-__all__ = ["layer_refusal", "model_of", "tile_size_of", "plane_of", "controls_of", "plan_words"]
+__all__ = [
+    "layer_refusal",
+    "model_of",
+    "tile_size_of",
+    "plane_of",
+    "plane_summary",
+    "controls_of",
+    "plan_words",
+]
 
 
 def layer_refusal(active, layer) -> str:
@@ -112,3 +120,12 @@ def plan_words(rgb: bool, model: str, device: str, precision: str) -> list[str]:
     if not rgb and colour_only(model):
         plan.append(f"{model} is a colour model: it needs an RGB layer")
     return plan
+
+
+def plane_summary(summary: str, src, index: tuple) -> str:
+    """A preview's summary says that one plane ran, and which layers hold it."""
+    if not index:
+        return summary
+    plane = ", ".join(map(str, index))
+    where = f"plane {plane} only, in '{src.name} preview restored'"
+    return summary.replace("done:", f"done ({where}):", 1)

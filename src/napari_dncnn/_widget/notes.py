@@ -9,9 +9,8 @@ import numpy as np
 
 from ..engine.axes import ImageError
 from ..jpeg import estimate_jpeg_quality, read_model_tag
-from ..quality import guard_decision
+from ..quality import Verdict, guard_verdict, guards_model
 from ..weights import NotWeightsError, resolve_model_name, spec_for
-from ..weights.registry import model_tooltip
 
 
 def in_widget_words(exc: Exception) -> str:
@@ -27,10 +26,51 @@ def in_widget_words(exc: Exception) -> str:
 
 
 class Note(NamedTuple):
-    """A line of the plan about the layer; ``warns`` when restoring may make the image worse."""
+    """A line of the plan about the layer; ``ask``: the question a run it advises against asks first."""
 
     text: str
-    warns: bool = False
+    ask: str = ""
+
+    @property
+    def warns(self) -> bool:
+        return bool(self.ask)
+
+
+ANYWAY = " Restore anyway?"
+
+
+def guard_note(verdict: Verdict) -> Note | None:
+    """The quality guard's verdict in plain words (None when it finds JPEG damage in the pixels)."""
+    if verdict.kind == "jpeg":
+        return None if verdict.from_pixels else Note(f"JPEG q~{verdict.quality}")
+    if verdict.kind == "drawn":
+        return Note(
+            f"only {verdict.levels} distinct values (a drawing or a mask, never JPEG-compressed): "
+            "restoring would add false detail",
+            f"This image has only {verdict.levels} distinct values: a drawing, a mask or a binary "
+            "image, never JPEG-compressed. Restoring it would add false detail." + ANYWAY,
+        )
+    if verdict.kind == "no-grid":
+        return Note(
+            "no JPEG artifacts found: restoring may remove real detail",
+            "This image shows no JPEG artifacts; restoring it may remove real detail." + ANYWAY,
+        )
+    if verdict.kind == "above" and verdict.limit <= 0:
+        return Note(
+            f"{verdict.model} made some images worse at every JPEG quality: restoring may make "
+            "this one worse",
+            f"{verdict.model} made some images worse at every JPEG quality it was measured at; "
+            "restoring may make this one worse too." + ANYWAY,
+        )
+    if verdict.kind == "above":
+        judged = ", judged from its pixels" if verdict.from_pixels else ""
+        return Note(
+            f"saved at JPEG quality ~{verdict.quality}{judged}: too little damage to repair (the "
+            f"model is for quality {verdict.limit} or lower), restoring may remove real detail",
+            f"This image was saved at JPEG quality about {verdict.quality}, too high to show "
+            "artifacts; restoring it may remove real detail." + ANYWAY,
+        )
+    return None
 
 
 def source_jpeg_quality(layer) -> int | None:
@@ -51,28 +91,27 @@ def control_of_choice(model_choice: str) -> str | None:
     return spec.control if spec is not None else None
 
 
-def file_notes(layer, model_choice: str, weights_file=None) -> list[Note] | None:
-    """What a JPEG source file says: its quality (the guard, by the chosen model's threshold) and
-    the model it was compressed for.
+def model_of_choice(model_choice: str, weights_file=None) -> str:
+    """The model the plan is about: the choice, or the weights file's path."""
+    if model_choice == "weights file" and weights_file and Path(str(weights_file)).is_file():
+        return str(weights_file)
+    return model_choice
+
+
+def file_notes(layer, model_choice: str) -> list[Note] | None:
+    """What a JPEG source file says: its quality (the guard, by the chosen model's threshold, for
+    a JPEG model) and the model it was compressed for.
 
     ``None`` when the layer did not come from a JPEG file (the pixels are checked instead).
     """
-    if model_choice == "weights file" and weights_file and Path(str(weights_file)).is_file():
-        model_choice = str(weights_file)
     path = getattr(layer.source, "path", None)
     if not path or Path(str(path)).suffix.lower() not in (".jpg", ".jpeg"):
         return None
     notes = []
     quality = estimate_jpeg_quality(path) if Path(path).is_file() else None
-    if quality is not None:
-        restore_it, reason = guard_decision(
-            file_quality=quality, color=layer.rgb, model=model_choice
-        )
-        notes.append(
-            Note(f"JPEG q~{quality}")
-            if restore_it
-            else Note(f"{reason}: restoring may make it worse", warns=True)
-        )
+    if quality is not None and guards_model(model_choice):
+        verdict = guard_verdict(file_quality=quality, color=layer.rgb, model=model_choice)
+        notes.append(guard_note(verdict))
     tag = read_model_tag(path)
     chosen = resolve_model_name(model_choice, 3 if layer.rgb else 1)
     if tag is not None and tag[0] != chosen:
@@ -80,10 +119,9 @@ def file_notes(layer, model_choice: str, weights_file=None) -> list[Note] | None
     return notes
 
 
-def pixel_notes(data) -> list[Note]:
+def pixel_verdict(data) -> Verdict:
     """The quality guard on the pixels (a centred window: at most about 0.3 s on one core)."""
-    restore_it, reason = guard_decision(np.asarray(data))
-    return [] if restore_it else [Note(f"{reason}: restoring may make it worse", warns=True)]
+    return guard_verdict(np.asarray(data))
 
 
 PLANE_NOTE_UP_TO = 64 * 2**20
@@ -119,45 +157,9 @@ def plane_range_note(data, rgb: bool) -> Note | None:
         f"plane {i} spans {lo[i]:g}..{hi[i]:g} of the stack's {lo.min():g}..{hi.max():g}: one range "
         "serves the whole stack, so planes compressed each on its own scale can come out worse; "
         "restore them as separate layers (right-click the layer > Split Stack)",
-        warns=True,
-    )
-
-
-def set_tooltips(panel) -> None:
-    """Each control's tooltip: what it does, in the words of the panel's user."""
-    tips = {
-        panel.layer_combo: "The image layer to restore (follows the layer you select in the layer list).",
-        panel.model_combo: model_tooltip(),
-        panel.weights_edit: "A weights file: .safetensors (napari-dncnn train), .mat (MatConvNet) or .pth "
-        "(a plain PyTorch state dict).",
-        panel.device_combo: "auto picks a CUDA GPU, then Apple MPS, then the CPU.",
-        panel.precision_combo: "auto: bf16 on a GPU and on CPUs with AMX, else fp32. fp32 gives the "
-        "same result on every machine; bf16 is 2-3x faster with AMX, slower on CPUs with only "
-        "AVX512-BF16 (0.6-0.7x measured) and about 10x slower elsewhere, and differs from fp32 by "
-        "a few levels.",
-        panel.quality_slider: "FBCNN: the JPEG quality to assume. 0 = the quality of the JPEG file "
-        "the layer came from, else the network's own estimate (made once for the image). Lower "
-        "values remove more.",
-        panel.sigma_slider: "DRUNet: the Gaussian noise level to remove, in 0-255 units of the "
-        "8-bit range. Higher values remove more (and smooth more).",
-        panel.tile_spin: "Side of the tiles the image is cut into, in pixels: 0 = automatic (512, smaller "
-        "when memory is short), else a multiple of 64 from 128. Results do not depend on it.",
-        panel.plane_check: "Restore only the plane shown (z, t): a quick preview into '<name> preview' "
-        "layers, normalised like the whole stack.",
-        panel.compare_check: "Hide the restored and residual layers of the chosen image to see the source; "
-        "untick to see the restoration again.",
-        panel.restore_button: "Adds '<name> residual' (what was removed) and '<name> restored'.",
-        panel.cancel_button: "Stop the running restoration within one tile; no layer is changed.",
-        panel.status: "Before a run, what it will do (the model auto picks, the device, the quality "
-        "guard's verdict); after it, what it did (model, device, precision, tiles, time) or why it "
-        "failed.",
-        panel.progress_bar: "Tiles restored so far.",
-        panel.progress_label: "Tiles done, seconds so far and an estimate of the time left.",
-    }
-    for widget, tip in tips.items():
-        widget.tooltip = tip
-    panel.weights_edit.choose_btn.tooltip = (
-        "Choose a weights file (.safetensors, .mat or .pth) on disk."
+        f"Plane {i} holds values {lo[i]:g}..{hi[i]:g}, a small part of the stack's "
+        f"{lo.min():g}..{hi.max():g}; restored with the stack, it may come out worse than it is. "
+        "To restore each plane on its own, right-click the layer > Split Stack." + ANYWAY,
     )
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import uuid
 import weakref
+from typing import NamedTuple
 
 import numpy as np
 from napari.layers import Image
 from napari.utils import Colormap
+
+from ..engine import with_strength
 
 RESIDUAL_CMAP = Colormap(
     [[0.1, 0.3, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.3, 0.1, 1.0]],
@@ -25,12 +28,33 @@ GEOMETRY = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_la
 _TOKENS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # source layer -> its token
 
 
+class Made(NamedTuple):
+    """What a restored layer was made from, so that its strength changes without a new run.
+
+    Each field is an array, or a list of them (one per pyramid level).
+    """
+
+    source: object  # the pixels restored: the layer's data, or its plane for a preview
+    residual: object  # the whole residual (an RGBA layer's alpha included)
+    restored: object  # the engine's own result (strength 1)
+    strength: float = 1.0
+
+
+_MADE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # restored layer -> Made
+
+
 def source_token(src: Image) -> str:
     """A name for ``src`` that no other layer gets, for as long as ``src`` lives."""
-    token = _TOKENS.get(src)
+    token = _TOKENS.get(_real(src))
     if token is None:
-        token = _TOKENS[src] = uuid.uuid4().hex
+        token = _TOKENS[_real(src)] = uuid.uuid4().hex
     return token
+
+
+def _real(layer: Image) -> Image:
+    """The layer itself: napari hands plugins a new proxy of it at each access, which dies at once
+    (a weak key must be the layer)."""
+    return getattr(layer, "__wrapped__", layer)
 
 
 def residual_limit(residual) -> float:
@@ -56,8 +80,10 @@ def outputs_of(viewer, src: Image) -> list[Image]:
     return [ly for ly in viewer.layers if ly.metadata.get(SOURCE_KEY) == token]
 
 
-def add_outputs(viewer, src: Image, restored, residual, limit: float, index: tuple) -> None:
-    """Add (or update) the residual and restored layers of ``src``; ``index``: the plane of a preview."""
+def add_outputs(viewer, src: Image, source, restored, residual, limit: float, index: tuple) -> None:
+    """Add (or update) the residual and restored layers of ``src``, made from ``source`` (its data, or
+    its plane ``index`` for a preview)."""
+    made = Made(source, residual, restored)
     multiscale = isinstance(restored, list)
     lazy = not isinstance(restored, np.ndarray)
     geometry = {k: getattr(src, k) for k in GEOMETRY if hasattr(src, k)}
@@ -79,7 +105,7 @@ def add_outputs(viewer, src: Image, restored, residual, limit: float, index: tup
         residual = residual[..., :3]  # the alpha's residual is 0: as RGBA it would draw nothing
     role = "preview " if index else ""  # a preview never replaces a full result
     _put(viewer, src, role + "residual", residual, res_kwargs)
-    _put(viewer, src, role + "restored", restored, rest_kwargs)
+    _MADE[_real(_put(viewer, src, role + "restored", restored, rest_kwargs))] = made
     if not index:  # a full result supersedes the previews: they would overlap it at their plane
         for layer in outputs_of(viewer, src):
             if str(layer.metadata.get(ROLE_KEY, "")).startswith("preview "):
@@ -110,3 +136,26 @@ def _put(viewer, src: Image, role: str, data, kwargs):
         viewer.layers.remove(existing)
     meta = {SOURCE_KEY: source_token(src), ROLE_KEY: role}
     return viewer.add_image(data, name=name, metadata=meta, **kwargs)
+
+
+def strength_of(viewer, src: Image) -> float | None:
+    """The strength the restored layers of ``src`` show, or None when it has none."""
+    made = [_MADE.get(_real(ly)) for ly in outputs_of(viewer, src)]
+    shown = [m.strength for m in made if m is not None]
+    return shown[0] if shown else None
+
+
+def set_strength(viewer, src: Image, strength: float) -> None:
+    """Show the restored layers of ``src`` (full and preview) at ``strength``: ``source - strength x
+    residual``, from the residual already computed.  Lazy layers stay lazy."""
+    for layer in outputs_of(viewer, src):
+        made = _MADE.get(_real(layer))
+        if made is None or made.strength == strength:
+            continue
+        if strength == 1:
+            layer.data = made.restored  # the engine's own pixels, not recomputed
+        elif isinstance(made.source, list):
+            layer.data = [with_strength(*lv, strength) for lv in zip(made.source, made.residual)]
+        else:
+            layer.data = with_strength(made.source, made.residual, strength)
+        _MADE[_real(layer)] = made._replace(strength=strength)

@@ -13,42 +13,40 @@ import time
 
 import numpy as np
 from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
     Container,
-    FileEdit,
-    Label,
-    ProgressBar,
-    PushButton,
-    Slider,
-    SpinBox,
 )
 from napari.layers import Image
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QSizePolicy
 
-from ..devices import available_devices
-from ..weights import MODEL_NAMES
+from ..quality import guards_model
 from ..weights.registry import colour_only
-from .choices import controls_of, layer_refusal, model_of, plan_words, plane_of, tile_size_of
+from .choices import (
+    controls_of,
+    layer_refusal,
+    model_of,
+    plan_words,
+    plane_of,
+    plane_summary,
+    tile_size_of,
+)
+from .controls import make_controls, run_controls
 from .notes import (
+    ANYWAY,
     control_of_choice,
     download_text,
     file_notes,
+    guard_note,
     in_widget_words,
-    pixel_notes,
+    model_of_choice,
+    pixel_verdict,
     plane_range_note,
     progress_text,
-    set_tooltips,
 )
-from .outputs import SOURCE_KEY, add_outputs, outputs_of
+from .outputs import SOURCE_KEY, add_outputs, outputs_of, set_strength, strength_of
 from .state import RunState
-from .window import StatusLabel, alive, restore_spinners, slow_spinners
+from .window import alive, ask_first, restore_spinners, slow_spinners
 from .worker import is_lazy_layer, restore_steps
-
-MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
-HELP_TEXT = "Hover over a control for help; the guide is docs/plugin.md of napari-dncnn."
 
 
 class RestoreWidget(Container):
@@ -57,51 +55,12 @@ class RestoreWidget(Container):
     def __init__(self, napari_viewer):
         super().__init__(labels=True)
         self.viewer = napari_viewer
-        self.layer_combo = ComboBox(choices=self._sources, label="image")
-        self.model_combo = ComboBox(choices=MODEL_CHOICES, value="auto", label="model")
-        self.weights_edit = FileEdit(
-            mode="r", filter="*.safetensors *.mat *.pth", label="weights file", visible=False
-        )
-        self.weights_edit.min_width = 280  # room for a path, not a few letters
-        self.device_combo = ComboBox(
-            choices=["auto"] + available_devices(), value="auto", label="device"
-        )
-        self.precision_combo = ComboBox(
-            choices=["auto", "fp32", "bf16"], value="auto", label="precision"
-        )
-        self.tile_spin = SpinBox(value=0, min=0, max=8192, step=128, label="tile size (0 = auto)")
-        self.quality_slider = Slider(
-            value=0, min=0, max=100, label="JPEG quality (0 = auto)", visible=False
-        )
-        self.sigma_slider = Slider(value=15, min=0, max=100, label="noise sigma", visible=False)
-        self.plane_check = CheckBox(value=False, text="current plane only")
-        self.compare_check = CheckBox(value=False, text="show the source (before / after)")
-        self.restore_button = PushButton(text="Restore")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = StatusLabel(value="")
-        self.progress_bar = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
-        self.progress_label = Label(value="", visible=False)
-        self.help = Label(value=HELP_TEXT)
-        for label in (self.status, self.progress_label, self.help):  # wrap, never widen the dock
-            label.native.setWordWrap(True)
-            label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        set_tooltips(self)
-        self.status.about = self.status.tooltip
-        self.extend(
-            [
-                *self._run_controls(),
-                self.compare_check,
-                self.restore_button,
-                self.cancel_button,
-                self.progress_bar,
-                self.progress_label,
-                self.status,
-                self.help,
-            ]
-        )
+        self.extend(make_controls(self, self._sources))
         self.model_combo.changed.connect(self._show_model_controls)
         self.layer_combo.changed.connect(self._show_plan)
         self.compare_check.changed.connect(self._compare)
+        self.strength_slider.changed.connect(self._set_strength)
+        self.layer_combo.changed.connect(self._show_strength)
         self.model_combo.changed.connect(self._show_plan)
         self.device_combo.changed.connect(self._show_plan)
         self.precision_combo.changed.connect(self._show_plan)
@@ -110,7 +69,9 @@ class RestoreWidget(Container):
         self.worker = None
         self.guard_warnings = []
         self.state = RunState.IDLE
-        self._pixel_verdict = (None, [])  # (the data judged, the guard's notes on it)
+        self._pixel_verdict = (None, None, None)  # (the data judged, the guard's verdict, planes)
+        self.plan_notes = []  # the plan's notes on the chosen layer
+        self.question = None  # the question asked before a run the plan advises against
         self.last_progress = (0, 0)  # (tiles done, tiles in all) of the latest run
         self.blocks_done: dict[
             int, tuple[int, int]
@@ -153,6 +114,20 @@ class RestoreWidget(Container):
         for layer in outputs_of(self.viewer, src) if src is not None else []:
             layer.visible = not show_source
 
+    def _set_strength(self, strength: float) -> None:
+        """The strength slider moved: the restored layers show ``source - strength x residual``."""
+        src = self.layer_combo.value
+        if src is not None and self.worker is None:
+            set_strength(self.viewer, src, round(strength, 3))
+
+    def _show_strength(self, *_) -> None:
+        """The slider shows (and acts on) the chosen layer's outputs; off when it has none."""
+        src = self.layer_combo.value
+        shown = strength_of(self.viewer, src) if src is not None else None
+        self.strength_slider.enabled = shown is not None and self.worker is None
+        if shown is not None and shown != self.strength_slider.value:
+            self.strength_slider.value = shown
+
     def _show_plan(self, *_) -> None:
         """Before a run: which model 'auto' will use, and what the quality guard says of the layer."""
         layer = self.layer_combo.value
@@ -166,16 +141,18 @@ class RestoreWidget(Container):
         plan = plan_words(
             layer.rgb, self.model_combo.value, self.device_combo.value, self.precision_combo.value
         )
-        notes = file_notes(layer, self.model_combo.value, self.weights_edit.value)
+        model = model_of_choice(self.model_combo.value, self.weights_edit.value)
+        notes = file_notes(layer, model)
         if notes is None and isinstance(layer.data, np.ndarray):  # any dtype: its own range
             if self._pixel_verdict[0] is not layer.data:  # a model change keeps the pixels
                 planes = plane_range_note(layer.data, layer.rgb)
-                verdict = pixel_notes(layer.data) + ([planes] if planes else [])
-                self._pixel_verdict = (layer.data, verdict)
-            notes = self._pixel_verdict[1]
-        notes = notes or []
-        self.guard_warnings = [n.text for n in notes if n.warns]
-        self.status.value = "; ".join(plan + [n.text for n in notes])
+                self._pixel_verdict = (layer.data, pixel_verdict(layer.data), planes)
+            _, verdict, planes = self._pixel_verdict
+            guard = guard_note(verdict) if guards_model(model) else None
+            notes = [n for n in (guard, planes) if n is not None]
+        self.plan_notes = notes or []
+        self.guard_warnings = [n.text for n in self.plan_notes if n.warns]
+        self.status.value = "; ".join(plan + [n.text for n in self.plan_notes])
 
     def _select_active(self, event=None):
         """Follow the selected image layer, but not during a run, and never to one of our outputs
@@ -187,23 +164,13 @@ class RestoreWidget(Container):
         if isinstance(active, Image) and active in self.layer_combo.choices:
             self.layer_combo.value = active
 
-    def _run_controls(self) -> list:
-        """The controls that shape a run: locked while one runs, so what they show is what ran."""
-        return [
-            self.layer_combo,
-            self.model_combo,
-            self.weights_edit,
-            self.device_combo,
-            self.precision_combo,
-            self.tile_spin,
-            self.quality_slider,
-            self.sigma_slider,
-            self.plane_check,
-        ]
-
     # ------------------------------------------------------------ actions
-    def start(self, *_):
-        """Start a restoration in a worker thread; returns at once."""
+    def start(self, *_, confirmed: bool = False):
+        """Start a restoration in a worker thread; returns at once.
+
+        When the plan advises against the run (an image without JPEG damage...), ask first; the
+        run starts when the user answers "Restore anyway".
+        """
         if self.worker is not None:
             show_info("a restoration is already running; cancel it first")
             return
@@ -224,8 +191,12 @@ class RestoreWidget(Container):
                 "jpeg-gray, dncnn3, dncnn-b or fbcnn-gray"
             )
             return
-        if self.guard_warnings:  # the guard's or the planes' warning, again at the click
-            show_info(f"DnCNN: {layer.name}: {'; '.join(self.guard_warnings)}")
+        questions = [n.ask.removesuffix(ANYWAY) for n in self.plan_notes if n.warns]
+        if questions and not confirmed:
+            self.question = ask_first(
+                self.native, f"{layer.name}: {' '.join(questions)}{ANYWAY}", self._restore_anyway
+            )
+            return
         lazy = is_lazy_layer(layer)
         data, index = (
             ((list(layer.data) if layer.multiscale else layer.data), ())
@@ -247,7 +218,7 @@ class RestoreWidget(Container):
         self._spinners = slow_spinners(self.native)
         self.restore_button.enabled = False
         self.cancel_button.enabled = True
-        for control in self._run_controls():
+        for control in run_controls(self):
             control.enabled = False
         self.status.value, self.state = "restoring...", RunState.RUNNING
         self._started = time.perf_counter()
@@ -273,6 +244,13 @@ class RestoreWidget(Container):
         self.worker = restore_steps(
             data, model, blocks, _connect=connect, **options
         )  # starts the thread
+
+    def _restore_anyway(self, yes: bool) -> None:
+        """The answer to the question before a run: run, or say that nothing ran."""
+        if yes:
+            self.start(confirmed=True)
+        else:
+            self.status.value, self.state = "not restored (you chose not to)", RunState.REFUSED
 
     def _refuse(self, message: str) -> None:
         """A run that cannot start: say why in the status line (never a stale 'done') and as a notification."""
@@ -358,8 +336,9 @@ class RestoreWidget(Container):
         self.worker = None
         self.restore_button.enabled = True
         self.cancel_button.enabled = False
-        for control in self._run_controls():
+        for control in run_controls(self):
             control.enabled = True
+        self._show_strength()
 
     def _on_error(self, exc):
         if self._cancel.is_set():  # a lazy layer's blocks stopped by Cancel
@@ -374,12 +353,12 @@ class RestoreWidget(Container):
             self.status.value = "stopped: the source layer was deleted"
             self.state = RunState.STOPPED
             return
-        restored, residual, limit, summary = out
-        add_outputs(self.viewer, src, restored, residual, limit, index)
+        add_outputs(self.viewer, src, out.source, out.restored, out.residual, out.limit, index)
+        set_strength(self.viewer, src, round(self.strength_slider.value, 3))  # as the slider says
         if (
             src in self.viewer.layers
         ):  # keep the source chosen, so Restore again updates these layers
             self.viewer.layers.selection.active = src
-        self.status.value, self.state = summary, RunState.DONE
+        self.status.value, self.state = plane_summary(out.summary, src, index), RunState.DONE
         if self.compare_check.value:  # "show the source" would hide what was just made
             self.compare_check.value = False

@@ -4,7 +4,7 @@ and a status line that never widens the dock."""
 from __future__ import annotations
 
 from magicgui.widgets import Label
-from qtpy.QtWidgets import QLabel, QWidget
+from qtpy.QtWidgets import QLabel, QMessageBox, QWidget
 
 SPINNER_SPEED = 10
 """napari's activity spinner runs at this percent of its speed (3 instead of 33 frames/s) while a
@@ -61,3 +61,14 @@ class StatusLabel(Label):
     def value(self, text: str) -> None:
         Label.value.fset(self, text)
         self.tooltip = f"{text}\n\n{self.about}" if text else self.about
+
+
+def ask_first(parent: QWidget, question: str, answer) -> QMessageBox:
+    """Ask ``question`` in a box over the viewer's window, without blocking the event loop;
+    ``answer(True)`` for "Restore anyway", ``answer(False)`` for Cancel or a closed box."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "napari-dncnn", question, parent=parent)
+    box.anyway = box.addButton("Restore anyway", QMessageBox.ButtonRole.AcceptRole)
+    box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
+    box.finished.connect(lambda _: answer(box.clickedButton() is box.anyway))
+    box.open()
+    return box

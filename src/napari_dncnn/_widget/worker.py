@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,6 +28,16 @@ COMPUTE_LEVELS_UP_TO = 4 * 2**20
 """Pyramid levels of at most this many values are computed in the worker (napari would compute
 the shown ones on the GUI thread, freezing the viewer); bigger levels stay lazy: their blocks are
 computed as they are shown."""
+
+
+class Result(NamedTuple):
+    """What a run gives the panel: the outputs, the pixels they were made from, and a summary."""
+
+    source: object  # the restored pixels (a numpy array, or a pyramid's levels)
+    restored: object
+    residual: object
+    limit: float  # the residual layer's contrast limit
+    summary: str
 
 
 def is_lazy_layer(layer) -> bool:
@@ -100,7 +111,7 @@ def summary(
 
 @thread_worker
 def restore_steps(data, model, blocks: dict | None, **options):
-    """The worker: yields ``(tiles done, tiles in all)``, returns ``(restored, residual, limit, summary)``.
+    """The worker: yields ``(tiles done, tiles in all)``, returns a :class:`Result`.
 
     ``blocks`` (a dict) marks a lazy layer: its outputs are dask arrays computed
     as they are shown, and ``blocks`` counts the computed blocks per level.
@@ -122,7 +133,7 @@ def restore_steps(data, model, blocks: dict | None, **options):
         text = summary(model, options, done, time.perf_counter() - t0, 0, unit="block")
         if lazy_levels:
             text += f"; level {', '.join(map(str, lazy_levels))} computed as it is shown"
-        return restored, residual, lim, text
+        return Result(data, restored, residual, lim, text)
     data = in_memory(data)  # a dask/zarr layer without a pyramid: read here, not on the GUI thread
     if "whole_layer" in options:
         options["data_range"] = layer_range(*options.pop("whole_layer"))
@@ -143,7 +154,7 @@ def restore_steps(data, model, blocks: dict | None, **options):
     )
     text = summary(model, options, total, seconds, megapixels)
     lim = residual_limit(result.residual)  # here, not on the GUI thread (seconds for big stacks)
-    return result.restored, result.residual, lim, text
+    return Result(data, result.restored, result.residual, lim, text)
 
 
 def _blocks_progress(blocks: dict) -> tuple[int, int]:

@@ -4,7 +4,8 @@
 - :mod:`.tiles`: the one forward pass over overlapping tiles;
 - :mod:`.arrays`: :func:`iter_restore` (a generator that yields progress) and
   :func:`restore_array` for numpy arrays;
-- :mod:`.lazy`: dask/zarr arrays, block by block, through the numpy path.
+- :mod:`.lazy`: dask/zarr arrays, block by block, through the numpy path;
+- :mod:`.strength`: a restoration at another strength, from its residual (no network).
 
 :func:`restore` picks the numpy or the lazy path.
 """
@@ -15,6 +16,7 @@ import threading
 
 from .arrays import Cancelled, Restoration, iter_restore, restore_array
 from .lazy import is_lazy, restore_lazy
+from .strength import with_strength
 
 __all__ = [
     "Restoration",
@@ -24,6 +26,7 @@ __all__ = [
     "restore_array",
     "restore_lazy",
     "is_lazy",
+    "with_strength",
 ]
 
 

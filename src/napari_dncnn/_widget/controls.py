@@ -1,0 +1,177 @@
+"""The panel's controls: made, laid out, explained (tooltips and the guide), and the Restore shortcut.
+
+The panel reads and wires them; what their values mean for a run is in :mod:`.choices`.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    FileEdit,
+    FloatSlider,
+    Label,
+    ProgressBar,
+    PushButton,
+    Slider,
+    SpinBox,
+)
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QKeySequence
+from qtpy.QtWidgets import QMessageBox, QShortcut, QSizePolicy
+
+from ..devices import available_devices, describe_device
+from ..weights import MODEL_NAMES
+from ..weights.registry import model_tooltip
+from .window import StatusLabel
+
+MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
+RESTORE_SHORTCUT = "Ctrl+Shift+R"
+GUIDE_LINK = (
+    '<a href="#guide">How to use this panel</a> (the full guide: docs/plugin.md of napari-dncnn)'
+)
+
+
+def make_controls(panel, sources) -> list:
+    """Make the panel's controls as its attributes; returns them in their order on the panel."""
+    panel.layer_combo = ComboBox(choices=sources, label="image")
+    panel.model_combo = ComboBox(choices=MODEL_CHOICES, value="auto", label="model")
+    panel.weights_edit = FileEdit(
+        mode="r", filter="*.safetensors *.mat *.pth", label="weights file", visible=False
+    )
+    panel.weights_edit.min_width = 280  # room for a path, not a few letters
+    devices = [("auto", "auto")] + [(describe_device(d), d) for d in available_devices()]
+    panel.device_combo = ComboBox(choices=devices, value="auto", label="device")
+    panel.precision_combo = ComboBox(
+        choices=["auto", "fp32", "bf16"], value="auto", label="precision"
+    )
+    panel.tile_spin = SpinBox(value=0, min=0, max=8192, step=128, label="tile size (0 = auto)")
+    panel.quality_slider = Slider(
+        value=0, min=0, max=100, label="JPEG quality (0 = auto)", visible=False
+    )
+    panel.sigma_slider = Slider(value=15, min=0, max=100, label="noise sigma", visible=False)
+    panel.plane_check = CheckBox(value=False, text="current plane only")
+    panel.strength_slider = FloatSlider(
+        value=1.0, min=0.0, max=1.5, step=0.05, label="strength", enabled=False
+    )
+    panel.compare_check = CheckBox(value=False, text="show the source (before / after)")
+    panel.restore_button = PushButton(text="Restore")
+    panel.cancel_button = PushButton(text="Cancel", enabled=False)
+    panel.status = StatusLabel(value="")
+    panel.progress_bar = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
+    panel.progress_label = Label(value="", visible=False)
+    panel.help = Label(value=GUIDE_LINK)
+    for label in (panel.status, panel.progress_label, panel.help):  # wrap, never widen the dock
+        label.native.setWordWrap(True)
+        label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    panel.help.native.linkActivated.connect(lambda _: show_guide(panel))
+    set_tooltips(panel)
+    panel.status.about = panel.status.tooltip
+    shortcut = QShortcut(QKeySequence(RESTORE_SHORTCUT), panel.native)
+    shortcut.activated.connect(lambda: panel.restore_button.enabled and panel.start())
+    panel.restore_shortcut = shortcut
+    return [
+        *run_controls(panel),
+        panel.compare_check,
+        panel.restore_button,
+        panel.cancel_button,
+        panel.progress_bar,
+        panel.progress_label,
+        panel.status,
+        panel.help,
+    ]
+
+
+def run_controls(panel) -> list:
+    """The controls that shape a run: locked while one runs, so what they show is what ran."""
+    return [
+        panel.layer_combo,
+        panel.model_combo,
+        panel.weights_edit,
+        panel.device_combo,
+        panel.precision_combo,
+        panel.tile_spin,
+        panel.quality_slider,
+        panel.sigma_slider,
+        panel.plane_check,
+        panel.strength_slider,
+    ]
+
+
+def tooltips(panel) -> dict:
+    """Each control's help, in the words of the panel's user."""
+    return {
+        panel.layer_combo: "The image layer to restore (follows the layer you select in the layer list).",
+        panel.model_combo: model_tooltip(),
+        panel.weights_edit: "A weights file: .safetensors (napari-dncnn train), .mat (MatConvNet) or .pth "
+        "(a plain PyTorch state dict).",
+        panel.device_combo: "Where the network runs; auto picks a CUDA GPU, then Apple MPS, then the CPU.",
+        panel.precision_combo: "auto: bf16 on a GPU and on CPUs with AMX, else fp32. fp32 gives the "
+        "same result on every machine; bf16 is 2-3x faster with AMX, slower on CPUs with only "
+        "AVX512-BF16 (0.6-0.7x measured) and about 10x slower elsewhere, and differs from fp32 by "
+        "a few levels.",
+        panel.quality_slider: "FBCNN: the JPEG quality to assume. 0 = the quality of the JPEG file "
+        "the layer came from, else the network's own estimate (made once for the image). Lower "
+        "values remove more.",
+        panel.sigma_slider: "DRUNet: the Gaussian noise level to remove, in 0-255 units of the "
+        "8-bit range. Higher values remove more (and smooth more).",
+        panel.tile_spin: "Side of the tiles the image is cut into, in pixels: 0 = automatic (512, smaller "
+        "when memory is short), else a multiple of 64 from 128. Results do not depend on it.",
+        panel.plane_check: "Restore only the plane shown (z, t): a quick preview into '<name> preview' "
+        "layers, normalised like the whole stack.",
+        panel.strength_slider: "How much of the residual to remove: restored = source - strength x "
+        "residual. 0 shows the source, 1 the model's restoration, 1.5 removes more. Acts at once on "
+        "the chosen image's restored layers, with no new run.",
+        panel.compare_check: "Hide the restored and residual layers of the chosen image to see the source; "
+        "untick to see the restoration again.",
+        panel.restore_button: "Adds '<name> residual' (what was removed) and '<name> restored' "
+        f"({RESTORE_SHORTCUT} while the panel has the focus).",
+        panel.cancel_button: "Stop the running restoration within one tile; no layer is changed.",
+        panel.status: "Before a run, what it will do (the model auto picks, the device, the quality "
+        "guard's verdict); after it, what it did (model, device, precision, tiles, time) or why it "
+        "failed.",
+        panel.progress_bar: "Tiles restored so far.",
+        panel.progress_label: "Tiles done, seconds so far and an estimate of the time left.",
+        panel.help: "Opens a summary of every control; the full guide is docs/plugin.md.",
+    }
+
+
+def set_tooltips(panel) -> None:
+    for widget, tip in tooltips(panel).items():
+        widget.tooltip = tip
+    panel.weights_edit.choose_btn.tooltip = (
+        "Choose a weights file (.safetensors, .mat or .pth) on disk."
+    )
+
+
+def guide_html(panel) -> str:
+    """The guide the help link opens: each control's name and its tooltip."""
+    rows = "".join(
+        f"<dt><b>{escape(_name(w))}</b></dt><dd>{escape(tip)}</dd>"
+        for w, tip in tooltips(panel).items()
+        if w is not panel.help
+    )
+    return (
+        "<p>Choose an image layer and click <b>Restore</b> "
+        f"({RESTORE_SHORTCUT}); the panel adds the layers &lt;name&gt; residual and &lt;name&gt; "
+        "restored.</p>"
+        f"<dl>{rows}</dl><p>The full guide is docs/plugin.md of napari-dncnn.</p>"
+    )
+
+
+def _name(widget) -> str:
+    return getattr(widget, "text", "") or widget.label or widget.name.replace("_", " ")
+
+
+def show_guide(panel) -> QMessageBox:
+    """The guide in a window of its own that does not block the viewer."""
+    box = QMessageBox(panel.native)
+    box.setWindowTitle("napari-dncnn: the Restore panel")
+    box.setTextFormat(Qt.TextFormat.RichText)
+    box.setText(guide_html(panel))
+    box.setModal(False)
+    box.show()
+    panel.guide = box
+    return box
