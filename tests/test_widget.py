@@ -7,7 +7,7 @@ import time
 import napari  # noqa: F401  (installed by the README's test command; never skipped)
 import numpy as np
 import pytest
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 
 from napari_dncnn import restore
 from napari_dncnn._widget.state import RunState
@@ -364,7 +364,10 @@ def test_lazy_multiscale_layer_computes_only_what_is_shown(vw, qtbot, tiny_weigh
     click_restore(qtbot, widget)
     restored, residual = viewer.layers["pyramid restored"], viewer.layers["pyramid residual"]
     assert restored.multiscale and residual.multiscale and len(restored.data) == 3
-    assert all(isinstance(lv, da.Array) for lv in list(restored.data) + list(residual.data))
+    from napari_dncnn._widget.shown import ResidualLevel, RestoredLevel
+
+    assert isinstance(restored.data[0], RestoredLevel)  # computed as shown, off the GUI thread
+    assert isinstance(residual.data[0], ResidualLevel)
     qtbot.waitUntil(
         lambda: restored.data_level == 0 and widget.blocks_done[0][0] > 0, timeout=60_000
     )
@@ -919,3 +922,44 @@ def test_a_clean_16_bit_image_asks_before_it_is_restored(vw, qtbot):
     widget.question.anyway.click()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert widget.state is RunState.DONE and "cells restored" in viewer.layers
+
+
+def test_zooming_into_a_restored_pyramid_never_freezes_the_viewer(vw, qtbot, tmp_path, monkeypatch):
+    """The blocks a zoom shows are computed off the GUI thread: ticks >= 90%, no gap over 300 ms."""
+    import dask.array as da
+    from skimage import data
+
+    from conftest import random_weights
+    from napari_dncnn._widget import worker
+
+    monkeypatch.setattr(worker, "COMPUTE_LEVELS_UP_TO", 2**20)  # level 0 stands for a big one
+    viewer, widget = vw
+    widget.weights_edit.value = random_weights(tmp_path, 10, 48, 0)  # ~0.4 s per 512 px block
+    viewer.window.show()
+    base = np.tile(data.camera(), (4, 4))  # 2048 x 2048, two levels in blocks of 512
+    levels = [da.from_array(base[::s, ::s], chunks=512) for s in (1, 2)]
+    viewer.add_image(levels, multiscale=True, name="big")
+    widget._select_active()
+    click_restore(qtbot, widget)
+    restored = viewer.layers["big restored"]
+    levels = [lv for lv in restored.data if hasattr(lv, "blocks")]
+    assert levels and levels[0].blocks.waiting == 0
+    ticks = []
+    timer = QTimer()
+    timer.setTimerType(Qt.PreciseTimer)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(20)
+    viewer.camera.center, viewer.camera.zoom = (1024, 1024), 2  # as in the report, then 3 pans
+    for step in range(4):
+        if step:
+            viewer.camera.center = (1024 + 300 * step, 1024 - 200 * step)
+        qtbot.wait(200)
+        qtbot.waitUntil(lambda: levels[0].blocks.waiting == 0, timeout=60_000)
+    timer.stop()
+    computed = len(levels[0].blocks._done)
+    assert computed >= 2  # blocks were computed, in the background
+    share = len(ticks) / ((ticks[-1] - ticks[0]) / 0.020 + 1)
+    assert share >= 0.9 and np.diff(ticks).max() <= 0.3, (share, np.diff(ticks).max(), computed)
+    # what is drawn now is the restoration of those blocks, not the source
+    shown = np.asarray(restored.data[0][1024:1280, 1024:1280])
+    assert not np.array_equal(shown, base[1024:1280, 1024:1280])

@@ -155,7 +155,15 @@ def set_strength(viewer, src: Image, strength: float) -> None:
         if strength == 1:
             layer.data = made.restored  # the engine's own pixels, not recomputed
         elif isinstance(made.source, list):
-            layer.data = [with_strength(*lv, strength) for lv in zip(made.source, made.residual)]
+            levels = zip(made.source, made.residual, made.restored)
+            layer.data = [_level_at(*lv, strength) for lv in levels]
         else:
             layer.data = with_strength(made.source, made.residual, strength)
         _MADE[_real(layer)] = made._replace(strength=strength)
+
+
+def _level_at(source, residual, restored, strength: float):
+    """A pyramid level at ``strength``: a level drawn in the background stays one (:mod:`.shown`)."""
+    if hasattr(restored, "at_strength"):
+        return restored.at_strength(strength)
+    return with_strength(source, residual, strength)

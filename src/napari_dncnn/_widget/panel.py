@@ -18,7 +18,10 @@ from magicgui.widgets import (
 from napari.layers import Image
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
+from superqt.utils import ensure_main_thread
 
+from ..engine import Cancelled
 from ..quality import guards_model
 from ..weights.registry import colour_only
 from .choices import (
@@ -44,6 +47,7 @@ from .notes import (
     progress_text,
 )
 from .outputs import SOURCE_KEY, add_outputs, outputs_of, set_strength, strength_of
+from .shown import RestoredLevel
 from .state import RunState
 from .window import alive, ask_first, restore_spinners, slow_spinners
 from .worker import is_lazy_layer, restore_steps
@@ -57,13 +61,16 @@ class RestoreWidget(Container):
         self.viewer = napari_viewer
         self.extend(make_controls(self, self._sources))
         self.model_combo.changed.connect(self._show_model_controls)
-        self.layer_combo.changed.connect(self._show_plan)
+        for control in (
+            self.layer_combo,
+            self.model_combo,
+            self.device_combo,
+            self.precision_combo,
+        ):
+            control.changed.connect(self._show_plan)
         self.compare_check.changed.connect(self._compare)
         self.strength_slider.changed.connect(self._set_strength)
         self.layer_combo.changed.connect(self._show_strength)
-        self.model_combo.changed.connect(self._show_plan)
-        self.device_combo.changed.connect(self._show_plan)
-        self.precision_combo.changed.connect(self._show_plan)
         self.restore_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         self.worker = None
@@ -73,15 +80,12 @@ class RestoreWidget(Container):
         self.plan_notes = []  # the plan's notes on the chosen layer
         self.question = None  # the question asked before a run the plan advises against
         self.last_progress = (0, 0)  # (tiles done, tiles in all) of the latest run
-        self.blocks_done: dict[
-            int, tuple[int, int]
-        ] = {}  # lazy outputs: level -> (blocks computed, blocks)
+        self.blocks_done: dict[int, tuple[int, int]] = {}  # level -> (blocks computed, blocks)
         self._source = None  # the layer being restored
         self._spinners = []  # napari's spinners slowed during a run, with their speeds
         self._unit = "tile"  # what the bars count: tiles, or a pyramid's blocks
-        self._cancel = (
-            threading.Event()
-        )  # stops a lazy layer's blocks (in-memory runs stop at a yield)
+        self._cancel = threading.Event()  # stops a lazy layer's blocks (in-memory runs: a yield)
+        self._redraw_due = False  # a redraw of blocks computed in the background is scheduled
         self._closed = False  # the viewer closed: the worker's signals must not touch dead widgets
         self.native.destroyed.connect(self._on_closed)
         self._select_active()
@@ -354,6 +358,7 @@ class RestoreWidget(Container):
             self.state = RunState.STOPPED
             return
         add_outputs(self.viewer, src, out.source, out.restored, out.residual, out.limit, index)
+        self._watch_blocks(src, out.restored)
         set_strength(self.viewer, src, round(self.strength_slider.value, 3))  # as the slider says
         if (
             src in self.viewer.layers
@@ -362,3 +367,34 @@ class RestoreWidget(Container):
         self.status.value, self.state = plane_summary(out.summary, src, index), RunState.DONE
         if self.compare_check.value:  # "show the source" would hide what was just made
             self.compare_check.value = False
+
+    def _watch_blocks(self, src: Image, restored) -> None:
+        """Big pyramid levels compute the blocks shown in a thread of their own: redraw as they land."""
+        levels = (
+            [lv for lv in restored if isinstance(lv, RestoredLevel)]
+            if isinstance(restored, list)
+            else []
+        )
+        landed = ensure_main_thread(self._unless_closed(lambda: self._blocks_landed(src, levels)))
+        for level in levels:
+            level.blocks.on_ready = landed
+
+    def _blocks_landed(self, src: Image, levels: list) -> None:
+        """Blocks of the view were computed: redraw src's outputs (at most every 0.1 s), say how
+        many are still computing, or why they stopped."""
+        if not self._redraw_due:
+            self._redraw_due = True
+            QTimer.singleShot(100, self._unless_closed(lambda: self._redraw(src, levels)))
+
+    def _redraw(self, src: Image, levels: list) -> None:
+        self._redraw_due = False
+        for layer in outputs_of(self.viewer, src):
+            layer.refresh()
+        if self.worker is not None:  # a new run has the bars
+            return
+        waiting = sum(level.blocks.waiting for level in levels)
+        self.progress_label.visible = waiting > 0
+        self.progress_label.value = f"computing {waiting} block(s) of the view in the background"
+        error = next((lv.blocks.error for lv in levels if lv.blocks.error is not None), None)
+        if error is not None and not isinstance(error, Cancelled):
+            self.status.value, self.state = f"failed: {in_widget_words(error)}", RunState.FAILED

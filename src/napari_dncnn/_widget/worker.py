@@ -23,11 +23,12 @@ from ..engine.axes import AxesPlan
 from ..engine.tiles import DEFAULT_TILE
 from ..weights import download_note, fetch_model, resolve_model_name
 from .outputs import residual_limit
+from .shown import LevelBlocks, ResidualLevel, RestoredLevel
 
 COMPUTE_LEVELS_UP_TO = 4 * 2**20
-"""Pyramid levels of at most this many values are computed in the worker (napari would compute
-the shown ones on the GUI thread, freezing the viewer); bigger levels stay lazy: their blocks are
-computed as they are shown."""
+"""Pyramid levels of at most this many values are computed in the worker; bigger levels stay
+lazy: the blocks the viewer shows are computed in a thread of their own (:mod:`.shown`), never on
+the GUI thread."""
 
 
 class Result(NamedTuple):
@@ -264,9 +265,16 @@ def _restore_lazy_levels(
     # every level's block count is known before any is computed: the bars' total is right at once
     outs = [o if i in lazy_levels else _computed(o) for i, o in enumerate(outs)]
     lim = residual_limit(outs[-1].residual)  # in the worker thread: a few blocks at most
+    outs = [_shown(o, levels[i]) if i in lazy_levels else o for i, o in enumerate(outs)]
     if not isinstance(data, list):
         return outs[0].restored, outs[0].residual, lim, lazy_levels
     return [o.restored for o in outs], [o.residual for o in outs], lim, lazy_levels
+
+
+def _shown(out, source):
+    """A big level's outputs as the viewer draws them: blocks computed in a thread of their own."""
+    blocks = LevelBlocks(out.residual, gui_threads())
+    return out._replace(restored=RestoredLevel(source, blocks), residual=ResidualLevel(blocks))
 
 
 def _computed(out):
