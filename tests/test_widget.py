@@ -803,6 +803,10 @@ def test_a_long_message_never_widens_the_panel(vw, qtbot, notes, tmp_path):
     assert widget.state is RunState.REFUSED and str(missing) in widget.status.value
     assert widget.native.width() == before
     assert str(missing) in widget.status.tooltip and any(str(missing) in n for n in notes)
+    # the status and guide lines use the whole width, as the buttons do (not the right column)
+    x = lambda w: w.native.mapTo(widget.native, w.native.rect().topLeft()).x()  # noqa: E731
+    assert x(widget.status) == x(widget.help) == x(widget.restore_button) < x(widget.model_combo)
+    assert widget.status.native.width() > 0.9 * widget.restore_button.native.width()
 
 
 def test_the_plan_shows_on_first_open(make_napari_viewer, camera_crop):

@@ -34,8 +34,8 @@ GUIDE_LINK = (
 )
 
 
-def make_controls(panel, sources) -> list:
-    """Make the panel's controls as its attributes; returns them in their order on the panel."""
+def add_controls(panel, sources) -> None:
+    """Make the panel's controls as its attributes, and lay them out on it."""
     panel.layer_combo = ComboBox(choices=sources, label="image")
     panel.model_combo = ComboBox(choices=MODEL_CHOICES, value="auto", label="model")
     panel.weights_edit = FileEdit(
@@ -72,16 +72,28 @@ def make_controls(panel, sources) -> list:
     shortcut = QShortcut(QKeySequence(RESTORE_SHORTCUT), panel.native)
     shortcut.activated.connect(lambda: panel.restore_button.enabled and panel.start())
     panel.restore_shortcut = shortcut
-    return [
-        *run_controls(panel),
-        panel.compare_check,
-        panel.restore_button,
-        panel.cancel_button,
-        panel.progress_bar,
-        panel.progress_label,
-        panel.status,
-        panel.help,
-    ]
+    panel.extend(
+        [
+            *run_controls(panel),
+            panel.compare_check,
+            panel.restore_button,
+            panel.cancel_button,
+            panel.progress_bar,
+            panel.progress_label,
+            panel.status,
+            panel.help,
+        ]
+    )
+    span_the_panel(panel)
+
+
+def span_the_panel(panel) -> None:
+    """The status, progress and guide lines use the panel's whole width, not only the right column
+    (magicgui puts an empty label column before every widget but buttons)."""
+    for line in (panel.status, panel.progress_label, panel.help):
+        row = getattr(line, "_labeled_widget_ref", lambda: None)()
+        if row is not None:
+            row._label_widget.native.hide()
 
 
 def run_controls(panel) -> list:

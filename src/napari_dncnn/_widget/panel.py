@@ -33,7 +33,7 @@ from .choices import (
     plane_summary,
     tile_size_of,
 )
-from .controls import make_controls, run_controls
+from .controls import add_controls, run_controls
 from .notes import (
     ANYWAY,
     control_of_choice,
@@ -59,7 +59,7 @@ class RestoreWidget(Container):
     def __init__(self, napari_viewer):
         super().__init__(labels=True)
         self.viewer = napari_viewer
-        self.extend(make_controls(self, self._sources))
+        add_controls(self, self._sources)
         self.model_combo.changed.connect(self._show_model_controls)
         for control in (
             self.layer_combo,
