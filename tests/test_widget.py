@@ -967,3 +967,69 @@ def test_zooming_into_a_restored_pyramid_never_freezes_the_viewer(vw, qtbot, tmp
     # what is drawn now is the restoration of those blocks, not the source
     shown = np.asarray(restored.data[0][1024:1280, 1024:1280])
     assert not np.array_equal(shown, base[1024:1280, 1024:1280])
+    # saved, the lazy level is computed block by block into a tiled BigTIFF: the whole restoration
+    import tifffile
+
+    widget.saver.save_to(tmp_path / "big.tif")
+    qtbot.waitUntil(lambda: widget.saver.worker is None, timeout=120_000)
+    saved = tifffile.imread(tmp_path / "big.tif")
+    np.testing.assert_array_equal(saved[1024:1280, 1024:1280], shown)
+    ref = restore(base[:768, :768], widget.weights_edit.value).restored[:512, :512]  # a corner
+    assert saved.shape == base.shape and np.abs(saved[:512, :512].astype(int) - ref).max() <= 1
+
+
+def test_save_restored_writes_what_the_batch_writes_and_asks_before_replacing(
+    vw, qtbot, tmp_path, camera_crop, tiny_weights
+):
+    import tifffile
+    import zarr
+
+    viewer, widget = vw
+    saver = widget.saver
+    assert not saver.button.enabled  # nothing restored yet
+    stack = np.stack([camera_crop, camera_crop[::-1]]).astype(np.uint16) * 100
+    viewer.add_image(stack, name="zs", scale=(2.0, 0.5, 0.5), units=("um", "um", "um"))
+    widget._select_active()
+    click_restore(qtbot, widget)
+    widget.strength_slider.value = 0.5  # what is saved is what is shown
+    restored = viewer.layers["zs restored"].data
+    assert saver.button.enabled
+    saver.residual_check.value = True
+    target = tmp_path / "out.tif"
+    saver.button.native.click()  # the real file dialog, answered as a user would
+    saver.dialog.selectFile(str(target))
+    saver.dialog.accept()
+    qtbot.waitUntil(lambda: saver.worker is None and target.exists(), timeout=30_000)
+    with tifffile.TiffFile(target) as tf:
+        np.testing.assert_array_equal(tf.asarray(), restored)
+        pixels = tifffile.xml2dict(tf.ome_metadata)["OME"]["Image"]["Pixels"]
+        assert pixels["PhysicalSizeX"] == 0.5 and pixels["PhysicalSizeZ"] == 2.0
+        assert pixels["PhysicalSizeXUnit"] == "µm" and tf.series[0].axes == "ZYX"
+    residual = tifffile.imread(tmp_path / "out_residual.tif")
+    np.testing.assert_array_equal(residual, viewer.layers["zs residual"].data)
+    assert "saved:" in widget.status.value
+    # the same target again: asked first; Cancel keeps the file as it was
+    before = target.read_bytes()
+    widget.strength_slider.value = 1.0
+    saver.save_to(target)
+    assert saver.question.isVisible() and "Replace it?" in saver.question.text()
+    saver.question.button(saver.question.StandardButton.Cancel).click()
+    assert target.read_bytes() == before and saver.worker is None
+    saver.save_to(target)
+    saver.question.anyway.click()  # Replace
+    qtbot.waitUntil(lambda: saver.worker is None, timeout=30_000)
+    np.testing.assert_array_equal(tifffile.imread(target), viewer.layers["zs restored"].data)
+    # OME-Zarr: the same pixels, the scale in its multiscales; no temporary left behind
+    saver.residual_check.value = False
+    saver.save_to(tmp_path / "out.zarr")
+    qtbot.waitUntil(lambda: saver.worker is None, timeout=30_000)
+    group = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")
+    np.testing.assert_array_equal(group["0"][...], viewer.layers["zs restored"].data)
+    scale = group.attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
+    assert scale == [2.0, 0.5, 0.5]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "out.tif",
+        "out.zarr",
+        "out_residual.tif",
+        *sorted(p.name for p in tmp_path.glob("random*")),
+    ]

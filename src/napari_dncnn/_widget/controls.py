@@ -25,6 +25,7 @@ from qtpy.QtWidgets import QMessageBox, QShortcut, QSizePolicy
 from ..devices import available_devices, describe_device
 from ..weights import MODEL_NAMES
 from ..weights.registry import model_tooltip
+from .save import Saver
 from .window import StatusLabel
 
 MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
@@ -72,10 +73,13 @@ def add_controls(panel, sources) -> None:
     shortcut = QShortcut(QKeySequence(RESTORE_SHORTCUT), panel.native)
     shortcut.activated.connect(lambda: panel.restore_button.enabled and panel.start())
     panel.restore_shortcut = shortcut
+    panel.saver = Saver(panel)
     panel.extend(
         [
-            *run_controls(panel),
+            *run_controls(panel)[:-2],
             panel.compare_check,
+            panel.saver.button,
+            panel.saver.residual_check,
             panel.restore_button,
             panel.cancel_button,
             panel.progress_bar,
@@ -97,7 +101,7 @@ def span_the_panel(panel) -> None:
 
 
 def run_controls(panel) -> list:
-    """The controls that shape a run: locked while one runs, so what they show is what ran."""
+    """The controls locked while a run goes on, so that what they show is what ran."""
     return [
         panel.layer_combo,
         panel.model_combo,
@@ -109,6 +113,8 @@ def run_controls(panel) -> list:
         panel.sigma_slider,
         panel.plane_check,
         panel.strength_slider,
+        panel.saver.button,  # last two: laid out after the before / after box
+        panel.saver.residual_check,
     ]
 
 

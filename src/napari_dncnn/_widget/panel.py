@@ -118,8 +118,7 @@ class RestoreWidget(Container):
         for layer in outputs_of(self.viewer, src) if src is not None else []:
             layer.visible = not show_source
 
-    def _set_strength(self, strength: float) -> None:
-        """The strength slider moved: the restored layers show ``source - strength x residual``."""
+    def _set_strength(self, strength: float) -> None:  # restored = source - strength x residual
         src = self.layer_combo.value
         if src is not None and self.worker is None:
             set_strength(self.viewer, src, round(strength, 3))
@@ -129,6 +128,7 @@ class RestoreWidget(Container):
         src = self.layer_combo.value
         shown = strength_of(self.viewer, src) if src is not None else None
         self.strength_slider.enabled = shown is not None and self.worker is None
+        self.saver.update()
         if shown is not None and shown != self.strength_slider.value:
             self.strength_slider.value = shown
 

@@ -63,11 +63,12 @@ class StatusLabel(Label):
         self.tooltip = f"{text}\n\n{self.about}" if text else self.about
 
 
-def ask_first(parent: QWidget, question: str, answer) -> QMessageBox:
+def ask_first(parent: QWidget, question: str, answer, yes: str = "Restore anyway") -> QMessageBox:
     """Ask ``question`` in a box over the viewer's window, without blocking the event loop;
-    ``answer(True)`` for "Restore anyway", ``answer(False)`` for Cancel or a closed box."""
+    ``answer(True)`` for ``yes`` (the box's ``anyway`` button), ``answer(False)`` for Cancel or a
+    closed box."""
     box = QMessageBox(QMessageBox.Icon.Warning, "napari-dncnn", question, parent=parent)
-    box.anyway = box.addButton("Restore anyway", QMessageBox.ButtonRole.AcceptRole)
+    box.anyway = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
     box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
     box.finished.connect(lambda _: answer(box.clickedButton() is box.anyway))
     box.open()
