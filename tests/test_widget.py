@@ -1033,3 +1033,41 @@ def test_save_restored_writes_what_the_batch_writes_and_asks_before_replacing(
         "out_residual.tif",
         *sorted(p.name for p in tmp_path.glob("random*")),
     ]
+
+
+def test_all_image_layers_are_restored_in_turn_with_one_summary(
+    vw, qtbot, tmp_path, camera_crop, tiny_weights
+):
+    from napari_dncnn.jpeg import jpeg_roundtrip
+
+    viewer, widget = vw
+    a = viewer.add_image(jpeg_roundtrip(camera_crop, 20), name="a")
+    b = viewer.add_image(camera_crop[::-1].astype(np.uint16) * 100, name="b")  # clean: asked
+    viewer.add_labels(np.zeros((8, 8), np.int32), name="masks")  # not an image: left alone
+    widget.all_check.value = True
+    widget.restore_button.native.click()
+    assert widget.question.isVisible() and "1 of the 2 layers (b)" in widget.question.text()
+    widget.question.anyway.click()
+    qtbot.waitUntil(lambda: widget.worker is None and not widget.all_layers.active, timeout=60_000)
+    for src in (a, b):  # the same pixels as restore() of each
+        np.testing.assert_array_equal(
+            viewer.layers[f"{src.name} restored"].data, restore(src.data, tiny_weights).restored
+        )
+    assert widget.status.value == "all layers: restored 2 of 2 (a, b)"
+    assert widget.state is RunState.DONE
+    assert "a restored restored" not in viewer.layers  # outputs are never sources
+    # Cancel stops them all: the first layer's run ends, the second never starts
+    big = viewer.add_image(np.tile(jpeg_roundtrip(camera_crop, 20), (8, 8)), name="big")
+    viewer.layers.remove(a)
+    viewer.layers.move(viewer.layers.index(big), 0)
+    from conftest import random_weights
+
+    widget.weights_edit.value = random_weights(tmp_path, 17, 64, 0)  # a run long enough to cancel
+    widget.tile_spin.value = 128
+    press_restore(widget)
+    qtbot.waitUntil(lambda: "big:" in widget.progress_label.value, timeout=60_000)
+    assert widget.progress_label.value.startswith("layer 1 of 2: big: ")
+    widget.cancel_button.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None and not widget.all_layers.active, timeout=60_000)
+    assert widget.status.value == "all layers: restored 0 of 2; not run 2 (cancelled)"
+    assert "b restored" in viewer.layers and viewer.layers["b restored"].data is not None

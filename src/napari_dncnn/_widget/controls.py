@@ -25,6 +25,7 @@ from qtpy.QtWidgets import QMessageBox, QShortcut, QSizePolicy
 from ..devices import available_devices, describe_device
 from ..weights import MODEL_NAMES
 from ..weights.registry import model_tooltip
+from .all_layers import AllLayers
 from .save import Saver
 from .window import StatusLabel
 
@@ -54,6 +55,8 @@ def add_controls(panel, sources) -> None:
     )
     panel.sigma_slider = Slider(value=15, min=0, max=100, label="noise sigma", visible=False)
     panel.plane_check = CheckBox(value=False, text="current plane only")
+    panel.all_check = CheckBox(value=False, text="all image layers")
+    panel.all_layers = AllLayers(panel)
     panel.strength_slider = FloatSlider(
         value=1.0, min=0.0, max=1.5, step=0.05, label="strength", enabled=False
     )
@@ -112,6 +115,7 @@ def run_controls(panel) -> list:
         panel.quality_slider,
         panel.sigma_slider,
         panel.plane_check,
+        panel.all_check,
         panel.strength_slider,
         panel.saver.button,  # last two: laid out after the before / after box
         panel.saver.residual_check,
@@ -139,6 +143,9 @@ def tooltips(panel) -> dict:
         "when memory is short), else a multiple of 64 from 128. Results do not depend on it.",
         panel.plane_check: "Restore only the plane shown (z, t): a quick preview into '<name> preview' "
         "layers, normalised like the whole stack.",
+        panel.all_check: "Restore every image layer in turn (not this plugin's outputs), with the "
+        "same settings: one question first if some look clean, Cancel stops them all, and the status "
+        "line sums up.",
         panel.strength_slider: "How much of the residual to remove: restored = source - strength x "
         "residual. 0 shows the source, 1 the model's restoration, 1.5 removes more. Acts at once on "
         "the chosen image's restored layers, with no new run.",

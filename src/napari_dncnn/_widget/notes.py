@@ -119,6 +119,20 @@ def file_notes(layer, model_choice: str) -> list[Note] | None:
     return notes
 
 
+def layer_notes(layer, model, judged: tuple | None = None) -> tuple[list[Note], tuple | None]:
+    """The plan's notes on ``layer`` for ``model``, and ``judged``: ``(data, verdict, planes)`` of
+    its pixels, reused by the next call while the pixels are the same (a model change keeps them)."""
+    notes = file_notes(layer, model)
+    if notes is None and isinstance(layer.data, np.ndarray):  # any dtype: its own range
+        if judged is None or judged[0] is not layer.data:
+            planes = plane_range_note(layer.data, layer.rgb)
+            judged = (layer.data, pixel_verdict(layer.data), planes)
+        _, verdict, planes = judged
+        guard = guard_note(verdict) if guards_model(model) else None
+        notes = [n for n in (guard, planes) if n is not None]
+    return notes or [], judged
+
+
 def pixel_verdict(data) -> Verdict:
     """The quality guard on the pixels (a centred window: at most about 0.3 s on one core)."""
     return guard_verdict(np.asarray(data))

@@ -11,19 +11,15 @@ from __future__ import annotations
 import threading
 import time
 
-import numpy as np
 from magicgui.widgets import (
     Container,
 )
 from napari.layers import Image
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QTimer
-from superqt.utils import ensure_main_thread
 
-from ..engine import Cancelled
-from ..quality import guards_model
 from ..weights.registry import colour_only
+from .background import BlocksShown
 from .choices import (
     controls_of,
     layer_refusal,
@@ -38,16 +34,12 @@ from .notes import (
     ANYWAY,
     control_of_choice,
     download_text,
-    file_notes,
-    guard_note,
     in_widget_words,
+    layer_notes,
     model_of_choice,
-    pixel_verdict,
-    plane_range_note,
     progress_text,
 )
 from .outputs import SOURCE_KEY, add_outputs, outputs_of, set_strength, strength_of
-from .shown import RestoredLevel
 from .state import RunState
 from .window import alive, ask_first, restore_spinners, slow_spinners
 from .worker import is_lazy_layer, restore_steps
@@ -76,7 +68,7 @@ class RestoreWidget(Container):
         self.worker = None
         self.guard_warnings = []
         self.state = RunState.IDLE
-        self._pixel_verdict = (None, None, None)  # (the data judged, the guard's verdict, planes)
+        self._pixel_verdict = None  # (the data judged, the guard's verdict, planes)
         self.plan_notes = []  # the plan's notes on the chosen layer
         self.question = None  # the question asked before a run the plan advises against
         self.last_progress = (0, 0)  # (tiles done, tiles in all) of the latest run
@@ -85,7 +77,6 @@ class RestoreWidget(Container):
         self._spinners = []  # napari's spinners slowed during a run, with their speeds
         self._unit = "tile"  # what the bars count: tiles, or a pyramid's blocks
         self._cancel = threading.Event()  # stops a lazy layer's blocks (in-memory runs: a yield)
-        self._redraw_due = False  # a redraw of blocks computed in the background is scheduled
         self._closed = False  # the viewer closed: the worker's signals must not touch dead widgets
         self.native.destroyed.connect(self._on_closed)
         self._select_active()
@@ -146,15 +137,7 @@ class RestoreWidget(Container):
             layer.rgb, self.model_combo.value, self.device_combo.value, self.precision_combo.value
         )
         model = model_of_choice(self.model_combo.value, self.weights_edit.value)
-        notes = file_notes(layer, model)
-        if notes is None and isinstance(layer.data, np.ndarray):  # any dtype: its own range
-            if self._pixel_verdict[0] is not layer.data:  # a model change keeps the pixels
-                planes = plane_range_note(layer.data, layer.rgb)
-                self._pixel_verdict = (layer.data, pixel_verdict(layer.data), planes)
-            _, verdict, planes = self._pixel_verdict
-            guard = guard_note(verdict) if guards_model(model) else None
-            notes = [n for n in (guard, planes) if n is not None]
-        self.plan_notes = notes or []
+        self.plan_notes, self._pixel_verdict = layer_notes(layer, model, self._pixel_verdict)
         self.guard_warnings = [n.text for n in self.plan_notes if n.warns]
         self.status.value = "; ".join(plan + [n.text for n in self.plan_notes])
 
@@ -177,6 +160,9 @@ class RestoreWidget(Container):
         """
         if self.worker is not None:
             show_info("a restoration is already running; cancel it first")
+            return
+        if self.all_check.value and not self.all_layers.active:
+            self.all_layers.start(confirmed)
             return
         layer = self.layer_combo.value
         refusal = layer_refusal(self.viewer.layers.selection.active, layer)
@@ -279,7 +265,8 @@ class RestoreWidget(Container):
             pass
         self.progress_bar.max, self.progress_bar.value = total, done
         elapsed = time.perf_counter() - self._started
-        self.progress_label.value = progress_text(done, total, self._unit, elapsed)
+        where = f"{self.all_layers.where()}{self._source.name}: "  # the layer being restored
+        self.progress_label.value = where + progress_text(done, total, self._unit, elapsed)
 
     def cancel(self, *_):
         """Stop the running restoration within one tile; no layer is added or changed."""
@@ -343,6 +330,7 @@ class RestoreWidget(Container):
         for control in run_controls(self):
             control.enabled = True
         self._show_strength()
+        self.all_layers.next()  # "all image layers": the next one, or the summary
 
     def _on_error(self, exc):
         if self._cancel.is_set():  # a lazy layer's blocks stopped by Cancel
@@ -358,7 +346,7 @@ class RestoreWidget(Container):
             self.state = RunState.STOPPED
             return
         add_outputs(self.viewer, src, out.source, out.restored, out.residual, out.limit, index)
-        self._watch_blocks(src, out.restored)
+        BlocksShown.watch(self, src, out.restored)
         set_strength(self.viewer, src, round(self.strength_slider.value, 3))  # as the slider says
         if (
             src in self.viewer.layers
@@ -367,34 +355,3 @@ class RestoreWidget(Container):
         self.status.value, self.state = plane_summary(out.summary, src, index), RunState.DONE
         if self.compare_check.value:  # "show the source" would hide what was just made
             self.compare_check.value = False
-
-    def _watch_blocks(self, src: Image, restored) -> None:
-        """Big pyramid levels compute the blocks shown in a thread of their own: redraw as they land."""
-        levels = (
-            [lv for lv in restored if isinstance(lv, RestoredLevel)]
-            if isinstance(restored, list)
-            else []
-        )
-        landed = ensure_main_thread(self._unless_closed(lambda: self._blocks_landed(src, levels)))
-        for level in levels:
-            level.blocks.on_ready = landed
-
-    def _blocks_landed(self, src: Image, levels: list) -> None:
-        """Blocks of the view were computed: redraw src's outputs (at most every 0.1 s), say how
-        many are still computing, or why they stopped."""
-        if not self._redraw_due:
-            self._redraw_due = True
-            QTimer.singleShot(100, self._unless_closed(lambda: self._redraw(src, levels)))
-
-    def _redraw(self, src: Image, levels: list) -> None:
-        self._redraw_due = False
-        for layer in outputs_of(self.viewer, src):
-            layer.refresh()
-        if self.worker is not None:  # a new run has the bars
-            return
-        waiting = sum(level.blocks.waiting for level in levels)
-        self.progress_label.visible = waiting > 0
-        self.progress_label.value = f"computing {waiting} block(s) of the view in the background"
-        error = next((lv.blocks.error for lv in levels if lv.blocks.error is not None), None)
-        if error is not None and not isinstance(error, Cancelled):
-            self.status.value, self.state = f"failed: {in_widget_words(error)}", RunState.FAILED

@@ -1,0 +1,54 @@
+"""The panel's side of big pyramid levels computed in the background (:mod:`.shown`): redraw
+the outputs as blocks land, and say how many are still computing, or why they stopped."""
+
+from __future__ import annotations
+
+from qtpy.QtCore import QTimer
+from superqt.utils import ensure_main_thread
+
+from ..engine import Cancelled
+from .notes import in_widget_words
+from .outputs import outputs_of
+from .shown import RestoredLevel
+from .state import RunState
+
+
+class BlocksShown:
+    """Redraws ``src``'s outputs (at most every 0.1 s) as the blocks of the view land."""
+
+    def __init__(self, panel, src, levels: list):
+        self.panel, self.src, self.levels, self.due = panel, src, levels, False
+
+    @classmethod
+    def watch(cls, panel, src, restored) -> BlocksShown | None:
+        levels = (
+            [lv for lv in restored if isinstance(lv, RestoredLevel)]
+            if isinstance(restored, list)
+            else []
+        )
+        if not levels:
+            return None
+        shown = cls(panel, src, levels)
+        landed = ensure_main_thread(panel._unless_closed(shown.landed))  # from the blocks' thread
+        for level in levels:
+            level.blocks.on_ready = landed
+        return shown
+
+    def landed(self) -> None:
+        if not self.due:
+            self.due = True
+            QTimer.singleShot(100, self.panel._unless_closed(self.redraw))
+
+    def redraw(self) -> None:
+        self.due = False
+        panel = self.panel
+        for layer in outputs_of(panel.viewer, self.src):
+            layer.refresh()
+        if panel.worker is not None:  # a new run has the bars
+            return
+        waiting = sum(level.blocks.waiting for level in self.levels)
+        panel.progress_label.visible = waiting > 0
+        panel.progress_label.value = f"computing {waiting} block(s) of the view in the background"
+        error = next((lv.blocks.error for lv in self.levels if lv.blocks.error is not None), None)
+        if error is not None and not isinstance(error, Cancelled):
+            panel.status.value, panel.state = f"failed: {in_widget_words(error)}", RunState.FAILED
