@@ -587,6 +587,7 @@ def test_the_guard_warns_of_images_without_jpeg_artifacts(vw, qtbot, notes, tmp_
     widget._select_active()
     status = widget.status.value
     assert "JPEG q~20" in status and "compressed for model jpeg-gray" in status
+    assert widget.quality_slider.label == "JPEG quality (0 = from the file: 20)"  # for FBCNN
     widget.model_combo.value = "jpeg-gray"
     assert "compressed for" not in widget.status.value
 
@@ -760,6 +761,14 @@ def test_a_downloaded_drunet_gets_the_sigma_slider_and_runs_on_a_gray_layer(
     expect = restore(camera_crop, str(tmp_path / "cache" / "drunet_color.pth"), sigma=25)
     np.testing.assert_array_equal(viewer.layers["cam restored"].data, expect.restored)
     check_outputs(viewer, viewer.layers["cam"])
+    widget.sigma_slider.value = 30  # a drag over 30..40: one rerun when it rests, with sigma 40
+    widget.sigma_slider.value = 40
+    qtbot.waitUntil(lambda: "sigma 40" in widget.status.value, timeout=30_000)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    expect = restore(camera_crop, str(tmp_path / "cache" / "drunet_color.pth"), sigma=40)
+    np.testing.assert_array_equal(viewer.layers["cam restored"].data, expect.restored)
+    widget.model_combo.value = "fbcnn-color"  # FBCNN's quality 0 says what it stands for
+    assert widget.quality_slider.label == "JPEG quality (0 = the network's estimate)"
 
 
 def test_selecting_an_output_layer_keeps_the_source_and_controls_lock_during_a_run(
@@ -1071,3 +1080,23 @@ def test_all_image_layers_are_restored_in_turn_with_one_summary(
     qtbot.waitUntil(lambda: widget.worker is None and not widget.all_layers.active, timeout=60_000)
     assert widget.status.value == "all layers: restored 0 of 2; not run 2 (cancelled)"
     assert "b restored" in viewer.layers and viewer.layers["b restored"].data is not None
+
+
+def test_a_run_over_30_s_is_estimated_before_it_starts(vw, qtbot, tmp_path, camera_crop):
+    from conftest import random_weights
+    from napari_dncnn._widget import estimate
+
+    viewer, widget = vw
+    widget.weights_edit.value = random_weights(tmp_path, 17, 64, 0)  # the bundled model's size
+    viewer.add_image(np.tile(camera_crop, (43, 35)), name="big")  # 4128 x 4200: 17 MP
+    widget._select_active()
+    qtbot.waitUntil(lambda: widget.estimates.measuring is None, timeout=60_000)  # measured
+    speed = estimate._SPEEDS[widget.estimates.key]
+    assert (
+        "MP/s measured here" in widget.status.value and f"{speed:.2f} MP/s" in widget.status.value
+    )
+    seconds = 4128 * 4200 / 1e6 / speed
+    assert seconds > 30 and (f"about {seconds / 60:.0f} min" in widget.status.value or seconds < 90)
+    viewer.add_image(camera_crop, name="small")  # a small layer: nothing said
+    widget._select_active()
+    assert "measured here" not in widget.status.value

@@ -18,7 +18,7 @@ from magicgui.widgets import (
     Slider,
     SpinBox,
 )
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import QMessageBox, QShortcut, QSizePolicy
 
@@ -77,6 +77,7 @@ def add_controls(panel, sources) -> None:
     shortcut.activated.connect(lambda: panel.restore_button.enabled and panel.start())
     panel.restore_shortcut = shortcut
     panel.saver = Saver(panel)
+    panel.rerun_timer = QTimer(singleShot=True, interval=400)  # a control slider at rest: rerun
     panel.extend(
         [
             *run_controls(panel)[:-2],
@@ -136,9 +137,10 @@ def tooltips(panel) -> dict:
         "a few levels.",
         panel.quality_slider: "FBCNN: the JPEG quality to assume. 0 = the quality of the JPEG file "
         "the layer came from, else the network's own estimate (made once for the image). Lower "
-        "values remove more.",
+        "values remove more. Once the image is restored, moving it reruns.",
         panel.sigma_slider: "DRUNet: the Gaussian noise level to remove, in 0-255 units of the "
-        "8-bit range. Higher values remove more (and smooth more).",
+        "8-bit range. Higher values remove more (and smooth more). Once the image is restored, "
+        "moving it reruns.",
         panel.tile_spin: "Side of the tiles the image is cut into, in pixels: 0 = automatic (512, smaller "
         "when memory is short), else a multiple of 64 from 128. Results do not depend on it.",
         panel.plane_check: "Restore only the plane shown (z, t): a quick preview into '<name> preview' "

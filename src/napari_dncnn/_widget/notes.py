@@ -85,6 +85,12 @@ def source_jpeg_quality(layer) -> int | None:
     return estimate_jpeg_quality(path)
 
 
+def quality_default(layer) -> str:
+    """What FBCNN's quality 0 stands for on ``layer``: its JPEG file's, or the network's estimate."""
+    quality = source_jpeg_quality(layer)
+    return f"from the file: {quality}" if quality else "the network's estimate"
+
+
 def control_of_choice(model_choice: str) -> str | None:
     """The control of a named model (FBCNN: "quality", DRUNet: "sigma"), from the registry."""
     spec = spec_for(model_choice)

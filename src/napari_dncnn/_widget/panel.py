@@ -30,6 +30,7 @@ from .choices import (
     tile_size_of,
 )
 from .controls import add_controls, run_controls
+from .estimate import Estimates
 from .notes import (
     ANYWAY,
     control_of_choice,
@@ -38,6 +39,7 @@ from .notes import (
     layer_notes,
     model_of_choice,
     progress_text,
+    quality_default,
 )
 from .outputs import SOURCE_KEY, add_outputs, outputs_of, set_strength, strength_of
 from .state import RunState
@@ -53,11 +55,15 @@ class RestoreWidget(Container):
         self.viewer = napari_viewer
         add_controls(self, self._sources)
         self.model_combo.changed.connect(self._show_model_controls)
+        for slider in (self.quality_slider, self.sigma_slider):
+            slider.changed.connect(self._control_moved)
+        self.rerun_timer.timeout.connect(lambda: self.worker is None and self.start(confirmed=True))
         for control in (
             self.layer_combo,
             self.model_combo,
             self.device_combo,
             self.precision_combo,
+            self.plane_check,
         ):
             control.changed.connect(self._show_plan)
         self.compare_check.changed.connect(self._compare)
@@ -70,6 +76,7 @@ class RestoreWidget(Container):
         self.state = RunState.IDLE
         self._pixel_verdict = None  # (the data judged, the guard's verdict, planes)
         self.plan_notes = []  # the plan's notes on the chosen layer
+        self.estimates = Estimates(self)  # the time a run will take, said before it
         self.question = None  # the question asked before a run the plan advises against
         self.last_progress = (0, 0)  # (tiles done, tiles in all) of the latest run
         self.blocks_done: dict[int, tuple[int, int]] = {}  # level -> (blocks computed, blocks)
@@ -102,6 +109,12 @@ class RestoreWidget(Container):
         control = control_of_choice(choice)
         self.quality_slider.visible = control == "quality"
         self.sigma_slider.visible = control == "sigma"
+
+    def _control_moved(self, *_) -> None:
+        """FBCNN's quality or DRUNet's sigma moved: rerun the restored image once the slider rests."""
+        src = self.layer_combo.value
+        if self.worker is None and src is not None and strength_of(self.viewer, src) is not None:
+            self.rerun_timer.start()
 
     def _compare(self, show_source: bool) -> None:
         """Before / after: hide (or show again) the output layers made from the chosen image."""
@@ -138,6 +151,8 @@ class RestoreWidget(Container):
         )
         model = model_of_choice(self.model_combo.value, self.weights_edit.value)
         self.plan_notes, self._pixel_verdict = layer_notes(layer, model, self._pixel_verdict)
+        plan += self.estimates.plan(layer, model)
+        self.quality_slider.label = f"JPEG quality (0 = {quality_default(layer)})"
         self.guard_warnings = [n.text for n in self.plan_notes if n.warns]
         self.status.value = "; ".join(plan + [n.text for n in self.plan_notes])
 
@@ -213,6 +228,7 @@ class RestoreWidget(Container):
         self.status.value, self.state = "restoring...", RunState.RUNNING
         self._started = time.perf_counter()
         self._source = layer
+        self.estimates.started()
         self.progress_bar.value, self.progress_label.value = 0, ""
         self.progress_bar.visible = self.progress_label.visible = True
         connect = {
@@ -346,6 +362,7 @@ class RestoreWidget(Container):
             self.state = RunState.STOPPED
             return
         add_outputs(self.viewer, src, out.source, out.restored, out.residual, out.limit, index)
+        self.estimates.ran(*out.rate)
         BlocksShown.watch(self, src, out.restored)
         set_strength(self.viewer, src, round(self.strength_slider.value, 3))  # as the slider says
         if (

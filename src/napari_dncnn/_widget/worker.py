@@ -39,6 +39,7 @@ class Result(NamedTuple):
     residual: object
     limit: float  # the residual layer's contrast limit
     summary: str
+    rate: tuple = (0.0, 0.0)  # (megapixels, seconds) of an in-memory run: its speed
 
 
 def is_lazy_layer(layer) -> bool:
@@ -155,7 +156,7 @@ def restore_steps(data, model, blocks: dict | None, **options):
     )
     text = summary(model, options, total, seconds, megapixels)
     lim = residual_limit(result.residual)  # here, not on the GUI thread (seconds for big stacks)
-    return Result(data, result.restored, result.residual, lim, text)
+    return Result(data, result.restored, result.residual, lim, text, (megapixels, seconds))
 
 
 def _blocks_progress(blocks: dict) -> tuple[int, int]:
