@@ -1100,3 +1100,27 @@ def test_a_run_over_30_s_is_estimated_before_it_starts(vw, qtbot, tmp_path, came
     viewer.add_image(camera_crop, name="small")  # a small layer: nothing said
     widget._select_active()
     assert "measured here" not in widget.status.value
+
+
+def test_a_restored_rgb_layer_saves_as_rgb_tiff_and_channels_first_zarr(
+    vw, qtbot, tmp_path, tiny_color_weights, astronaut_crop
+):
+    import tifffile
+    import zarr
+
+    viewer, widget = vw
+    widget.weights_edit.value = tiny_color_weights
+    viewer.add_image(astronaut_crop, name="rgb")
+    widget._select_active()
+    click_restore(qtbot, widget)
+    restored = viewer.layers["rgb restored"].data
+    for name in ("rgb.tif", "rgb.zarr"):
+        widget.saver.save_to(tmp_path / name)
+        qtbot.waitUntil(lambda: widget.saver.worker is None, timeout=30_000)
+    with tifffile.TiffFile(tmp_path / "rgb.tif") as tf:
+        assert tf.pages[0].photometric == tifffile.PHOTOMETRIC.RGB
+        np.testing.assert_array_equal(tf.asarray(), restored)
+    group = zarr.open_group(str(tmp_path / "rgb.zarr"), mode="r")
+    axes = [a["name"] for a in group.attrs["multiscales"][0]["axes"]]
+    assert axes == ["c", "y", "x"]
+    np.testing.assert_array_equal(np.moveaxis(group["0"][...], 0, -1), restored)

@@ -13,6 +13,8 @@ import torch
 from napari.qt.threading import thread_worker
 
 from ..engine import restore
+from ..weights import download_note
+from .worker import gui_threads
 
 SAY_ABOVE_S = 30.0
 MEASURE_FROM_MP = 2.0
@@ -79,9 +81,6 @@ class Estimates:
     def plan(self, layer, model: str) -> list[str]:
         """The time a run of ``layer`` will take when over 30 s (a speed not known yet is
         measured in the background first, and the plan shown again)."""
-        from ..weights import download_note
-        from .worker import gui_threads
-
         panel = self.panel
         device, precision = panel.device_combo.value, panel.precision_combo.value
         self.key = speed_key(model, device, precision, layer.rgb)

@@ -20,6 +20,7 @@ from ..files.images import TIFF_SUFFIXES, ImageFile, write_image
 from ..files.lazy_images import ZARR_SUFFIX, write_ome_zarr
 from ..files.tiled_tiff import write_tiled_tiff
 from .outputs import ROLE_KEY, outputs_of
+from .shown import ResidualLevel, RestoredLevel
 from .window import ask_first
 
 _UNITS = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "second": "s"}
@@ -28,13 +29,12 @@ _UNITS = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm", "second": 
 def full_resolution(layer):
     """A layer's data at full resolution: a numpy array, or a dask array never computed here."""
     data = layer.data[0] if layer.multiscale else layer.data
-    blocks = getattr(data, "blocks", None)
-    if hasattr(data, "at_strength"):  # a level drawn in the background (:mod:`.shown`)
+    if isinstance(data, RestoredLevel):  # a level drawn in the background: its whole graph
         import dask.array as da
 
-        return with_strength(da.asarray(data.source), blocks.residual, data.strength)
-    if hasattr(blocks, "residual"):
-        return blocks.residual
+        return with_strength(da.asarray(data.source), data.blocks.residual, data.strength)
+    if isinstance(data, ResidualLevel):
+        return data.blocks.residual
     return data
 
 
@@ -53,11 +53,7 @@ def file_like(layer, data) -> tuple[ImageFile, object]:
     ngff_axes = [{"name": n, "type": kinds.get(n, "channel")} for n in names]
     ngff_scale = scale
     if layer.rgb:  # NGFF puts channels before space: (Y, X, S) -> (C, Y, X)
-        data = (
-            np.moveaxis(data, -1, -3)
-            if isinstance(data, np.ndarray)
-            else data.transpose(*range(data.ndim - 3), data.ndim - 1, data.ndim - 3, data.ndim - 2)
-        )
+        data = data.transpose((*range(data.ndim - 3), data.ndim - 1, data.ndim - 3, data.ndim - 2))
         ngff_axes.insert(spatial - 2, {"name": "c", "type": "channel"})
         ngff_scale = scale[:-2] + [1.0] + scale[-2:]
     like = ImageFile(
