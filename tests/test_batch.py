@@ -621,3 +621,29 @@ def test_gray_inputs_of_a_colour_model_fail_before_any_file_runs(tmp_path, tiny_
     r = run_cli(src, tmp_path / "gray", "--model", tiny_color_weights)
     assert r.returncode == 2 and "--model auto or a gray model" in r.stderr, r.stderr
     assert not (tmp_path / "gray").exists()
+
+
+def test_names_up_to_the_file_systems_limit_and_a_worker_count_over_the_cores(
+    tmp_path, camera_crop, tiny_weights
+):
+    """A 250-byte name is restored through its temporaries (it failed from 214 bytes); an output
+    name over 255 bytes is that file's clear error; --workers is capped by the cores."""
+    from napari_dncnn.batch.cluster import capped_workers
+
+    src = tmp_path / "in"
+    src.mkdir()
+    long = "a" * 246 + ".png"  # 250 bytes
+    Image.fromarray(camera_crop).save(src / long)
+    Image.fromarray(camera_crop).save(src / ".hidden.png")  # skipped, and said so
+    r = run_cli(src, tmp_path / "out", "--model", tiny_weights)
+    assert r.returncode == 0 and "done 1" in r.stdout, r.stdout + r.stderr
+    assert "skipped 1 hidden image file(s) (names starting with '.'): .hidden.png" in r.stderr
+    assert (tmp_path / "out" / long).is_file()
+    r = run_cli(src, tmp_path / "out2", "--model", tiny_weights, "--save-residual")
+    assert r.returncode == 1 and "would be 259 bytes, over the 255" in r.stdout
+    assert "rename the input shorter" in r.stdout
+    said = []
+    cores = os.cpu_count() or 1
+    assert capped_workers(10_000, said.append) <= cores and "starting" in said[0]
+    assert f"this machine has {cores} cores" in said[0] or "free memory" in said[0]
+    assert capped_workers(1, said.append) == 1 and len(said) == 1  # within the cap: no word

@@ -165,6 +165,15 @@ def test_non_dncnn_files_are_clear_errors(tmp_path):
     (tmp_path / "junk.mat").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)  # an image, renamed
     with pytest.raises(NotWeightsError, match="junk.mat: not a MATLAB .mat file"):
         load_model(tmp_path / "junk.mat")
+    for name in ("folder.safetensors", "folder.pth"):  # a folder named like weights
+        (tmp_path / name).mkdir()
+        with pytest.raises(WeightsError, match=f"{name} is a folder, not a weights file"):
+            load_model(tmp_path / name)
+    from safetensors.torch import save_file
+
+    save_file(bn_free_net().state_dict(), tmp_path / "bare.safetensors")  # no record, no metadata
+    with pytest.raises(WeightsError, match="does not say which network it holds.*bare.json"):
+        load_model(tmp_path / "bare.safetensors")
 
 
 def test_convert_writes_safetensors_with_the_source_and_its_hash(tmp_path, camera_crop):

@@ -76,11 +76,36 @@ def connect(scheduler: str | None, workers: int | None, log=print):
                 "for a cluster on this machine"
             ) from exc
     cores = os.cpu_count() or 1
+    workers = capped_workers(workers, log)
     threads = max(1, cores // workers)
     log(f"starting a LocalCluster: {workers} worker process(es) x {threads} thread(s)")
     with _ctrl_c_for_this_process_only():
         cluster = _local_cluster(workers, threads)
     return Client(cluster, set_as_default=False), cluster
+
+
+WORKER_MIB = 640
+"""Memory a LocalCluster worker takes: 513 MiB measured with a 64-feature DnCNN on an 8192x8192
+image (``benchmarks/bench_scale.py --only image``), and some room."""
+
+
+def capped_workers(asked: int, log=print) -> int:
+    """``asked`` worker processes, at most one per core and what the free memory holds (with a
+    message saying so); each is a process of its own (8 on 2 cores took 2.5 GB, for no speed)."""
+    import psutil
+
+    cores = os.cpu_count() or 1
+    room = int(psutil.virtual_memory().available // (WORKER_MIB * 2**20))
+    cap = max(1, min(cores, room))
+    if asked > cap:
+        why = (
+            f"{cores} cores"
+            if cap == cores
+            else f"free memory for {room} (about {WORKER_MIB} MiB each)"
+        )
+        log(f"--workers {asked}: this machine has {why}; starting {cap} worker process(es)")
+        return cap
+    return asked
 
 
 class _ctrl_c_for_this_process_only:

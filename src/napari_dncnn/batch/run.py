@@ -44,7 +44,7 @@ from ..folders import (
 )
 from ..folders import plan_outputs as plan_folder
 from ..wording import option
-from .cluster import run_on_cluster, scheduler_address_of
+from .cluster import capped_workers, run_on_cluster, scheduler_address_of
 from .job import OUT_OF_CORE_ABOVE, PIXEL_LIMIT, BatchError, BatchOptions, process_file
 
 __all__ = ["BatchReport", "find_inputs", "plan_outputs", "run_batch", "REPORT_NAME"]
@@ -71,6 +71,8 @@ def _runner(todo, outputs, opts, scheduler, workers, retries, log, progress):
     """``(where, results)``: the files of ``todo`` run on a cluster, or one after another here."""
     if scheduler is None and workers is None:
         return "this process", iterate(todo, _in_process(outputs, opts))
+    if workers is not None:
+        workers = capped_workers(workers, log)  # said once, here; the cluster starts that many
     where = f"dask scheduler {scheduler}" if scheduler else f"LocalCluster of {workers} workers"
     runner = run_on_cluster(
         todo,

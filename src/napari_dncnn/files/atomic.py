@@ -8,6 +8,7 @@ looks finished, and :func:`remove_leftovers` finds what a killed run left.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -35,10 +36,24 @@ class JsonRecordError(ValueError):
     """A JSON file to update is not a readable JSON object; the message names it."""
 
 
+NAME_MAX = 255
+"""Bytes in a file name on the usual file systems (ext4, xfs, btrfs, APFS, NTFS in UTF-16 units)."""
+
+
 def tmp_path(target: str | os.PathLike) -> Path:
-    """Hidden temporary path beside ``target``, unique per process and thread."""
+    """Hidden temporary path beside ``target``, unique per process and thread.
+
+    A name too long to take the prefix keeps its suffix and gets a hash for the rest, so that
+    every name the file system takes can be written through a temporary (and a temporary of a
+    temporary, as the big-image path makes).
+    """
     target = Path(target)
-    return target.with_name(f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{target.name}")
+    head = f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-"
+    name = target.name
+    if len((head + name).encode()) > NAME_MAX:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:16]
+        name = digest + target.suffix[-32:]
+    return target.with_name(head + name)
 
 
 def remove(path: Path) -> None:

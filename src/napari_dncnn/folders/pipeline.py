@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files.atomic import check_writable, remove_leftovers, write_json_atomic
+from ..files.atomic import NAME_MAX, TMP_PREFIX, check_writable, remove_leftovers, write_json_atomic
 from ..files.images import IMAGE_SUFFIXES
 from ..files.lazy_images import is_zarr_path
 from ..wording import option
@@ -73,12 +73,14 @@ def find_inputs(
     zarr folder is one input (never searched inside).  Each folder is searched once: a
     symbolic link back to a folder already searched (a loop) is skipped and reported to ``log``.
     """
-    found = []
+    found, hidden = [], []
     seen = {input_dir.resolve()}
 
     def visit(folder: Path) -> None:
         for p in sorted(folder.iterdir()):
             if p.name.startswith("."):
+                if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(TMP_PREFIX):
+                    hidden.append(p.name)
                 continue
             if p.is_dir():
                 if is_zarr_path(p) and p.suffix.lower() == ".zarr":
@@ -95,6 +97,9 @@ def find_inputs(
                 found.append(p)
 
     visit(input_dir)
+    if hidden and log is not None:
+        shown = ", ".join(hidden[:3]) + (f" and {len(hidden) - 3} more" if len(hidden) > 3 else "")
+        log(f"skipped {len(hidden)} hidden image file(s) (names starting with '.'): {shown}")
     if pattern:
         found = [p for p in found if fnmatch.fnmatch(p.name.lower(), pattern.lower())]
     return sorted(found)
@@ -243,6 +248,13 @@ def plan_outputs(
                     f"its output {Path(key).name} would also be written for {others}; "
                     "rename one of them or process them into separate folders"
                 )
+    for f, outs in outputs.items():
+        long = [o.name for o in outs if len(o.name.encode()) > NAME_MAX]
+        if long and f not in errors:
+            errors[f] = (
+                f"its output name {long[0]!r} would be {len(long[0].encode())} bytes, over the "
+                f"{NAME_MAX} a file name may have; rename the input shorter"
+            )
     return FolderPlan(input_dir, output_dir, outputs, errors)
 
 

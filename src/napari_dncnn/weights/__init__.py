@@ -108,6 +108,8 @@ def _downloaded(spec: ModelSpec, progressbar) -> LoadedModel:
 def _from_path(path: Path) -> LoadedModel:
     suffix = path.suffix.lower()
     if suffix in (".mat", ".pth", ".pt"):
+        if path.is_dir():
+            raise WeightsError(f"{path} is a folder, not a weights file; pass the file itself")
         if not path.is_file():
             raise WeightsError(f"weights file {path} does not exist")
         net, record = load_matconvnet(path) if suffix == ".mat" else load_pth(path)

@@ -133,6 +133,10 @@ def _read_weights(path: Path) -> tuple[dict, dict]:
             f"weights file {path} does not exist; pass a .safetensors, .mat or .pth file "
             "or a model name (napari-dncnn batch --help lists them)"
         )
+    if path.is_dir():
+        raise WeightsError(
+            f"{path} is a folder, not a weights file; pass the .safetensors file itself"
+        )
     if path.suffix != ".safetensors":
         raise WeightsError(
             f"{path} is not a weights file napari-dncnn reads: use .safetensors (ours), .mat "
@@ -188,7 +192,13 @@ def load_safetensors(path: str | os.PathLike) -> LoadedModel:
     try:
         net = network_from_record(record)
         net.load_state_dict(tensors)
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+    except KeyError as exc:
+        raise WeightsError(
+            f"{path} does not say which network it holds (no {exc} in its metadata, and no "
+            f"{path.with_suffix('.json').name} record beside it); copy the .json record that "
+            "napari-dncnn train wrote with it beside it"
+        ) from exc
+    except (RuntimeError, ValueError, TypeError) as exc:
         raise WeightsError(f"{path} does not hold weights napari-dncnn understands: {exc}") from exc
     return LoadedModel(net.eval(), record, str(path))
 
