@@ -647,3 +647,13 @@ def test_names_up_to_the_file_systems_limit_and_a_worker_count_over_the_cores(
     assert capped_workers(10_000, said.append) <= cores and "starting" in said[0]
     assert f"this machine has {cores} cores" in said[0] or "free memory" in said[0]
     assert capped_workers(1, said.append) == 1 and len(said) == 1  # within the cap: no word
+
+
+def test_an_input_deleted_after_it_was_found_is_said_to_be_gone(tmp_path):
+    from napari_dncnn.files.images import ImageReadError, pil_values
+    from napari_dncnn.files.lazy_images import pixel_count
+
+    for name in ("gone.png", "gone.tif"):
+        with pytest.raises(ImageReadError, match="the file is gone .deleted or moved") as err:
+            (pil_values if name.endswith(".png") else pixel_count)(tmp_path / name)
+        assert "truncated" not in str(err.value) and "Errno" not in str(err.value)

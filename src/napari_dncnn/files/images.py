@@ -119,11 +119,21 @@ def pil_values(path: Path) -> tuple[int, str]:
         with _pillow_limit_lifted(), Image.open(path) as im:
             w, h = im.size
             return w * h * len(im.getbands()), f"{w}x{h}"
+    except FileNotFoundError as exc:
+        raise ImageReadError(gone(path)) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageReadError(
             f"{path}: cannot read the image header ({_reason(exc, path)}); the file may be "
             "truncated or not an image -- re-export it or remove it from the input"
         ) from exc
+
+
+def gone(path: Path) -> str:
+    """The message for an input that went away after the batch found it."""
+    return (
+        f"{path}: the file is gone (deleted or moved after the batch found it); put it back and "
+        "run the batch again to restore it"
+    )
 
 
 def _reason(exc: Exception, path: Path) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 import tifffile
 
 from .atomic import remove, replace, tmp_path
-from .images import TIFF_SUFFIXES, ImageFile, ImageReadError, tiff_meta
+from .images import TIFF_SUFFIXES, ImageFile, ImageReadError, gone, tiff_meta
 
 __all__ = [
     "LazyImage",
@@ -63,6 +63,8 @@ def pixel_count(path: Path) -> int:
         try:
             with tifffile.TiffFile(path) as tf:
                 return int(np.prod(tf.series[0].shape)) if tf.series else 0
+        except FileNotFoundError as exc:
+            raise ImageReadError(gone(path)) from exc
         except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError) as exc:
             raise ImageReadError(
                 f"{path}: cannot read the TIFF header ({exc}); the file may be truncated "
