@@ -17,7 +17,7 @@ _DATA = {"BSD68": "BSD68/", "CBSD68": "CBSD68/", "Classic5": "Classic5/", "LIVE1
 def _eval_command(spec, table: str) -> str:
     """The ``napari-dncnn eval`` command that measures the row of ``table`` once the file is here."""
     data = next((folder for key, folder in _DATA.items() if table.startswith(key)), "DATA/")
-    values = table.rsplit(" ", 1)[-1].split("/")
+    values = [v.lstrip("q") for v in table.rsplit(" ", 1)[-1].split("/")]  # "q10/20" -> 10 20
     colour = "--color" if "colour" in table else "--gray"
     if "sigma" in table:
         return f"napari-dncnn eval {data} --model {spec.name} {colour} --noise {' '.join(values)}"
