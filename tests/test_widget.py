@@ -812,6 +812,10 @@ def test_a_long_message_never_widens_the_panel(vw, qtbot, notes, tmp_path):
     assert widget.state is RunState.REFUSED and str(missing) in widget.status.value
     assert widget.native.width() == before
     assert str(missing) in widget.status.tooltip and any(str(missing) in n for n in notes)
+    from napari_dncnn._widget.notes import model_of_choice
+
+    too_long = tmp_path / ("b" * 300) / "weights.safetensors"  # over the file system's 255
+    assert model_of_choice("weights file", str(too_long)) == "weights file"  # no OSError
     # the status and guide lines use the whole width, as the buttons do (not the right column)
     x = lambda w: w.native.mapTo(widget.native, w.native.rect().topLeft()).x()  # noqa: E731
     assert x(widget.status) == x(widget.help) == x(widget.restore_button) < x(widget.model_combo)

@@ -116,10 +116,5 @@ def describe_device(device: str) -> str:
         return f"{device} {props.name} ({props.total_memory / 2**30:.0f} GiB)"
     if device == "mps":
         return "mps: Apple GPU"
-    if cpu_has_amx():
-        kind = "bf16 (AMX)"
-    elif cpu_has_native_bf16():
-        kind = "fp32, native bf16 (AVX512-BF16)"
-    else:
-        kind = "fp32 (no native bf16)"
+    kind = "bf16 (AMX)" if cpu_has_amx() else "fp32"  # short: the list sets the panel's width
     return f"cpu: {os.cpu_count() or 1} cores, {kind}"

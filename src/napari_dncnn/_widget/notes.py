@@ -99,8 +99,11 @@ def control_of_choice(model_choice: str) -> str | None:
 
 def model_of_choice(model_choice: str, weights_file=None) -> str:
     """The model the plan is about: the choice, or the weights file's path."""
-    if model_choice == "weights file" and weights_file and Path(str(weights_file)).is_file():
-        return str(weights_file)
+    try:
+        if model_choice == "weights file" and weights_file and Path(str(weights_file)).is_file():
+            return str(weights_file)
+    except OSError:  # a name the file system cannot take: Restore says why; the plan goes on
+        pass
     return model_choice
 
 
