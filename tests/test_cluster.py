@@ -453,8 +453,6 @@ def test_a_lazy_restore_computed_under_a_client_spreads_its_blocks_over_the_work
         after = client.run(loads)
     diff = np.abs(out.astype(int) - local)  # the in-memory run's pixels, but for .5 rounding ties
     assert diff.max() <= 1 and np.count_nonzero(diff) < out.size // 10_000
-    blocks = [
-        t for t in stream.data if "_restored_block" in str(t["key"])
-    ]  # fused with the network
+    blocks = [t for t in stream.data if "minus_residual" in str(t["key"])]  # fused with the network
     assert len(blocks) == 36 and len({t["worker"] for t in blocks}) == 2  # both workers took part
     assert all(after[w] - before[w] <= 1 for w in after)  # the model loaded at most once per worker

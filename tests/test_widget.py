@@ -451,7 +451,7 @@ def test_names_read_once_and_the_weights_box_has_room(vw):
     assert titles == ["Restore (DnCNN)"]
     titles = list(viewer.window.dock_widgets)  # the dock titles
     assert titles == ["Restore (napari-dncnn)"]  # was "DnCNN restore (DnCNN restore)"
-    assert widget.weights_edit.native.minimumWidth() >= 250
+    assert widget.weights_edit.native.minimumWidth() >= 200  # a path, not a few letters
 
 
 def test_every_control_has_a_tooltip_and_the_widget_a_help_line(vw):
@@ -587,7 +587,8 @@ def test_the_guard_warns_of_images_without_jpeg_artifacts(vw, qtbot, notes, tmp_
     widget._select_active()
     status = widget.status.value
     assert "JPEG q~20" in status and "compressed for model jpeg-gray" in status
-    assert widget.quality_slider.label == "JPEG quality (0 = from the file: 20)"  # for FBCNN
+    widget.model_combo.value = "fbcnn-gray"  # what FBCNN's quality 0 stands for on this layer
+    assert "JPEG quality 0 = from the file: 20" in widget.status.value
     widget.model_combo.value = "jpeg-gray"
     assert "compressed for" not in widget.status.value
 
@@ -768,7 +769,7 @@ def test_a_downloaded_drunet_gets_the_sigma_slider_and_runs_on_a_gray_layer(
     expect = restore(camera_crop, str(tmp_path / "cache" / "drunet_color.pth"), sigma=40)
     np.testing.assert_array_equal(viewer.layers["cam restored"].data, expect.restored)
     widget.model_combo.value = "fbcnn-color"  # FBCNN's quality 0 says what it stands for
-    assert widget.quality_slider.label == "JPEG quality (0 = the network's estimate)"
+    assert "JPEG quality 0 = the network's estimate" in widget.status.value
 
 
 def test_selecting_an_output_layer_keeps_the_source_and_controls_lock_during_a_run(
@@ -794,6 +795,17 @@ def test_selecting_an_output_layer_keeps_the_source_and_controls_lock_during_a_r
     other = viewer.add_image(camera_crop[::-1].copy(), name="other")
     viewer.layers.selection.active = other
     assert widget.layer_combo.value is other  # an image of the user's: followed
+
+
+def test_the_panel_leaves_a_default_window_its_canvas(vw, qtbot, camera_crop):
+    """No control sets the dock's width: a long label, a device name or the weights box made it
+    445-559 px, leaving a default 853 px window a 0-38 px canvas."""
+    viewer, widget = vw
+    viewer.add_image(camera_crop, name="cam")
+    for choice in widget.model_combo.choices:
+        widget.model_combo.value = choice
+        qtbot.wait(10)
+        assert widget.native.minimumSizeHint().width() <= 360, choice
 
 
 def test_a_long_message_never_widens_the_panel(vw, qtbot, notes, tmp_path):
@@ -871,7 +883,7 @@ def test_the_strength_slider_changes_the_restored_layer_without_a_new_run(vw, qt
     # another source has no outputs: the slider is off, and the first layer's are untouched
     other = viewer.add_image(camera_crop, name="other")
     widget.layer_combo.value = other
-    assert not widget.strength_slider.enabled
+    assert not widget.strength_slider.enabled and widget.strength_slider.value == 1.0  # its run's
     widget.layer_combo.value = src
     assert widget.strength_slider.enabled and widget.strength_slider.value == 1.5
 
@@ -910,6 +922,11 @@ def test_devices_are_named_restore_has_a_shortcut_and_the_guide_opens(vw, qtbot,
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert "cam restored" in viewer.layers
     assert "<a href" in widget.help.value
+    from napari.utils.theme import get_theme
+
+    for theme in ("light", "dark"):  # the link in the theme's text colour (Qt's blue: dark on dark)
+        viewer.theme = theme
+        assert f"color: {get_theme(theme).text.as_hex()}" in widget.help.value
     widget.help.native.linkActivated.emit("#guide")  # a click on the link
     assert widget.guide.isVisible() and "strength" in widget.guide.text()
     widget.guide.close()
@@ -1091,15 +1108,20 @@ def test_a_run_over_30_s_is_estimated_before_it_starts(vw, qtbot, tmp_path, came
     from napari_dncnn._widget import estimate
 
     viewer, widget = vw
-    widget.weights_edit.value = random_weights(tmp_path, 17, 64, 0)  # the bundled model's size
     viewer.add_image(np.tile(camera_crop, (43, 35)), name="big")  # 4128 x 4200: 17 MP
-    widget._select_active()
-    qtbot.waitUntil(lambda: widget.estimates.measuring is None, timeout=60_000)  # measured
+    qtbot.waitUntil(lambda: widget.estimates.measuring is None, timeout=60_000)  # the tiny one
+    assert "measured here" not in widget.status.value  # its run would take a few seconds
+    widget.weights_edit.value = random_weights(tmp_path, 17, 64, 0)  # the bundled model's size
+    assert widget.estimates.measuring is not None  # a new weights file: a new plan, measured
+    qtbot.waitUntil(lambda: widget.estimates.measuring is None, timeout=60_000)
     speed = estimate._SPEEDS[widget.estimates.key]
     assert (
         "MP/s measured here" in widget.status.value and f"{speed:.2f} MP/s" in widget.status.value
     )
-    seconds = 4128 * 4200 / 1e6 / speed
+    net, _ = estimate._NETS[widget.estimates.key]  # tiles of 512 px, each with its halo of 17
+    computed = estimate.computed_length(4128, 512, 17) * estimate.computed_length(4200, 512, 17)
+    assert net.halo == 17 and computed == (4128 + 9 * 34 - 34) * (4200 + 9 * 34 - 34)
+    seconds = computed / 1e6 / speed
     assert seconds > 30 and (f"about {seconds / 60:.0f} min" in widget.status.value or seconds < 90)
     viewer.add_image(camera_crop, name="small")  # a small layer: nothing said
     widget._select_active()

@@ -18,6 +18,7 @@ from magicgui.widgets import (
     Slider,
     SpinBox,
 )
+from napari.utils.theme import get_theme
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import QMessageBox, QShortcut, QSizePolicy
@@ -32,8 +33,19 @@ from .window import StatusLabel
 MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
 RESTORE_SHORTCUT = "Ctrl+Shift+R"
 GUIDE_LINK = (
-    '<a href="#guide">How to use this panel</a> (the full guide: docs/plugin.md of napari-dncnn)'
+    '<a href="#guide"{style}>How to use this panel</a> '
+    "(the full guide: docs/plugin.md of napari-dncnn)"
 )
+
+
+def guide_link(theme: str) -> str:
+    """The help link in the theme's text colour, underlined: Qt's default link blue is dark blue,
+    hard to read on napari's dark theme."""
+    try:
+        colour = get_theme(theme).text.as_hex()
+    except (KeyError, ValueError):  # a theme napari does not know: Qt's own colour
+        return GUIDE_LINK.format(style="")
+    return GUIDE_LINK.format(style=f' style="color: {colour}; text-decoration: underline"')
 
 
 def add_controls(panel, sources) -> None:
@@ -43,16 +55,14 @@ def add_controls(panel, sources) -> None:
     panel.weights_edit = FileEdit(
         mode="r", filter="*.safetensors *.mat *.pth", label="weights file", visible=False
     )
-    panel.weights_edit.min_width = 280  # room for a path, not a few letters
+    panel.weights_edit.min_width = 200  # room for a path, not a few letters (nor the dock's width)
     devices = [("auto", "auto")] + [(describe_device(d), d) for d in available_devices()]
     panel.device_combo = ComboBox(choices=devices, value="auto", label="device")
     panel.precision_combo = ComboBox(
         choices=["auto", "fp32", "bf16"], value="auto", label="precision"
     )
     panel.tile_spin = SpinBox(value=0, min=0, max=8192, step=128, label="tile size (0 = auto)")
-    panel.quality_slider = Slider(
-        value=0, min=0, max=100, label="JPEG quality (0 = auto)", visible=False
-    )
+    panel.quality_slider = Slider(value=0, min=0, max=100, label="JPEG quality", visible=False)
     panel.sigma_slider = Slider(value=15, min=0, max=100, label="noise sigma", visible=False)
     panel.plane_check = CheckBox(value=False, text="current plane only")
     panel.all_check = CheckBox(value=False, text="all image layers")
@@ -66,7 +76,9 @@ def add_controls(panel, sources) -> None:
     panel.status = StatusLabel(value="")
     panel.progress_bar = ProgressBar(value=0, min=0, max=1, label="progress", visible=False)
     panel.progress_label = Label(value="", visible=False)
-    panel.help = Label(value=GUIDE_LINK)
+    panel.help = Label(value=guide_link(panel.viewer.theme))
+    retheme = panel._unless_closed(lambda e: setattr(panel.help, "value", guide_link(e.value)))
+    panel.viewer.events.theme.connect(retheme)
     for label in (panel.status, panel.progress_label, panel.help):  # wrap, never widen the dock
         label.native.setWordWrap(True)
         label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -136,7 +148,8 @@ def tooltips(panel) -> dict:
         "AVX512-BF16 (0.6-0.7x measured) and about 10x slower elsewhere, and differs from fp32 by "
         "a few levels.",
         panel.quality_slider: "FBCNN: the JPEG quality to assume. 0 = the quality of the JPEG file "
-        "the layer came from, else the network's own estimate (made once for the image). Lower "
+        "the layer came from, else the network's own estimate (made once for the image); the "
+        "status line says which. Lower "
         "values remove more. Once the image is restored, moving it reruns.",
         panel.sigma_slider: "DRUNet: the Gaussian noise level to remove, in 0-255 units of the "
         "8-bit range. Higher values remove more (and smooth more). Once the image is restored, "

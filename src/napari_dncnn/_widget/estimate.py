@@ -1,7 +1,11 @@
 """How long a run will take, from the speed measured on this machine: said before runs over 30 s.
 
-A speed is measured once per model, device, precision and colour: on two 256x256 tiles in a
-background thread (the first warms the model up), and again by every run (its own speed).
+A speed is measured once per model, device, precision, colour and tile size, in a background
+thread: on one tile of the size the run will use, halo included (a small image warms the model up
+first), and again by every run (its own speed).  Speeds count the pixels the network computes, so
+the estimate adds what tiling adds: each tile's halo (about 12% more pixels for DnCNN's 512 px
+tiles).  The tile's own size matters too: per pixel, the 546 px tiles of a 4096x4096 run went
+1.3x slower than one 256 px tile on a 2-core AMD EPYC (AVX2), so a small tile promised too little.
 """
 
 from __future__ import annotations
@@ -11,19 +15,26 @@ import time
 import numpy as np
 import torch
 from napari.qt.threading import thread_worker
+from qtpy.QtCore import QThreadPool
 
+from ..devices import pick_device
 from ..engine import restore
-from ..weights import download_note
+from ..engine.tiles import fit_tile
+from ..weights import download_note, network_for
 from .worker import gui_threads
 
 SAY_ABOVE_S = 30.0
 MEASURE_FROM_MP = 2.0
 """Layers of at least this many megapixels get a speed measured before their first run."""
-_SPEEDS: dict[tuple, float] = {}  # (model, device, precision, rgb) -> megapixels per second
+MEASURE_SIDE_MAX = 768
+"""The measuring tile's side at most (a whole-plane network's tile is the plane itself)."""
+_SPEEDS: dict[tuple, float] = {}  # speed_key -> computed megapixels per second
+_NETS: dict[tuple, tuple] = {}  # the same key -> (network, device): its tiles and halo
 
 
-def speed_key(model: str, device: str, precision: str, rgb: bool) -> tuple:
-    return (str(model), device, precision, bool(rgb))
+def speed_key(model: str, device: str, precision: str, rgb: bool, tile_size: int = 0) -> tuple:
+    """What a speed depends on; ``tile_size`` as the panel has it (0 = automatic)."""
+    return (str(model), device, precision, bool(rgb), int(tile_size))
 
 
 def known(key: tuple) -> bool:
@@ -31,19 +42,35 @@ def known(key: tuple) -> bool:
 
 
 def record(key: tuple, megapixels: float, seconds: float) -> None:
-    """A run's own speed (runs under 0.2 s say more of the overhead than of the speed)."""
+    """A run's own speed, in computed megapixels (runs under 0.2 s say more of the overhead than
+    of the speed)."""
     if megapixels > 0 and seconds > 0.2:
         _SPEEDS[key] = megapixels / seconds
 
 
-def megapixels_of(layer, only_plane: bool) -> float:
-    """What a run of ``layer`` restores, in megapixels (a pyramid: none is said in advance)."""
+def computed_length(n: int, tile: int, halo: int) -> int:
+    """The pixels the network computes along an axis of ``n``: each tile with its halo, clipped
+    at the edges, as :func:`..engine.tiles.iter_residual` cuts them."""
+    if n <= tile:
+        return n
+    return sum(min(n, y0 + tile + halo) - max(0, y0 - halo) for y0 in range(0, n, tile))
+
+
+def megapixels_of(layer, only_plane: bool, tiling=None) -> float:
+    """What a run of ``layer`` computes, in megapixels (a pyramid: none is said in advance).
+
+    ``tiling`` is ``(network, device, tile size or None)``; without it, the layer's own pixels."""
     if layer.multiscale:
         return 0.0
     shape = layer.data.shape[:-1] if layer.rgb else layer.data.shape
     if only_plane:
         shape = shape[-2:]
-    return float(np.prod(shape)) / 1e6
+    planes, (h, w) = float(np.prod(shape[:-2])), shape[-2:]
+    if tiling is not None:
+        net, device, tile_size = tiling
+        tile = fit_tile(tile_size, net, device, (h, w))
+        h, w = computed_length(h, tile, net.halo), computed_length(w, tile, net.halo)
+    return planes * h * w / 1e6
 
 
 def estimate_words(key: tuple, megapixels: float) -> str:
@@ -56,18 +83,29 @@ def estimate_words(key: tuple, megapixels: float) -> str:
     return f"about {took} ({speed:.2f} MP/s measured here)"
 
 
+def measuring_side(net, device, tile_size: int) -> int:
+    """The side of the tile to measure on: the run's tile with its halo on both sides (at most
+    :data:`MEASURE_SIDE_MAX`), on the network's padding grid."""
+    side = min(fit_tile(tile_size or None, net, device) + 2 * net.halo, MEASURE_SIDE_MAX)
+    return -(-side // net.pad_multiple) * net.pad_multiple
+
+
 @thread_worker
 def measure(key: tuple, threads: int):
     """The speed of ``key`` on this machine, measured in the background; returns ``key``."""
-    model, device, precision, rgb = key
+    model, device, precision, rgb, tile_size = key
     torch.set_num_threads(threads)
-    tile = np.random.default_rng(0).integers(0, 256, (256, 256, 3) if rgb else (256, 256))
-    tile = tile.astype(np.uint8)
-    options = {"channel_axis": 2 if rgb else None, "device": device, "precision": precision}
-    restore(tile, model, **options)  # loads and warms the model up
-    t0 = time.perf_counter()
-    restore(tile, model, **options)
-    _SPEEDS[key] = tile.shape[0] * tile.shape[1] / 1e6 / (time.perf_counter() - t0)
+    dev = pick_device(device)
+    net = network_for(model, 3 if rgb else 1, dev)
+    side = measuring_side(net, dev, tile_size)
+    options = {"device": device, "precision": precision, "tile_size": side}
+    rng = np.random.default_rng(0)
+    for n in (min(side, 64), side):  # a warm-up, then the tile that is timed
+        tile = rng.integers(0, 256, (n, n, 3) if rgb else (n, n)).astype(np.uint8)
+        t0 = time.perf_counter()
+        restore(tile, model, channel_axis=2 if rgb else None, **options)  # one tile, no halo
+    _SPEEDS[key] = side * side / 1e6 / (time.perf_counter() - t0)
+    _NETS[key] = (net, dev)
     return key
 
 
@@ -77,14 +115,15 @@ class Estimates:
     def __init__(self, panel):
         self.panel = panel
         self.key = self.run_key = self.measuring = None
+        self.run_megapixels = 0.0  # what the running run computes, tiles' halos included
 
     def plan(self, layer, model: str) -> list[str]:
         """The time a run of ``layer`` will take when over 30 s (a speed not known yet is
         measured in the background first, and the plan shown again)."""
         panel = self.panel
         device, precision = panel.device_combo.value, panel.precision_combo.value
-        self.key = speed_key(model, device, precision, layer.rgb)
-        megapixels = megapixels_of(layer, panel.plane_check.value)
+        self.key = speed_key(model, device, precision, layer.rgb, panel.tile_spin.value)
+        megapixels = self.megapixels(layer)
         if (
             megapixels >= MEASURE_FROM_MP
             and not known(self.key)
@@ -99,12 +138,31 @@ class Estimates:
         words = estimate_words(self.key, megapixels)
         return [words] if words else []
 
+    def megapixels(self, layer) -> float:
+        """What a run of ``layer`` with the panel's settings computes, halos included once the
+        network is known (measured), else the layer's own pixels."""
+        tiling = None
+        if self.key in _NETS:
+            tiling = (*_NETS[self.key], self.panel.tile_spin.value or None)
+        try:
+            return megapixels_of(layer, self.panel.plane_check.value, tiling)
+        except ValueError:  # a tile size the run will refuse: it says why
+            return megapixels_of(layer, self.panel.plane_check.value)
+
+    def wait(self, seconds: float = 30.0) -> None:
+        """Wait for a measurement still running (the panel is closing): a process that ends
+        while it runs aborts when the thread signals its end to deleted Qt objects."""
+        if self.measuring is not None:
+            QThreadPool.globalInstance().waitForDone(int(seconds * 1000))
+
     def _measured(self, *_) -> None:
         self.measuring = None
         self.panel._show_plan()
 
-    def started(self) -> None:
+    def started(self, layer) -> None:
         self.run_key = self.key
+        self.run_megapixels = self.megapixels(layer)
 
     def ran(self, megapixels: float, seconds: float) -> None:
-        record(self.run_key, megapixels, seconds)
+        """A run's speed: over what it computed, when known, else over its pixels."""
+        record(self.run_key, max(megapixels, self.run_megapixels), seconds)

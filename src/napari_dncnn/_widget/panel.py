@@ -63,6 +63,8 @@ class RestoreWidget(Container):
             self.model_combo,
             self.device_combo,
             self.precision_combo,
+            self.weights_edit,
+            self.tile_spin,
             self.plane_check,
         ):
             control.changed.connect(self._show_plan)
@@ -133,7 +135,8 @@ class RestoreWidget(Container):
         shown = strength_of(self.viewer, src) if src is not None else None
         self.strength_slider.enabled = shown is not None and self.worker is None
         self.saver.update()
-        if shown is not None and shown != self.strength_slider.value:
+        shown = 1.0 if shown is None else shown  # no outputs yet: a run will make them at 1
+        if shown != self.strength_slider.value:
             self.strength_slider.value = shown
 
     def _show_plan(self, *_) -> None:
@@ -152,7 +155,8 @@ class RestoreWidget(Container):
         model = model_of_choice(self.model_combo.value, self.weights_edit.value)
         self.plan_notes, self._pixel_verdict = layer_notes(layer, model, self._pixel_verdict)
         plan += self.estimates.plan(layer, model)
-        self.quality_slider.label = f"JPEG quality (0 = {quality_default(layer)})"
+        if control_of_choice(self.model_combo.value) == "quality":  # what 0 is (not in the label:
+            plan.append(f"JPEG quality 0 = {quality_default(layer)}")  # it would widen the dock)
         self.guard_warnings = [n.text for n in self.plan_notes if n.warns]
         self.status.value = "; ".join(plan + [n.text for n in self.plan_notes])
 
@@ -228,7 +232,7 @@ class RestoreWidget(Container):
         self.status.value, self.state = "restoring...", RunState.RUNNING
         self._started = time.perf_counter()
         self._source = layer
-        self.estimates.started()
+        self.estimates.started(layer)
         self.progress_bar.value, self.progress_label.value = 0, ""
         self.progress_bar.visible = self.progress_label.visible = True
         connect = {
@@ -316,6 +320,7 @@ class RestoreWidget(Container):
         self._cancel.set()
         if self.worker is not None:
             self.worker.quit()
+        self.estimates.wait()  # a speed being measured: Qt must not outlive its thread
 
     def _on_layer_removed(self, event) -> None:
         """The source of a running restoration was deleted: stop, and add nothing."""

@@ -16,8 +16,9 @@ import numpy as np
 
 from ..devices import pick_device, use_bf16
 from ..weights import network_for
-from .axes import AxesPlan, ImageError, check_array, from_planes, to_dtype, to_planes
+from .axes import AxesPlan, ImageError, check_array, from_planes, to_planes
 from .controls import check_controls, choose_control
+from .strength import minus_residual
 from .tiles import count_tiles, fit_tile, iter_residual
 
 __all__ = [
@@ -59,31 +60,20 @@ def check_model_fits(net, plan: AxesPlan, shape: tuple[int, ...]) -> None:
         )
 
 
-BAND = 1 << 20
-"""Values per step when the restored image is formed: float64 temporaries stay this small."""
-
-
 def _back_to_image(
     residual_colour: np.ndarray, work: np.ndarray, plan: AxesPlan, dtype
 ) -> Restoration:
     """Residual (colour view, input units) -> (restored, residual) in the image's own layout and dtype.
 
-    Works in bands of rows, so memory above the outputs stays a few MB whatever the image size.
+    The restored image is formed a band at a time (:func:`.strength.minus_residual`), so memory
+    above the outputs stays a few tens of MB whatever the image size.
     """
     if plan.rgb:
         residual_work = np.zeros(work.shape, np.float32)
         residual_work[..., :3] = residual_colour
     else:
         residual_work = residual_colour
-    restored_work = np.empty(work.shape, dtype)
-    lead = work.ndim - (3 if plan.rgb else 2)  # axes before (Y, X[, S])
-    step = max(1, BAND // max(1, int(np.prod(work.shape[lead + 1 :]))))  # rows per band
-    for idx in np.ndindex(*work.shape[:lead]):
-        for y0 in range(0, work.shape[lead], step):
-            band = idx + (slice(y0, y0 + step),)
-            restored_work[band] = to_dtype(
-                work[band].astype(np.float64) - residual_work[band], dtype
-            )
+    restored_work = minus_residual(work, residual_work, 1.0, exact=True).astype(dtype, copy=False)
     if plan.rgb and work.shape[-1] == 4:
         restored_work[..., 3] = work[..., 3]  # alpha passes through
     restored, residual = plan.from_work(restored_work), plan.from_work(residual_work)

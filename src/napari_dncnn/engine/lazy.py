@@ -25,8 +25,9 @@ import numpy as np
 from ..devices import pick_device
 from ..weights import network_for
 from .arrays import Cancelled, Restoration, check_model_fits, predicted_quality, restore_array
-from .axes import AxesPlan, ImageError, check_dtype_shape, parse_data_range, to_dtype
+from .axes import AxesPlan, ImageError, check_dtype_shape, parse_data_range
 from .controls import PREDICT_SIDE, check_controls
+from .strength import minus_residual
 from .tiles import DEFAULT_TILE
 
 __all__ = ["is_lazy", "as_dask", "restore_lazy", "value_range"]
@@ -138,10 +139,6 @@ def _block_residual(
     if counter is not None:
         counter.tick()
     return out
-
-
-def _restored_block(image: np.ndarray, residual: np.ndarray) -> np.ndarray:
-    return to_dtype(image.astype(np.float64) - residual, image.dtype)
 
 
 def _aligned_chunks(chunks: tuple[int, ...], step: int) -> tuple[int, ...]:
@@ -256,6 +253,6 @@ def restore_lazy(
         meta=np.empty((0,) * ndim, np.float32),
     )
     restored = arr.map_blocks(
-        _restored_block, residual, dtype=arr.dtype, meta=np.empty((0,) * ndim, arr.dtype)
+        minus_residual, residual, 1.0, True, dtype=arr.dtype, meta=np.empty((0,) * ndim, arr.dtype)
     )
     return Restoration(restored, residual)

@@ -40,20 +40,38 @@ def with_strength(image, residual, strength: float = 1.0):
 
         image = da.asarray(image)
         residual = da.asarray(residual).rechunk(image.chunks)
-        return da.map_blocks(
-            _with_strength_block, image, residual, float(strength), dtype=image.dtype
-        )
-    return _with_strength_block(image, residual, float(strength))
+        return da.map_blocks(minus_residual, image, residual, float(strength), dtype=image.dtype)
+    return minus_residual(image, residual, float(strength))
 
 
-def _with_strength_block(image: np.ndarray, residual: np.ndarray, strength: float) -> np.ndarray:
-    """The numpy path, a band of values at a time."""
-    image, residual = np.asarray(image), np.asarray(residual)
-    work = np.float64 if image.dtype.itemsize > 2 and image.dtype != np.float32 else np.float32
+def minus_residual(image, residual, strength: float = 1.0, exact: bool = False) -> np.ndarray:
+    """``image - strength * residual`` in ``image``'s dtype, rounded and clipped as the engine does.
+
+    The one place a restored image is formed: the engine, its lazy blocks and the strength slider.
+    ``exact`` works in float64, as the engine's restoration does, so that its pixels are the same
+    in memory and out of core; otherwise float32 where that is exact enough (images of at most
+    16 bits, and float32 images), which halves the work of a slider move.  Any memory layout
+    (a channels-last view, say) is taken as it is, a band at a time: no copy of the whole image.
+    """
+    image, residual = np.atleast_1d(image), np.atleast_1d(residual)
+    wide = exact or (image.dtype.itemsize > 2 and image.dtype != np.float32)
+    work = np.float64 if wide else np.float32
     out = np.empty(image.shape, image.dtype)
-    flat_in, flat_res, flat_out = image.reshape(-1), residual.reshape(-1), out.reshape(-1)
-    for a in range(0, flat_in.size, BAND):
-        band = slice(a, a + BAND)
-        values = flat_in[band].astype(work) - work(strength) * flat_res[band].astype(work)
-        flat_out[band] = to_dtype(values, image.dtype)
+    _in_bands(image, residual, work(strength), out)
     return out
+
+
+def _in_bands(image: np.ndarray, residual: np.ndarray, strength, out: np.ndarray) -> None:
+    """``out[...] = image - strength * residual``, about :data:`BAND` values at a time: bands of
+    the first axis, or each of its entries in turn when one entry holds more than a band."""
+    row = int(np.prod(image.shape[1:]))
+    if image.ndim > 1 and row > BAND:
+        for i in range(image.shape[0]):
+            _in_bands(image[i], residual[i], strength, out[i])
+        return
+    step = max(1, BAND // max(1, row))
+    work = type(strength)
+    for a in range(0, image.shape[0], step):
+        band = slice(a, a + step)
+        values = image[band].astype(work) - strength * residual[band].astype(work)
+        out[band] = to_dtype(values, out.dtype)
