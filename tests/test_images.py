@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import tifffile
+from PIL import Image
 
 from napari_dncnn.files.images import ImageReadError, read_image, write_image
 
@@ -68,3 +69,46 @@ def test_broken_files_name_the_file(tmp_path, camera_crop):
 def test_writes_leave_no_temporary_file(tmp_path):
     write_image(tmp_path / "x.png", np.zeros((5, 5), np.uint8))
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
+
+
+@pytest.mark.parametrize("source", ["jpeg", "png", "png16"])
+def test_a_png_output_keeps_the_resolution_and_icc_profile(tmp_path, source):
+    """A restored (or unchanged) PNG/JPEG kept neither its dpi nor its colour profile."""
+    import imagecodecs
+    from PIL import ImageCms
+    from skimage import data
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    rgb = data.astronaut()[:64, :96]
+    src = tmp_path / f"in.{'jpg' if source == 'jpeg' else 'png'}"
+    if source == "png16":  # Pillow cannot write 16-bit colour: the chunks go in by hand
+        from napari_dncnn.files.images import png_with_chunks
+
+        rgb16 = rgb.astype(np.uint16) * 257
+        src.write_bytes(
+            png_with_chunks(imagecodecs.png_encode(rgb16), {"dpi": (300, 300), "icc_profile": icc})
+        )
+    else:
+        Image.fromarray(rgb).save(src, dpi=(300, 300), icc_profile=icc, quality=30)
+    img = read_image(src)
+    assert img.pil["icc_profile"] == icc and np.allclose(img.pil["dpi"], (300, 300), atol=0.01)
+    out = write_image(tmp_path / "out.png", img.data[::-1].copy(), img)
+    with Image.open(out) as im:
+        assert im.info["icc_profile"] == icc and np.allclose(im.info["dpi"], (300, 300), atol=0.01)
+    np.testing.assert_array_equal(read_image(out).data, img.data[::-1])  # the pixels as written
+    assert read_image(out).data.dtype == (np.uint16 if source == "png16" else np.uint8)
+
+
+def test_a_cmyk_jpeg_profile_is_not_put_on_its_rgb_pixels(tmp_path):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # stands for CMYK's
+    Image.new("CMYK", (32, 32), (10, 20, 30, 0)).save(
+        tmp_path / "c.jpg", icc_profile=icc, dpi=(150, 150)
+    )
+    img = read_image(tmp_path / "c.jpg")
+    assert (
+        img.data.shape == (32, 32, 3)
+        and "icc_profile" not in img.pil
+        and img.pil["dpi"] == (150.0, 150.0)
+    )

@@ -328,9 +328,9 @@ def _restore_decoded_in_blocks(img, out: Outputs, o: BatchOptions) -> None:
     write_tiled_tiff(
         targets, residual, like, tile=o.block_size, into=((result.restored, restored),)
     )
-    del data, result, residual
+    del data, result, residual, like
     img.data = None  # the decoded input goes before the restored image is encoded
-    write_image(out.restored, restored)
+    write_image(out.restored, restored, ImageFile(None, img.path, img.kind, img.axes, pil=img.pil))
 
 
 def _restore_lazily(data, channel_axis, o: BatchOptions, src: Path, data_range=None):

@@ -10,7 +10,9 @@ leaves a file that looks finished.
 from __future__ import annotations
 
 import os
+import struct
 import threading
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +60,7 @@ class ImageFile:
     axes: str = ""  # TIFF axes ("YX", "ZYX", "YXS") or NGFF axis names upper-cased ("CYX")
     tiff: dict = field(default_factory=dict)  # imagej/ome metadata, resolution, photometric
     ngff: dict = field(default_factory=dict)  # {"axes": [...], "scale": [...]} of a zarr source
+    pil: dict = field(default_factory=dict)  # a PNG/JPEG's "dpi" and "icc_profile", for a PNG out
     samples: str = ""  # "" (RGB(A) when 3 or 4), "planes" (gray samples) or "gray+alpha"
     _closers: list = field(default_factory=list, repr=False)
 
@@ -220,26 +223,48 @@ def _png_16bit_colour(path: Path) -> bool:
     )
 
 
+CONVERTED_MODES = ("1", "CMYK", "YCbCr", "LAB", "HSV")
+"""Pillow modes read as L or RGB: an ICC profile of theirs would not describe the pixels read."""
+
+
+def pil_info(im: Image.Image) -> dict:
+    """What a PNG output keeps of a PNG/JPEG/BMP: its resolution and ICC profile (not that of a
+    mode converted on reading, such as CMYK)."""
+    info = {}
+    dpi = im.info.get("dpi")
+    if isinstance(dpi, tuple) and len(dpi) == 2 and all(d and d > 0 for d in dpi):
+        info["dpi"] = tuple(float(d) for d in dpi)
+    icc = im.info.get("icc_profile")
+    if icc and im.mode not in CONVERTED_MODES:
+        info["icc_profile"] = icc
+    return info
+
+
 def _read_pil(path: Path) -> ImageFile:
     if path.suffix.lower() == ".png" and _png_16bit_colour(path):
         import imagecodecs
 
-        return ImageFile(imagecodecs.png_decode(path.read_bytes()), path, "pil", "YXS")
+        with Image.open(path) as im:  # the header only: resolution and profile
+            info = pil_info(im)
+        data = imagecodecs.png_decode(path.read_bytes())
+        return ImageFile(data, path, "pil", "YXS", pil=info)
     with Image.open(path) as im:
         im.load()
+        info = pil_info(im)
         im = ImageOps.exif_transpose(im)  # as photo viewers show it; outputs carry no orientation
         mode = im.mode
         if mode == "P":
             im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         elif mode == "LA":  # gray + alpha: the gray plane is restored, the alpha kept
-            return ImageFile(np.asarray(im).copy(), path, "pil", "YXS", samples="gray+alpha")
-        elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+            data = np.asarray(im).copy()
+            return ImageFile(data, path, "pil", "YXS", samples="gray+alpha", pil=info)
+        elif mode in CONVERTED_MODES:
             im = im.convert("L" if mode == "1" else "RGB")
         elif mode.startswith("I;16"):
-            return ImageFile(np.asarray(im).astype(np.uint16), path, "pil", "YX")
+            return ImageFile(np.asarray(im).astype(np.uint16), path, "pil", "YX", pil=info)
         data = np.asarray(im).copy()
     axes = "YX" if data.ndim == 2 else "YXS"
-    return ImageFile(data, path, "pil", axes)
+    return ImageFile(data, path, "pil", axes, pil=info)
 
 
 def _read_tiff(path: Path) -> ImageFile:
@@ -320,7 +345,8 @@ def tiff_meta(tf: tifffile.TiffFile) -> dict:
 
 
 def write_image(target: str | os.PathLike, data: np.ndarray, like: ImageFile | None = None) -> Path:
-    """Write ``data`` to ``target`` (.tif or .png) atomically, with ``like``'s TIFF metadata."""
+    """Write ``data`` to ``target`` (.tif or .png) atomically, with ``like``'s TIFF metadata, or
+    its PNG/JPEG resolution and ICC profile for a PNG."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix.lower() not in TIFF_SUFFIXES | {".png"}:
@@ -328,13 +354,39 @@ def write_image(target: str | os.PathLike, data: np.ndarray, like: ImageFile | N
     with atomic_target(target) as tmp:
         if target.suffix.lower() in TIFF_SUFFIXES:
             _write_tiff(tmp, data, like)
-        elif data.dtype == np.uint16 and data.ndim == 3:  # 16-bit colour: Pillow would cut it to 8
-            import imagecodecs
-
-            Path(tmp).write_bytes(imagecodecs.png_encode(np.ascontiguousarray(data)))
         else:
-            Image.fromarray(data).save(tmp, format="PNG")
+            _write_png(tmp, data, like.pil if like is not None and like.kind == "pil" else {})
     return target
+
+
+def _write_png(path, data: np.ndarray, info: dict) -> None:
+    """A PNG with ``info``'s resolution and ICC profile (16-bit colour: written by imagecodecs,
+    which keeps the 16 bits that Pillow would cut to 8, and adds the two chunks itself)."""
+    if data.dtype == np.uint16 and data.ndim == 3:
+        import imagecodecs
+
+        Path(path).write_bytes(
+            png_with_chunks(imagecodecs.png_encode(np.ascontiguousarray(data)), info)
+        )
+    else:
+        Image.fromarray(data).save(path, format="PNG", **info)
+
+
+def png_with_chunks(png: bytes, info: dict) -> bytes:
+    """``png`` with a pHYs chunk (``info["dpi"]``) and an iCCP chunk (``info["icc_profile"]``)
+    added after its IHDR, as the PNG specification places them (before the image data)."""
+    chunks = []
+    if "icc_profile" in info:
+        chunks.append(_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(info["icc_profile"])))
+    if "dpi" in info:
+        x, y = (round(d / 0.0254) for d in info["dpi"])
+        chunks.append(_chunk(b"pHYs", struct.pack(">IIB", x, y, 1)))
+    ihdr_end = 8 + 8 + 13 + 4  # signature, IHDR's length and type, its data, its CRC
+    return png[:ihdr_end] + b"".join(chunks) + png[ihdr_end:]
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def _write_tiff(path: Path, data: np.ndarray, like: ImageFile | None) -> None:
