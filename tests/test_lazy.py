@@ -157,6 +157,8 @@ def test_ome_zarr_in_and_out_valid_ngff(tmp_path, tiny_gray):
             ],
         }
     ]
+    window = {"start": 10, "end": 200, "min": 0, "max": 255}
+    root.attrs["omero"] = {"channels": [{"label": "DAPI", "color": "0000FF", "window": window}]}
     with open_lazy(src) as img:
         assert img.data.shape == vol.shape and img.axes == "ZYX"  # full-resolution level
         out = restore_lazy(img.data, tiny_gray, device="cpu", block_size=64)
@@ -178,6 +180,44 @@ def test_ome_zarr_in_and_out_valid_ngff(tmp_path, tiny_gray):
         ref,
         255,
     )
+    # the pyramid and the channel metadata kept: level 1 is level 0's 2x2 means, at its scale
+    datasets = group.attrs["multiscales"][0]["datasets"]
+    scales = [d["coordinateTransformations"][0]["scale"] for d in datasets]
+    assert scales == [[2.0, 0.5, 0.5], [2.0, 1.0, 1.0]]
+    level0 = group["0"][:].astype(float)
+    expect = np.round(level0.reshape(2, 75, 2, 70, 2).mean(axis=(2, 4)))
+    np.testing.assert_array_equal(group["1"][:], expect)
+    assert group.attrs["omero"]["channels"] == [
+        {"label": "DAPI", "color": "0000FF", "window": window}
+    ]
+    residual = zarr.open_group(tmp_path / "o_res.zarr", mode="r")  # its range is not the image's
+    assert residual.attrs["omero"]["channels"] == [{"label": "DAPI", "color": "0000FF"}]
+    assert residual["1"].dtype == np.float32 and residual["1"].shape == (2, 75, 70)
+
+
+def test_a_plain_channels_last_zarr_comes_out_as_one(tmp_path, tiny_color_weights):
+    """A (Y, X, 3) zarr array came out as OME-Zarr with axes z, y, x."""
+    from napari_dncnn.batch import run_batch
+
+    rgb = data.astronaut()[:192, :160]
+    (tmp_path / "in").mkdir()
+    z = zarr.open_array(
+        tmp_path / "in" / "rgb.zarr", mode="w", shape=rgb.shape, chunks=(64, 64, 3), dtype=rgb.dtype
+    )
+    z[:] = rgb
+    report = run_batch(
+        tmp_path / "in",
+        tmp_path / "out",
+        model=tiny_color_weights,
+        progress=False,
+        force=True,
+    )
+    assert report.summary_line().startswith("done 1,")
+    out = zarr.open(tmp_path / "out" / "rgb.zarr", mode="r")
+    assert isinstance(out, zarr.Array) and out.shape == rgb.shape and out.dtype == rgb.dtype
+    assert out.chunks == (192, 160, 3)  # whole blocks of rows: no two writers share a chunk
+    expect = restore(rgb, tiny_color_weights, channel_axis=2, device="cpu").restored  # as colour
+    assert np.abs(out[:].astype(int) - expect).max() <= 1
 
 
 def test_open_lazy_errors_name_the_file(tmp_path):

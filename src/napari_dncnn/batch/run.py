@@ -29,7 +29,6 @@ from pathlib import Path
 from ..devices import pick_device
 from ..files.atomic import remove_leftovers
 from ..files.images import TIFF_SUFFIXES, colour_from_header
-from ..files.lazy_images import is_zarr_path
 from ..folders import (
     FileResult,
     FolderReport,
@@ -200,7 +199,7 @@ def _refuse_gray_for_a_colour_model(todo: list[Path], model: str, results: dict)
     colour weights file) fail from their headers; :class:`BatchError` when every input is gray."""
     if not todo or not _colour_only(model):
         return todo
-    gray = [f for f in todo if is_zarr_path(f) or colour_from_header(f) is False]
+    gray = [f for f in todo if colour_from_header(f) is False]  # zarr too: (Y, X, 3) is colour
     if not gray:
         return todo
     why = (

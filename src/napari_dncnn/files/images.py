@@ -66,7 +66,7 @@ class ImageFile:
 
     @property
     def channel_axis(self) -> int | None:
-        if self.kind == "zarr" or self.samples:
+        if self.samples or (self.kind == "zarr" and "S" not in self.axes):
             return None  # independent channels (fluorescence, gray + alpha): not colour
         return rgb_channel_axis(self.data.shape, self.axes)
 
@@ -295,12 +295,25 @@ def colour_from_header(path: Path) -> bool | None:
                 return not samples and rgb_channel_axis(series.shape, series.axes) is not None
         if suffix == ".png" and _png_16bit_colour(path):
             return True
+        if suffix == ".zarr" and path.is_dir():  # a plain array or OME-Zarr (channels: gray)
+            return _zarr_is_colour(path)
         if suffix in PIL_SUFFIXES:
             with _pillow_limit_lifted(), Image.open(path) as im:
                 return im.mode not in ("1", "L", "LA", "I", "F") and not im.mode.startswith("I;16")
     except (UnidentifiedImageError, OSError, ValueError, IndexError, tifffile.TiffFileError):
         return None
     return None
+
+
+def _zarr_is_colour(path: Path) -> bool | None:
+    """A plain zarr array of (Y, X, 3 or 4) is colour; OME-Zarr channels are independent."""
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception:  # zarr raises several unrelated types: reading the image says why
+        return None
+    return isinstance(node, zarr.Array) and node.ndim == 3 and node.shape[-1] in (3, 4)
 
 
 def tiff_samples(tf: tifffile.TiffFile, series) -> str:
