@@ -43,6 +43,33 @@ def test_ome_tiff_keeps_physical_sizes(tmp_path):
         assert pixels["PhysicalSizeX"] == 0.5 and pixels["PhysicalSizeZ"] == 3.0
 
 
+def test_ome_tiff_keeps_channel_names_whole_and_tiled(tmp_path):
+    """An OME-TIFF's channel names (DAPI, GFP) were dropped from the restored file."""
+    import dask.array as da
+
+    from napari_dncnn.files.lazy_images import open_lazy
+    from napari_dncnn.files.tiled_tiff import write_tiled_tiff
+
+    src = tmp_path / "two.ome.tif"
+    planes = np.arange(2 * 32 * 48, dtype=np.uint16).reshape(2, 32, 48)
+    md = {"axes": "CYX", "Channel": {"Name": ["DAPI", "GFP"]}, "PhysicalSizeX": 0.5}
+    tifffile.imwrite(src, planes, metadata=md)
+    whole = write_image(tmp_path / "whole.ome.tif", planes, read_image(src))
+    with open_lazy(src) as img:
+        tiled = write_tiled_tiff([tmp_path / "tiled.ome.tif"], [da.asarray(img.data)], img)[0]
+    for out in (whole, tiled):
+        with tifffile.TiffFile(out) as tf:
+            pixels = tifffile.xml2dict(tf.ome_metadata)["OME"]["Image"]["Pixels"]
+            assert [c["Name"] for c in pixels["Channel"]] == ["DAPI", "GFP"], out
+            assert tf.series[0].axes == "CYX" and pixels["PhysicalSizeX"] == 0.5
+    rgb = tmp_path / "rgb.ome.tif"  # one channel of three samples: its name is not kept
+    tifffile.imwrite(
+        rgb, np.zeros((8, 8, 3), np.uint8), photometric="rgb", metadata={"Channel": {"Name": "RGB"}}
+    )
+    out = write_image(tmp_path / "rgb_out.tif", np.ones((8, 8, 3), np.uint8), read_image(rgb))
+    assert tifffile.imread(out).shape == (8, 8, 3)
+
+
 def test_rgb_tiff_channel_axis(tmp_path):
     tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((10, 12, 3), np.uint8), photometric="rgb")
     img = read_image(tmp_path / "rgb.tif")

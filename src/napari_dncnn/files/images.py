@@ -352,9 +352,24 @@ def tiff_meta(tf: tifffile.TiffFile) -> dict:
             for k, v in pixels.items()
             if k.startswith("PhysicalSize") or k.startswith("TimeIncrement")
         }
+        names = ome_channel_names(pixels)
+        if names:
+            meta["ome"]["Channel"] = {"Name": names}
     elif page.description and not page.description.startswith("{"):
         meta["description"] = page.description
     return meta
+
+
+def ome_channel_names(pixels: dict) -> list[str] | None:
+    """The names of an OME image's channels, when every channel has one and is one plane (the
+    channels of an RGB image are its samples: one name for three, which is not kept)."""
+    channels = pixels.get("Channel")
+    channels = channels if isinstance(channels, list) else [channels] if channels else []
+    names = [c.get("Name") for c in channels if isinstance(c, dict)]
+    one_plane = all(int(c.get("SamplesPerPixel", 1)) == 1 for c in channels if isinstance(c, dict))
+    if not names or not one_plane or not all(isinstance(n, str) and n for n in names):
+        return None
+    return names
 
 
 def write_image(target: str | os.PathLike, data: np.ndarray, like: ImageFile | None = None) -> Path:
