@@ -298,6 +298,48 @@ print("alive", widget.worker is None or not widget.worker.is_running)
 """
 
 
+CLOSE_BLOCKS_CHILD = r"""
+import sys, time
+import dask.array as da
+import napari
+import numpy as np
+from qtpy.QtWidgets import QApplication
+
+viewer = napari.Viewer(show=True)
+_, widget = viewer.window.add_plugin_dock_widget("napari-dncnn", "Restore")
+widget.model_combo.value = "weights file"
+widget.weights_edit.value = sys.argv[1]
+big = np.random.default_rng(0).integers(0, 256, (4096, 4096), dtype=np.uint8)
+viewer.add_image([da.from_array(big, chunks=512), big[::16, ::16]], multiscale=True)
+widget.start(confirmed=True)
+while widget.worker is not None:
+    QApplication.processEvents()
+    time.sleep(0.01)
+viewer.camera.center, viewer.camera.zoom = (2048, 2048), 2  # level 0: its blocks, in a thread
+end = time.perf_counter() + 30
+while "computing" not in widget.progress_label.value and time.perf_counter() < end:
+    QApplication.processEvents()
+    time.sleep(0.01)
+print("computing", "computing" in widget.progress_label.value, flush=True)
+viewer.close()
+"""
+
+
+def test_closing_the_viewer_while_pyramid_blocks_compute_exits_cleanly(tmp_path):
+    """A block thread still in the network when Python exited: 'terminate called', abort."""
+    from conftest import random_weights
+
+    weights = random_weights(tmp_path, 17, 64, 0)  # blocks of seconds, as the bundled model's
+    out = subprocess.run(
+        [sys.executable, "-c", CLOSE_BLOCKS_CHILD, weights],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0 and "computing True" in out.stdout, out.stdout + out.stderr[-2000:]
+    assert "terminate called" not in out.stderr
+
+
 def test_closing_the_viewer_during_a_run_stops_it_and_keeps_python_alive():
     """A worker signal reached the deleted widget: PyQt aborted the process ('Fatal Python error')."""
     out = subprocess.run(
@@ -460,7 +502,7 @@ def test_every_control_has_a_tooltip_and_the_widget_a_help_line(vw):
         if control is not widget.help:
             assert control.tooltip, control.label or control.name
     assert "weights file" in widget.weights_edit.choose_btn.tooltip
-    assert "docs/plugin.md" in widget.help.value
+    assert "How to use this panel" in widget.help.value and "every control" in widget.help.value
 
 
 def test_tile_sizes_below_128_or_off_the_64_grid_are_refused(vw, qtbot, notes, camera_crop):
@@ -783,6 +825,7 @@ def test_selecting_an_output_layer_keeps_the_source_and_controls_lock_during_a_r
     states.append(
         (widget.model_combo.enabled, widget.layer_combo.enabled, widget.tile_spin.enabled)
     )
+    assert not widget.compare_check.enabled and widget.cancel_button.enabled
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
     assert (
         states == [(False, False, False)]
@@ -802,6 +845,12 @@ def test_the_panel_leaves_a_default_window_its_canvas(vw, qtbot, camera_crop):
     445-559 px, leaving a default 853 px window a 0-38 px canvas."""
     viewer, widget = vw
     viewer.add_image(camera_crop, name="cam")
+    controls = viewer.window._qt_viewer.dockLayerControls.widget()
+    before = controls.minimumSizeHint().width()
+    click_restore(qtbot, widget)  # the residual's colormap joins every layer's colormap box
+    viewer.layers.selection.active = viewer.layers["cam residual"]
+    qtbot.wait(10)
+    assert controls.minimumSizeHint().width() <= before + 8  # its name widened them by 112 px
     for choice in widget.model_combo.choices:
         widget.model_combo.value = choice
         qtbot.wait(10)
@@ -928,7 +977,9 @@ def test_devices_are_named_restore_has_a_shortcut_and_the_guide_opens(vw, qtbot,
         viewer.theme = theme
         assert f"color: {get_theme(theme).text.as_hex()}" in widget.help.value
     widget.help.native.linkActivated.emit("#guide")  # a click on the link
-    assert widget.guide.isVisible() and "strength" in widget.guide.text()
+    guide = widget.guide_text.toPlainText()
+    assert widget.guide.isVisible() and "strength" in guide and "Save restored..." in guide
+    assert "status line" in guide and guide.index("Restore") < guide.index("status line")
     widget.guide.close()
 
 

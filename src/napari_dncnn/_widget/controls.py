@@ -19,9 +19,16 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.utils.theme import get_theme
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QTimer
 from qtpy.QtGui import QKeySequence
-from qtpy.QtWidgets import QMessageBox, QShortcut, QSizePolicy
+from qtpy.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QShortcut,
+    QSizePolicy,
+    QTextBrowser,
+    QVBoxLayout,
+)
 
 from ..devices import available_devices, describe_device
 from ..weights import MODEL_NAMES
@@ -32,10 +39,7 @@ from .window import StatusLabel
 
 MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
 RESTORE_SHORTCUT = "Ctrl+Shift+R"
-GUIDE_LINK = (
-    '<a href="#guide"{style}>How to use this panel</a> '
-    "(the full guide: docs/plugin.md of napari-dncnn)"
-)
+GUIDE_LINK = '<a href="#guide"{style}>How to use this panel</a>: every control, in a few words'
 
 
 def guide_link(theme: str) -> str:
@@ -93,7 +97,6 @@ def add_controls(panel, sources) -> None:
     panel.extend(
         [
             *run_controls(panel)[:-2],
-            panel.compare_check,
             panel.saver.button,
             panel.saver.residual_check,
             panel.restore_button,
@@ -130,6 +133,7 @@ def run_controls(panel) -> list:
         panel.plane_check,
         panel.all_check,
         panel.strength_slider,
+        panel.compare_check,
         panel.saver.button,  # last two: laid out after the before / after box
         panel.saver.residual_check,
     ]
@@ -187,17 +191,23 @@ def set_tooltips(panel) -> None:
 
 
 def guide_html(panel) -> str:
-    """The guide the help link opens: each control's name and its tooltip."""
+    """The guide the help link opens: each control's name and its help, in the panel's order."""
+    tips = tooltips(panel)
+    tips[panel.saver.button] = panel.saver.button.tooltip
+    tips[panel.saver.residual_check] = panel.saver.residual_check.tooltip
+    names = {panel.status: "status line", panel.progress_label: "progress line"}
+    skip = (panel.help, panel.progress_bar)  # the link itself; the bar is the progress line's
+    order = [w for w in panel if w in tips and w not in skip]
     rows = "".join(
-        f"<dt><b>{escape(_name(w))}</b></dt><dd>{escape(tip)}</dd>"
-        for w, tip in tooltips(panel).items()
-        if w is not panel.help
+        f"<dt><b>{escape(names.get(w) or _name(w))}</b></dt><dd>{escape(tips[w])}</dd>"
+        for w in order
     )
     return (
         "<p>Choose an image layer and click <b>Restore</b> "
         f"({RESTORE_SHORTCUT}); the panel adds the layers &lt;name&gt; residual and &lt;name&gt; "
         "restored.</p>"
-        f"<dl>{rows}</dl><p>The full guide is docs/plugin.md of napari-dncnn.</p>"
+        f"<dl>{rows}</dl><p>The full guide, with examples, is docs/plugin.md in the source of "
+        "napari-dncnn (beside its README).</p>"
     )
 
 
@@ -205,13 +215,21 @@ def _name(widget) -> str:
     return getattr(widget, "text", "") or widget.label or widget.name.replace("_", " ")
 
 
-def show_guide(panel) -> QMessageBox:
-    """The guide in a window of its own that does not block the viewer."""
-    box = QMessageBox(panel.native)
+def show_guide(panel) -> QDialog:
+    """The guide in a window of its own, scrolled where it is taller than the screen, that does
+    not block the viewer."""
+    box = QDialog(panel.native)
     box.setWindowTitle("napari-dncnn: the Restore panel")
-    box.setTextFormat(Qt.TextFormat.RichText)
-    box.setText(guide_html(panel))
+    text = QTextBrowser(box)
+    text.setHtml(guide_html(panel))
+    ok = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok, parent=box)
+    ok.accepted.connect(box.close)
+    layout = QVBoxLayout(box)
+    layout.addWidget(text)
+    layout.addWidget(ok)
+    screen = panel.native.screen().availableGeometry()
+    box.resize(min(560, int(screen.width() * 0.9)), int(screen.height() * 0.7))
     box.setModal(False)
     box.show()
-    panel.guide = box
+    panel.guide, panel.guide_text = box, text
     return box

@@ -20,7 +20,7 @@ from ..engine import with_strength
 
 RESIDUAL_CMAP = Colormap(
     [[0.1, 0.3, 1.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.3, 0.1, 1.0]],
-    name="dncnn residual (blue - black - red)",
+    name="dncnn residual",  # short: napari sizes every colormap box by the longest name
 )
 SOURCE_KEY = "napari_dncnn_source"
 ROLE_KEY = "napari_dncnn_role"  # "restored", "residual", "preview restored", "preview residual"

@@ -42,6 +42,7 @@ from .notes import (
     quality_default,
 )
 from .outputs import SOURCE_KEY, add_outputs, outputs_of, set_strength, strength_of
+from .shown import stop_all
 from .state import RunState
 from .window import alive, ask_first, restore_spinners, slow_spinners
 from .worker import is_lazy_layer, restore_steps
@@ -321,6 +322,7 @@ class RestoreWidget(Container):
         if self.worker is not None:
             self.worker.quit()
         self.estimates.wait()  # a speed being measured: Qt must not outlive its thread
+        stop_all()  # blocks of a pyramid's view (the run's cancel stops them within a tile)
 
     def _on_layer_removed(self, event) -> None:
         """The source of a running restoration was deleted: stop, and add nothing."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -25,11 +26,21 @@ QUEUE_BLOCKS = 64
 """Blocks waiting at most; older requests (views panned away from) are dropped first."""
 
 
+_ALL: weakref.WeakSet = weakref.WeakSet()  # every level's blocks, to stop them when napari closes
+
+
+def stop_all(seconds: float = 30.0) -> None:
+    """Drop every queued block and wait (at most ``seconds``) for the blocks being computed: a
+    process that exits while a thread runs the network aborts ('terminate called ...')."""
+    for blocks in list(_ALL):
+        blocks.stop(seconds)
+
+
 class LevelBlocks:
     """The residual blocks of one lazy level: computed on request in a background thread, kept."""
 
     def __init__(self, residual, threads: int = 1):
-        self.residual, self.threads = residual, threads
+        self.residual, self.threads = _own_graph(residual), threads
         self.shape = residual.shape
         self._edges = [np.cumsum((0, *c)) for c in residual.chunks]
         self._done: OrderedDict = OrderedDict()  # block index -> float32 block
@@ -38,6 +49,14 @@ class LevelBlocks:
         self._thread: threading.Thread | None = None
         self.on_ready = lambda: None  # called from the thread after each block (or its failure)
         self.error: Exception | None = None
+        _ALL.add(self)
+
+    def stop(self, seconds: float) -> None:
+        """No more blocks: the queue dropped, the block being computed waited for."""
+        with self._lock:
+            self._queue, thread = [], self._thread
+        if thread is not None:
+            thread.join(seconds)
 
     @property
     def waiting(self) -> int:
@@ -87,7 +106,7 @@ class LevelBlocks:
                     return
                 idx = self._queue.pop(0)
             try:
-                block = self.residual.blocks[idx].compute(scheduler="synchronous")
+                block = self._compute(idx)
             except Exception as exc:  # noqa: BLE001 - a cancelled run, or a failure the panel says
                 with self._lock:
                     self.error, self._queue, self._thread = exc, [], None
@@ -98,6 +117,27 @@ class LevelBlocks:
                 while sum(b.nbytes for b in self._done.values()) > CACHE_BYTES:
                     self._done.popitem(last=False)
             self.on_ready()
+
+    def _compute(self, idx: tuple) -> np.ndarray:
+        """One block; a failure other than a cancel is tried once more before it is said."""
+        from ..engine import Cancelled
+
+        try:
+            return self.residual.blocks[idx].compute(scheduler="synchronous")
+        except Cancelled:
+            raise
+        except Exception:  # noqa: BLE001 - once more; the second failure is the panel's to say
+            return self.residual.blocks[idx].compute(scheduler="synchronous")
+
+
+def _own_graph(residual):
+    """``residual`` on a task graph of its own (a plain dict, copied): the viewer reads the source
+    level on the GUI thread while this thread computes blocks, and dask's graph layers, which the
+    two would otherwise share, are not made to be used by two threads at once."""
+    import dask.array as da
+
+    graph = dict(residual.__dask_graph__())
+    return da.Array(graph, residual.name, residual.chunks, meta=residual._meta)
 
 
 def _box(key, shape) -> tuple[list[tuple[int, int]], tuple]:
