@@ -316,11 +316,13 @@ while widget.worker is not None:
     QApplication.processEvents()
     time.sleep(0.01)
 viewer.camera.center, viewer.camera.zoom = (2048, 2048), 2  # level 0: its blocks, in a thread
+blocks = viewer.layers["Image restored"].data[0].blocks
 end = time.perf_counter() + 30
 while "computing" not in widget.progress_label.value and time.perf_counter() < end:
     QApplication.processEvents()
     time.sleep(0.01)
-print("computing", "computing" in widget.progress_label.value, flush=True)
+landed = len(blocks._done)  # when the line first said so
+print("computing", "computing" in widget.progress_label.value, "landed", landed, flush=True)
 viewer.close()
 """
 
@@ -337,6 +339,7 @@ def test_closing_the_viewer_while_pyramid_blocks_compute_exits_cleanly(tmp_path)
         timeout=300,
     )
     assert out.returncode == 0 and "computing True" in out.stdout, out.stdout + out.stderr[-2000:]
+    assert "landed 0" in out.stdout  # said as soon as the blocks were asked for, before one landed
     assert "terminate called" not in out.stderr
 
 

@@ -30,8 +30,10 @@ class BlocksShown:
             return None
         shown = cls(panel, src, levels)
         landed = ensure_main_thread(panel._unless_closed(shown.landed))  # from the blocks' thread
+        asked = ensure_main_thread(panel._unless_closed(shown.say_waiting))
         for level in levels:
-            level.blocks.on_ready = landed
+            level.blocks.on_ready, level.blocks.on_asked = landed, asked
+        shown.say_waiting()  # the layers were drawn as they were added: blocks may be asked already
         return shown
 
     def landed(self) -> None:
@@ -39,16 +41,25 @@ class BlocksShown:
             self.due = True
             QTimer.singleShot(100, self.panel._unless_closed(self.redraw))
 
+    def say_waiting(self) -> bool:
+        """How many blocks of the view are still computing (from the moment they are asked for,
+        not only once the first lands); True while a run has the progress line."""
+        panel = self.panel
+        if panel.worker is not None:  # a run has the bars (this one's, ending): said after it
+            QTimer.singleShot(250, panel._unless_closed(self.say_waiting))
+            return True
+        waiting = sum(level.blocks.waiting for level in self.levels)
+        panel.progress_label.visible = waiting > 0
+        panel.progress_label.value = f"computing {waiting} block(s) of the view in the background"
+        return False
+
     def redraw(self) -> None:
         self.due = False
         panel = self.panel
         for layer in outputs_of(panel.viewer, self.src):
             layer.refresh()
-        if panel.worker is not None:  # a new run has the bars
+        if self.say_waiting():
             return
-        waiting = sum(level.blocks.waiting for level in self.levels)
-        panel.progress_label.visible = waiting > 0
-        panel.progress_label.value = f"computing {waiting} block(s) of the view in the background"
         error = next((lv.blocks.error for lv in self.levels if lv.blocks.error is not None), None)
         if error is not None and not isinstance(error, Cancelled):
             panel.status.value, panel.state = f"failed: {in_widget_words(error)}", RunState.FAILED

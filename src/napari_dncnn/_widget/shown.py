@@ -48,6 +48,7 @@ class LevelBlocks:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.on_ready = lambda: None  # called from the thread after each block (or its failure)
+        self.on_asked = lambda: None  # called when blocks are queued (from the thread that drew)
         self.error: Exception | None = None
         _ALL.add(self)
 
@@ -96,6 +97,7 @@ class LevelBlocks:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._work, daemon=True)
                 self._thread.start()
+        self.on_asked()
 
     def _work(self) -> None:
         torch.set_num_threads(self.threads)  # per thread for OpenMP
