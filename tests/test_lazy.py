@@ -387,3 +387,20 @@ def test_a_truncated_or_forged_contiguous_tiff_is_refused_naming_the_file(tmp_pa
     forge_tiff_size(forged, 60_000)  # 3.6 GB claimed by a file of a few KB
     with pytest.raises(ImageReadError, match=r"forged\.tif: the TIFF header describes 60000x60000"):
         open_lazy(forged)
+
+
+def test_a_zarr_of_tiny_chunks_is_read_in_blocks(tmp_path):
+    """1x1 chunks were a dask task per pixel: 256x256 took 50 s and 670 MB."""
+    image = np.arange(80 * 70, dtype=np.uint16).reshape(80, 70)
+    z = zarr.open_array(
+        tmp_path / "tiny.zarr", mode="w", shape=image.shape, chunks=(3, 2), dtype=image.dtype
+    )
+    z[:] = image
+    with open_lazy(tmp_path / "tiny.zarr") as img:
+        assert img.data.numblocks == (1, 1)  # blocks of up to 512 px, on the stored chunks' grid
+        np.testing.assert_array_equal(img.data.compute(), image)
+    zarr.open_array(
+        tmp_path / "big.zarr", mode="w", shape=(2, 1100, 1000), chunks=(1, 100, 300), dtype=np.uint8
+    )
+    with open_lazy(tmp_path / "big.zarr") as img:
+        assert img.data.chunks == ((1, 1), (600, 500), (600, 400))  # whole stored chunks

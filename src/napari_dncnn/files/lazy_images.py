@@ -206,6 +206,20 @@ def _ngff_multiscales(attrs) -> tuple[list, str] | None:
     return None
 
 
+def _read_in_blocks(arr, axes: str):
+    """``arr`` as a dask array whose blocks span its stored chunks up to :data:`BLOCK` pixels a
+    side: a zarr of 1x1 chunks was a task per pixel (256x256: 50 s and 670 MB), not per block."""
+    import dask.array as da
+
+    ndim = len(arr.shape)
+    spatial = [axes.index(a) for a in "YX" if a in axes] if len(axes) == ndim else []
+    spatial = spatial if len(spatial) == 2 else [ndim - 2, ndim - 1]
+    chunks = list(arr.chunks)
+    for i in spatial:
+        chunks[i] = min(arr.shape[i], chunks[i] * max(1, -(-BLOCK // chunks[i])))
+    return da.from_zarr(arr, chunks=tuple(chunks))
+
+
 def _scale_of(dataset: dict) -> list | None:
     """An OME-Zarr dataset's scale transformation, or None."""
     transforms = dataset.get("coordinateTransformations", [])
@@ -213,7 +227,6 @@ def _scale_of(dataset: dict) -> list | None:
 
 
 def _open_zarr(path: Path) -> LazyImage:
-    import dask.array as da
     import zarr
 
     try:
@@ -225,7 +238,7 @@ def _open_zarr(path: Path) -> LazyImage:
     if isinstance(node, zarr.Array):
         rgb = node.ndim == 3 and node.shape[-1] in (3, 4)  # (Y, X, S): colour, as in a TIFF
         axes = "YX" if node.ndim == 2 else "YXS" if rgb else ""
-        return LazyImage(da.from_zarr(node), path, "zarr", axes)
+        return LazyImage(_read_in_blocks(node, axes), path, "zarr", axes)
     found = _ngff_multiscales(node.attrs)
     if not found or not found[0]:
         arrays = sorted(k for k, _ in node.arrays())
@@ -246,7 +259,11 @@ def _open_zarr(path: Path) -> LazyImage:
     if isinstance(omero, dict):
         ngff["omero"] = omero  # channel names, colours and display windows
     return LazyImage(
-        da.from_zarr(arr), path, "zarr", "".join(n[:1].upper() for n in names), ngff=ngff
+        _read_in_blocks(arr, "".join(n[:1].upper() for n in names)),
+        path,
+        "zarr",
+        "".join(n[:1].upper() for n in names),
+        ngff=ngff,
     )
 
 
