@@ -252,3 +252,34 @@ def test_batch_writes_a_1_bit_png_and_a_mask_unchanged(tmp_path, tiny_weights):
     for name in ("one-bit.png", "mask.png"):
         before, after = Image.open(src / name), Image.open(tmp_path / "out" / name)
         assert np.array_equal(np.asarray(before), np.asarray(after)), name
+
+
+def test_a_jpeg_compressed_tiff_is_judged_by_its_tables(tmp_path):
+    """The guard read a JPEG-tiled TIFF's pixels only; its encoder's quality is in its tables."""
+    import tifffile
+
+    from napari_dncnn.jpeg import file_jpeg_quality
+
+    camera = data.camera()[:256, :256]
+    src = tmp_path / "in"
+    src.mkdir()
+    for q in (20, 97):
+        kw = {"compression": "jpeg", "compressionargs": {"level": q}, "tile": (128, 128)}
+        tifffile.imwrite(src / f"q{q}.tif", camera, **kw)
+        assert file_jpeg_quality(src / f"q{q}.tif") == q
+    tifffile.imwrite(
+        src / "rgb.tif",
+        data.astronaut()[:128, :128],
+        photometric="rgb",
+        compression="jpeg",
+        compressionargs={"level": 30},
+    )
+    assert file_jpeg_quality(src / "rgb.tif") == 30  # strips with tables of their own
+    tifffile.imwrite(tmp_path / "lzw.tif", camera, compression="lzw")
+    assert file_jpeg_quality(tmp_path / "lzw.tif") is None
+    (src / "rgb.tif").unlink()
+    r = _batch(src, tmp_path / "out")
+    assert r.returncode == 0 and "done 1, unchanged 1" in r.stdout, r.stdout + r.stderr
+    report = json.loads((tmp_path / "out" / "napari-dncnn-report.json").read_text())["files"]
+    note = {e["file"].rsplit("/", 1)[-1]: e["note"] for e in report}["q97.tif"]
+    assert "q~97" in note, note

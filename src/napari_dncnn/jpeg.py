@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -112,6 +113,44 @@ def estimate_jpeg_quality(source) -> int | None:
         return None
     table = np.asarray(list(tables[0]), dtype=np.float64)
     return int(np.argmin(np.abs(_standard_tables() - table).sum(axis=1))) + 1
+
+
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def file_jpeg_quality(path) -> int | None:
+    """The JPEG quality of a file from its quantisation tables: a JPEG file's, or a JPEG-compressed
+    TIFF's (its first page's tables); ``None`` for any other file, or one that cannot be read.
+
+    The quality guard and FBCNN's default control read it, so that a JPEG-tiled TIFF (a
+    whole-slide scan, say) is judged by its encoder's settings, as a JPEG file is.
+    """
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix in JPEG_SUFFIXES:
+            return estimate_jpeg_quality(path)
+        if suffix in TIFF_SUFFIXES:
+            stream = _tiff_jpeg_stream(path)
+            return None if stream is None else estimate_jpeg_quality(io.BytesIO(stream))
+    except (OSError, SyntaxError, ValueError, IndexError):  # unreadable: the reader says why
+        return None
+    return None
+
+
+def _tiff_jpeg_stream(path) -> bytes | None:
+    """A JPEG stream Pillow can open from a JPEG-compressed TIFF's first tile or strip: the
+    shared JPEGTables (less their end marker) joined to the tile (less its start marker)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        page = tf.pages[0]
+        if page.compression != tifffile.COMPRESSION.JPEG or not page.databytecounts:
+            return None
+        tf.filehandle.seek(page.dataoffsets[0])
+        tile = tf.filehandle.read(page.databytecounts[0])
+        tables = page.jpegtables
+    return tables[:-2] + tile[2:] if tables else tile
 
 
 def quality_from_steps(steps: dict[tuple[int, int], int]) -> int:

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..engine.axes import ImageError
-from ..jpeg import estimate_jpeg_quality, read_model_tag
+from ..jpeg import estimate_jpeg_quality, file_jpeg_quality, read_model_tag
 from ..quality import Verdict, guard_verdict, guards_model
 from ..weights import NotWeightsError, resolve_model_name, spec_for
 
@@ -74,15 +74,10 @@ def guard_note(verdict: Verdict) -> Note | None:
 
 
 def source_jpeg_quality(layer) -> int | None:
-    """The quality of the JPEG file the layer was opened from (its tables), or None."""
+    """The quality of the JPEG file (or JPEG-compressed TIFF) the layer was opened from (its
+    tables), or None."""
     path = getattr(layer.source, "path", None)
-    if (
-        not path
-        or Path(str(path)).suffix.lower() not in (".jpg", ".jpeg")
-        or not Path(path).is_file()
-    ):
-        return None
-    return estimate_jpeg_quality(path)
+    return file_jpeg_quality(path) if path and Path(str(path)).is_file() else None
 
 
 def quality_default(layer) -> str:

@@ -45,7 +45,7 @@ from ..files.lazy_images import (
 )
 from ..files.tiled_tiff import computed_here, write_tiled_tiff
 from ..folders import FileResult, FolderError, Status, describe_error, finished_if_all_exist
-from ..jpeg import estimate_jpeg_quality, read_model_tag
+from ..jpeg import file_jpeg_quality, read_model_tag
 from ..quality import guard_decision, guard_sample, guards_model
 from ..weights import model_fingerprint, model_loads, resolve_model_name
 
@@ -233,7 +233,7 @@ def _guard(src: Path, data, o: BatchOptions) -> tuple[bool, str]:
     """The quality guard: ``(restore?, reason)``; JPEG files by their tables, others by their pixels."""
     if o.force or not guards_model(o.model):
         return True, ""
-    quality = estimate_jpeg_quality(src) if src.suffix.lower() in (".jpg", ".jpeg") else None
+    quality = file_jpeg_quality(src)  # a JPEG's, or a JPEG-compressed TIFF's, from its tables
     restore_it, reason = guard_decision(data, quality, o.skip_above, model=o.model)
     return restore_it, "" if restore_it else f"{reason}: written unchanged"
 
@@ -255,15 +255,12 @@ def _format(path: Path) -> str:
 
 
 def _controls(src: Path, o: BatchOptions) -> dict:
-    """The control of the batch's network for ``src``: FBCNN's quality (given, else the JPEG file's
-    own from its tables), DRUNet's sigma; nothing for networks without one."""
+    """The control of the batch's network for ``src``: FBCNN's quality (given, else the JPEG or
+    JPEG-compressed TIFF file's own from its tables), DRUNet's sigma; nothing for networks
+    without one."""
     quality = o.quality
-    if (
-        quality is None
-        and src.suffix.lower() in (".jpg", ".jpeg")
-        and control_of(o.model, 1, o.device) == "quality"
-    ):
-        quality = estimate_jpeg_quality(src)
+    if quality is None and control_of(o.model, 1, o.device) == "quality":
+        quality = file_jpeg_quality(src)
     return controls_for(o.model, 1, quality, o.sigma, o.device)
 
 
