@@ -109,7 +109,7 @@ def test_a_png_output_keeps_the_resolution_and_icc_profile(tmp_path, source):
     rgb = data.astronaut()[:64, :96]
     src = tmp_path / f"in.{'jpg' if source == 'jpeg' else 'png'}"
     if source == "png16":  # Pillow cannot write 16-bit colour: the chunks go in by hand
-        from napari_dncnn.files.images import png_with_chunks
+        from napari_dncnn.files.png import png_with_chunks
 
         rgb16 = rgb.astype(np.uint16) * 257
         src.write_bytes(

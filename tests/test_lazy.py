@@ -21,7 +21,8 @@ from skimage import data
 from napari_dncnn import restore
 from napari_dncnn.engine.lazy import restore_lazy
 from napari_dncnn.files.images import ImageReadError
-from napari_dncnn.files.lazy_images import open_lazy, write_ome_zarr
+from napari_dncnn.files.lazy_images import open_lazy
+from napari_dncnn.files.ome_zarr import write_ome_zarr
 from napari_dncnn.files.tiled_tiff import write_tiled_tiff
 
 

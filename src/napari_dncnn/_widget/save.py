@@ -17,7 +17,8 @@ from qtpy.QtWidgets import QFileDialog
 
 from ..engine import with_strength
 from ..files.images import TIFF_SUFFIXES, ImageFile, write_image
-from ..files.lazy_images import ZARR_SUFFIX, write_ome_zarr
+from ..files.lazy_images import ZARR_SUFFIX
+from ..files.ome_zarr import write_ome_zarr
 from ..files.tiled_tiff import write_tiled_tiff
 from .outputs import ROLE_KEY, outputs_of
 from .shown import ResidualLevel, RestoredLevel

@@ -41,8 +41,8 @@ from ..files.lazy_images import (
     is_zarr_path,
     open_lazy,
     pixel_count,
-    write_ome_zarr,
 )
+from ..files.ome_zarr import write_ome_zarr
 from ..files.tiled_tiff import computed_here, write_tiled_tiff
 from ..folders import FileResult, FolderError, Status, describe_error, finished_if_all_exist
 from ..jpeg import file_jpeg_quality, read_model_tag

@@ -10,9 +10,7 @@ leaves a file that looks finished.
 from __future__ import annotations
 
 import os
-import struct
 import threading
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +19,8 @@ import tifffile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_target
+from .png import CONVERTED_MODES, pil_info, write_png
+from .tiff_meta import tiff_meta, tiff_samples, tiff_write_kwargs
 
 __all__ = [
     "ImageFile",
@@ -223,23 +223,6 @@ def _png_16bit_colour(path: Path) -> bool:
     )
 
 
-CONVERTED_MODES = ("1", "CMYK", "YCbCr", "LAB", "HSV")
-"""Pillow modes read as L or RGB: an ICC profile of theirs would not describe the pixels read."""
-
-
-def pil_info(im: Image.Image) -> dict:
-    """What a PNG output keeps of a PNG/JPEG/BMP: its resolution and ICC profile (not that of a
-    mode converted on reading, such as CMYK)."""
-    info = {}
-    dpi = im.info.get("dpi")
-    if isinstance(dpi, tuple) and len(dpi) == 2 and all(d and d > 0 for d in dpi):
-        info["dpi"] = tuple(float(d) for d in dpi)
-    icc = im.info.get("icc_profile")
-    if icc and im.mode not in CONVERTED_MODES:
-        info["icc_profile"] = icc
-    return info
-
-
 def _read_pil(path: Path) -> ImageFile:
     if path.suffix.lower() == ".png" and _png_16bit_colour(path):
         import imagecodecs
@@ -316,62 +299,6 @@ def _zarr_is_colour(path: Path) -> bool | None:
     return isinstance(node, zarr.Array) and node.ndim == 3 and node.shape[-1] in (3, 4)
 
 
-def tiff_samples(tf: tifffile.TiffFile, series) -> str:
-    """What a TIFF's samples are: "" (RGB(A) by its photometric), "gray+alpha" or "planes"
-    (a minisblack image with 2 or more samples per pixel: gray channels, not colour)."""
-    page = tf.pages[0]
-    gray = page.photometric in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.MINISWHITE)
-    if not gray or "S" not in series.axes:
-        return ""
-    alpha = (tifffile.EXTRASAMPLE.ASSOCALPHA, tifffile.EXTRASAMPLE.UNASSALPHA)
-    two = series.shape[series.axes.index("S")] == 2
-    last = page.extrasamples[-1] if page.extrasamples else None
-    return "gray+alpha" if two and last in alpha else "planes"
-
-
-def tiff_meta(tf: tifffile.TiffFile) -> dict:
-    page = tf.pages[0]
-    meta: dict = {
-        "photometric": page.photometric,
-        "resolution": page.resolution,
-        "resolutionunit": page.resolutionunit,
-        "extrasamples": [int(e) for e in page.extrasamples],
-    }
-    if tf.is_imagej:
-        meta["imagej"] = {
-            k: v
-            for k, v in (tf.imagej_metadata or {}).items()
-            if k
-            in ("spacing", "unit", "finterval", "fps", "loop", "Labels", "yunit", "xunit", "zunit")
-        }
-    elif tf.is_ome and tf.ome_metadata:
-        pixels = tifffile.xml2dict(tf.ome_metadata)["OME"]["Image"]
-        pixels = (pixels[0] if isinstance(pixels, list) else pixels)["Pixels"]
-        meta["ome"] = {
-            k: v
-            for k, v in pixels.items()
-            if k.startswith("PhysicalSize") or k.startswith("TimeIncrement")
-        }
-        names = ome_channel_names(pixels)
-        if names:
-            meta["ome"]["Channel"] = {"Name": names}
-    elif page.description and not page.description.startswith("{"):
-        meta["description"] = page.description
-    return meta
-
-
-def ome_channel_names(pixels: dict) -> list[str] | None:
-    """The names of an OME image's channels, when every channel has one and is one plane (the
-    channels of an RGB image are its samples: one name for three, which is not kept)."""
-    channels = pixels.get("Channel")
-    channels = channels if isinstance(channels, list) else [channels] if channels else []
-    names = [c.get("Name") for c in channels if isinstance(c, dict)]
-    one_plane = all(int(c.get("SamplesPerPixel", 1)) == 1 for c in channels if isinstance(c, dict))
-    if not names or not one_plane or not all(isinstance(n, str) and n for n in names):
-        return None
-    return names
-
-
 def write_image(target: str | os.PathLike, data: np.ndarray, like: ImageFile | None = None) -> Path:
     """Write ``data`` to ``target`` (.tif or .png) atomically, with ``like``'s TIFF metadata, or
     its PNG/JPEG resolution and ICC profile for a PNG."""
@@ -383,38 +310,8 @@ def write_image(target: str | os.PathLike, data: np.ndarray, like: ImageFile | N
         if target.suffix.lower() in TIFF_SUFFIXES:
             _write_tiff(tmp, data, like)
         else:
-            _write_png(tmp, data, like.pil if like is not None and like.kind == "pil" else {})
+            write_png(tmp, data, like.pil if like is not None and like.kind == "pil" else {})
     return target
-
-
-def _write_png(path, data: np.ndarray, info: dict) -> None:
-    """A PNG with ``info``'s resolution and ICC profile (16-bit colour: written by imagecodecs,
-    which keeps the 16 bits that Pillow would cut to 8, and adds the two chunks itself)."""
-    if data.dtype == np.uint16 and data.ndim == 3:
-        import imagecodecs
-
-        Path(path).write_bytes(
-            png_with_chunks(imagecodecs.png_encode(np.ascontiguousarray(data)), info)
-        )
-    else:
-        Image.fromarray(data).save(path, format="PNG", **info)
-
-
-def png_with_chunks(png: bytes, info: dict) -> bytes:
-    """``png`` with a pHYs chunk (``info["dpi"]``) and an iCCP chunk (``info["icc_profile"]``)
-    added after its IHDR, as the PNG specification places them (before the image data)."""
-    chunks = []
-    if "icc_profile" in info:
-        chunks.append(_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(info["icc_profile"])))
-    if "dpi" in info:
-        x, y = (round(d / 0.0254) for d in info["dpi"])
-        chunks.append(_chunk(b"pHYs", struct.pack(">IIB", x, y, 1)))
-    ihdr_end = 8 + 8 + 13 + 4  # signature, IHDR's length and type, its data, its CRC
-    return png[:ihdr_end] + b"".join(chunks) + png[ihdr_end:]
-
-
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
 def _write_tiff(path: Path, data: np.ndarray, like: ImageFile | None) -> None:
@@ -422,52 +319,3 @@ def _write_tiff(path: Path, data: np.ndarray, like: ImageFile | None) -> None:
     rgb = like is not None and like.channel_axis is not None and data.shape == like.data.shape
     imagej_ok = data.dtype in (np.uint8, np.uint16, np.float32)
     tifffile.imwrite(path, data, **tiff_write_kwargs(like, axes, rgb, imagej_ok=imagej_ok))
-
-
-_OME_UNITS = {"um": "µm", "micron": "µm", "microns": "µm", "\\u00b5m": "µm", "nanometer": "nm"}
-"""ImageJ's ways of writing a unit, in OME's spelling."""
-
-
-def tiff_write_kwargs(like, axes: str, rgb: bool, *, imagej_ok: bool, ome: bool = False) -> dict:
-    """``tifffile.imwrite`` settings that write a result with ``like``'s metadata: the one TIFF
-    metadata writer, for whole images and tiled BigTIFFs alike.
-
-    An ImageJ source stays ImageJ where ``imagej_ok`` (its dtypes, not BigTIFF); otherwise its
-    calibration (z spacing, unit, pixel size) goes into OME metadata, as does an OME source's.
-    ``ome`` writes OME metadata for any source (the tiled BigTIFFs).
-    """
-    meta = like.tiff if like is not None and like.kind == "tiff" else {}
-    kw: dict = {"photometric": "rgb" if rgb else "minisblack"}
-    if getattr(like, "samples", "") and axes.endswith("S"):  # gray samples stay samples
-        kw["planarconfig"] = "contig"
-        kw["extrasamples"] = meta.get("extrasamples") or None
-    if meta.get("resolution") and meta.get("resolutionunit") is not None:
-        kw["resolution"] = tuple(meta["resolution"])
-        kw["resolutionunit"] = meta["resolutionunit"]
-    if "imagej" in meta and imagej_ok:
-        md = dict(meta["imagej"])
-        kw["imagej"] = True
-    elif ome or "ome" in meta or "imagej" in meta:
-        md = dict(meta.get("ome", {})) | (_imagej_as_ome(meta) if "imagej" in meta else {})
-        kw["ome"] = True
-    elif "description" in meta:
-        return kw | {"description": meta["description"], "metadata": None}
-    else:
-        md = {}
-    if axes:
-        md["axes"] = axes
-    return kw | {"metadata": md}
-
-
-def _imagej_as_ome(meta: dict) -> dict:
-    """An ImageJ calibration (z spacing, unit, pixels per unit) as OME pixel sizes."""
-    ij, md = meta["imagej"], {}
-    if ij.get("spacing"):
-        md["PhysicalSizeZ"] = ij["spacing"]
-    if ij.get("unit"):
-        unit = _OME_UNITS.get(str(ij["unit"]).lower(), ij["unit"])
-        md["PhysicalSizeXUnit"] = md["PhysicalSizeYUnit"] = unit
-    res = meta.get("resolution") or ()
-    if len(res) == 2 and all(r and r > 0 for r in res):  # pixels per unit -> unit per pixel
-        md["PhysicalSizeX"], md["PhysicalSizeY"] = 1 / float(res[0]), 1 / float(res[1])
-    return md

@@ -15,8 +15,8 @@ import numpy as np
 import tifffile
 
 from .atomic import remove, replace, tmp_path
-from .images import tiff_write_kwargs
 from .lazy_images import BLOCK, LazyImage
+from .tiff_meta import tiff_write_kwargs
 
 __all__ = ["write_tiled_tiff", "computed_here"]
 
