@@ -657,3 +657,54 @@ def test_an_input_deleted_after_it_was_found_is_said_to_be_gone(tmp_path):
         with pytest.raises(ImageReadError, match="the file is gone .deleted or moved") as err:
             (pil_values if name.endswith(".png") else pixel_count)(tmp_path / name)
         assert "truncated" not in str(err.value) and "Errno" not in str(err.value)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 3 MB tmpfs as the output folder (root only: mount needs it)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a 3 MB tmpfs needs root; CI runs as root")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(out)]).returncode:
+        pytest.skip("this machine refuses a tmpfs mount (a container without CAP_SYS_ADMIN)")
+    yield out
+    subprocess.run(["umount", str(out)], check=True)
+
+
+def test_a_full_disk_fails_the_files_that_do_not_fit_and_keeps_the_rest(
+    tmp_path, full_disk, tiny_weights, camera_crop
+):
+    """Files that did not fit failed with 'OSError: 262144 requested and 207800 written'; a disk
+    too full for the lock file gave a traceback."""
+    from napari_dncnn.files.images import read_image
+    from napari_dncnn.jpeg import jpeg_roundtrip
+
+    src = tmp_path / "in"
+    src.mkdir()
+    big = np.tile(camera_crop, (4, 4))[:512, :512]
+    for i in range(6):
+        Image.fromarray(jpeg_roundtrip(np.roll(big, 37 * i, axis=1), 20)).save(src / f"c{i}.png")
+    before = snapshot(src)
+    r = run_cli(src, full_disk, "--model", tiny_weights, "--save-residual")  # 1 MB residuals
+    assert r.returncode == 1 and "failed" in r.stdout, r.stdout + r.stderr
+    failed = [line for line in r.stdout.splitlines() if "FAILED" in line]
+    assert failed and all("the output disk is full" in line for line in failed), r.stdout
+    report = json.loads((full_disk / "napari-dncnn-report.json").read_text())
+    done = [e for e in report["files"] if e["status"] == "done"]
+    assert done and len(done) + len(failed) == 6
+    for e in done:  # what was written is whole
+        assert read_image(e["outputs"][0]).data.shape == big.shape
+    assert not [p for p in full_disk.iterdir() if p.name.startswith(TMP_PREFIX)]
+    assert snapshot(src) == before
+    for p in full_disk.iterdir():
+        p.unlink()
+    with open(full_disk / "filler", "wb", buffering=0) as f:  # the disk full to the last byte
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    r = run_cli(src, full_disk, "--model", tiny_weights)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "cannot write into the output folder" in r.stderr and "free some space" in r.stderr

@@ -181,8 +181,15 @@ def run_lock(output_dir: Path, log=print):
                 f"cannot write into the output folder {output_dir} ({exc.strerror or exc}); "
                 "choose another folder or fix its permissions"
             ) from exc
-        with os.fdopen(fd, "w") as f:
-            f.write(mine)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(mine)
+        except OSError as exc:  # a full disk: the lock's few bytes do not fit
+            lock.unlink(missing_ok=True)
+            raise FolderError(
+                f"cannot write into the output folder {output_dir} ({exc.strerror or exc}); "
+                "free some space on its disk or choose another folder"
+            ) from exc
         break
     try:
         yield

@@ -70,8 +70,24 @@ def describe_error(exc: BaseException, src: Path) -> str:
             f"{2 * (Image.MAX_IMAGE_PIXELS or 89_478_485) / 1e6:.0f} Mpx; save it as TIFF "
             "(restored out of core) or split it into tiles"
         )
+    if disk_full(exc):
+        return (
+            f"{src}: not written, the output disk is full ({exc}); free some space or choose "
+            "another output folder, then run again: the files written are kept, the others run"
+        )
     text = str(exc)
     return text if str(src) in text else f"{src}: {type(exc).__name__}: {text}"
+
+
+def disk_full(exc: BaseException) -> bool:
+    """No space left: ENOSPC, EDQUOT, or a short write (tifffile says "N requested and M written")."""
+    import errno
+    import re
+
+    return isinstance(exc, OSError) and (
+        exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        or re.fullmatch(r"\d+ requested and \d+ written", str(exc)) is not None
+    )
 
 
 def _without_path(error: str, path: Path) -> str:
