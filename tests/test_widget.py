@@ -1204,3 +1204,17 @@ def test_a_restored_rgb_layer_saves_as_rgb_tiff_and_channels_first_zarr(
     axes = [a["name"] for a in group.attrs["multiscales"][0]["axes"]]
     assert axes == ["c", "y", "x"]
     np.testing.assert_array_equal(np.moveaxis(group["0"][...], 0, -1), restored)
+
+
+def test_a_one_tile_run_shows_a_busy_bar_not_0_percent(vw, qtbot, camera_crop):
+    viewer, widget = vw
+    viewer.add_image(camera_crop, name="cam")  # one tile: no step between 0 and done
+    seen, shown = [], widget._on_progress
+
+    def spy(bar, done, total):
+        shown(bar, done, total)
+        seen.append((done, total, widget.progress_bar.max))
+
+    widget._on_progress = spy
+    click_restore(qtbot, widget)
+    assert seen[0] == (0, 1, 0) and seen[-1] == (1, 1, 1)  # Qt draws max 0 as a busy bar

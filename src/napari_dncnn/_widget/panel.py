@@ -284,7 +284,8 @@ class RestoreWidget(Container):
             bar.update(done - bar.n)  # update() emits the dock's change; setting n alone does not
         except RuntimeError:  # the activity dock's bar was deleted with its window: ours goes on
             pass
-        self.progress_bar.max, self.progress_bar.value = total, done
+        busy = total == 1 and done == 0  # one tile: no steps to show, a busy bar instead of 0%
+        self.progress_bar.max, self.progress_bar.value = (0 if busy else total), done
         elapsed = time.perf_counter() - self._started
         where = f"{self.all_layers.where()}{self._source.name}: "  # the layer being restored
         self.progress_label.value = where + progress_text(done, total, self._unit, elapsed)
