@@ -316,13 +316,11 @@ while widget.worker is not None:
     QApplication.processEvents()
     time.sleep(0.01)
 viewer.camera.center, viewer.camera.zoom = (2048, 2048), 2  # level 0: its blocks, in a thread
-blocks = viewer.layers["Image restored"].data[0].blocks
 end = time.perf_counter() + 30
 while "computing" not in widget.progress_label.value and time.perf_counter() < end:
     QApplication.processEvents()
     time.sleep(0.01)
-landed = len(blocks._done)  # when the line first said so
-print("computing", "computing" in widget.progress_label.value, "landed", landed, flush=True)
+print("computing", "computing" in widget.progress_label.value, flush=True)
 viewer.close()
 """
 
@@ -339,7 +337,6 @@ def test_closing_the_viewer_while_pyramid_blocks_compute_exits_cleanly(tmp_path)
         timeout=300,
     )
     assert out.returncode == 0 and "computing True" in out.stdout, out.stdout + out.stderr[-2000:]
-    assert "landed 0" in out.stdout  # said as soon as the blocks were asked for, before one landed
     assert "terminate called" not in out.stderr
 
 
@@ -1218,3 +1215,62 @@ def test_a_one_tile_run_shows_a_busy_bar_not_0_percent(vw, qtbot, camera_crop):
     widget._on_progress = spy
     click_restore(qtbot, widget)
     assert seen[0] == (0, 1, 0) and seen[-1] == (1, 1, 1)  # Qt draws max 0 as a busy bar
+
+
+def test_a_pyramid_block_that_fails_is_said_and_tried_again_by_the_next_view():
+    """A failed block stopped every later block for good (the view stayed unrestored)."""
+    import dask.array as da
+
+    from napari_dncnn._widget.shown import LevelBlocks
+
+    tries = {}
+
+    def flaky(block, block_info=None):
+        where = tuple(block_info[0]["chunk-location"])
+        tries[where] = tries.get(where, 0) + 1
+        if where == (0, 1) and tries[where] == 1:
+            raise RuntimeError("a transient failure")
+        return block.astype(np.float32) + 1
+
+    residual = da.zeros((64, 64), np.uint8, chunks=32).map_blocks(flaky, dtype=np.float32)
+    blocks = LevelBlocks(residual)
+    whole = [(0, 64), (0, 64)]
+
+    def settled():
+        deadline = time.perf_counter() + 30
+        while blocks.waiting and time.perf_counter() < deadline:
+            time.sleep(0.01)
+
+    blocks.region(whole)
+    settled()
+    assert "transient" in str(blocks.error) and len(blocks._done) == 3  # the others went on
+    blocks.region(whole)  # the next view asks for it again
+    settled()
+    assert blocks.error is None and np.all(blocks.region(whole) == 1)
+
+
+def test_pyramid_blocks_are_said_to_compute_before_the_first_lands(vw, qtbot, monkeypatch):
+    """Nothing said so until the first block landed, seconds after the view asked."""
+    import threading
+
+    import dask.array as da
+    from skimage import data
+
+    from napari_dncnn._widget import shown, worker
+
+    gate, real = threading.Event(), shown.LevelBlocks._compute
+    monkeypatch.setattr(
+        shown.LevelBlocks, "_compute", lambda self, idx: gate.wait(30) and real(self, idx)
+    )
+    monkeypatch.setattr(worker, "COMPUTE_LEVELS_UP_TO", 2**16)  # level 0 is left to the view
+    viewer, widget = vw
+    viewer.window.show()
+    base = np.tile(data.camera(), (2, 2))
+    viewer.add_image([da.from_array(base, chunks=256), base[::4, ::4]], multiscale=True, name="p")
+    widget._select_active()
+    click_restore(qtbot, widget)
+    level = viewer.layers["p restored"].data[0]
+    qtbot.waitUntil(lambda: "computing" in widget.progress_label.value, timeout=10_000)
+    assert widget.progress_label.visible and not level.blocks._done  # none has landed yet
+    gate.set()
+    qtbot.waitUntil(lambda: level.blocks.waiting == 0 and bool(level.blocks._done), timeout=30_000)

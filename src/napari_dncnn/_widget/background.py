@@ -18,6 +18,7 @@ class BlocksShown:
 
     def __init__(self, panel, src, levels: list):
         self.panel, self.src, self.levels, self.due = panel, src, levels, False
+        self.before_error = None  # (status, state) before a block's failure was said
 
     @classmethod
     def watch(cls, panel, src, restored) -> BlocksShown | None:
@@ -62,4 +63,9 @@ class BlocksShown:
             return
         error = next((lv.blocks.error for lv in self.levels if lv.blocks.error is not None), None)
         if error is not None and not isinstance(error, Cancelled):
-            panel.status.value, panel.state = f"failed: {in_widget_words(error)}", RunState.FAILED
+            if self.before_error is None:  # what the status said: back once blocks compute again
+                self.before_error = (panel.status.value, panel.state)
+            panel.status.value = f"failed: a block of the view: {in_widget_words(error)}"
+            panel.state = RunState.FAILED
+        elif error is None and self.before_error is not None:
+            (panel.status.value, panel.state), self.before_error = self.before_error, None

@@ -18,7 +18,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from ..engine import with_strength
+from ..engine import Cancelled, with_strength
 
 CACHE_BYTES = 1 << 30
 """Computed residual blocks kept per level (least recently drawn dropped first): 1 GiB."""
@@ -40,7 +40,9 @@ class LevelBlocks:
     """The residual blocks of one lazy level: computed on request in a background thread, kept."""
 
     def __init__(self, residual, threads: int = 1):
-        self.residual, self.threads = _own_graph(residual), threads
+        self.residual, self.threads = residual, threads
+        self._graph, self._name = dict(residual.__dask_graph__()), residual.name  # see _compute
+        self._failed: dict[tuple, int] = {}  # block index -> failures (tried at most twice)
         self.shape = residual.shape
         self._edges = [np.cumsum((0, *c)) for c in residual.chunks]
         self._done: OrderedDict = OrderedDict()  # block index -> float32 block
@@ -87,11 +89,14 @@ class LevelBlocks:
                     src.append(slice(lo - e[i], hi - e[i]))
                     dst.append(slice(lo - a, hi - a))
                 out[tuple(dst)] = block[tuple(src)]
-        if missing and self.error is None:
+        if missing and not isinstance(self.error, Cancelled):
             self._ask(missing)
         return out
 
     def _ask(self, missing: list[tuple]) -> None:
+        missing = [i for i in missing if self._failed.get(i, 0) < 2]
+        if not missing:
+            return
         with self._lock:
             self._queue = (missing + [i for i in self._queue if i not in missing])[:QUEUE_BLOCKS]
             if self._thread is None or not self._thread.is_alive():
@@ -109,37 +114,41 @@ class LevelBlocks:
                 idx = self._queue.pop(0)
             try:
                 block = self._compute(idx)
-            except Exception as exc:  # noqa: BLE001 - a cancelled run, or a failure the panel says
+            except Cancelled as exc:  # the run was cancelled or the panel closed: no more blocks
                 with self._lock:
                     self.error, self._queue, self._thread = exc, [], None
                 self.on_ready()
                 return
+            except Exception as exc:  # noqa: BLE001 - this block failed: the panel says why; the
+                with self._lock:  # others go on, and the next view asks for this one once more
+                    self.error = exc
+                    self._failed[idx] = self._failed.get(idx, 0) + 1
+                self.on_ready()
+                continue
             with self._lock:
                 self._done[idx] = np.asarray(block, np.float32)
+                if all(i in self._done for i in self._failed):  # the failed ones came through
+                    self.error = None
                 while sum(b.nbytes for b in self._done.values()) > CACHE_BYTES:
                     self._done.popitem(last=False)
             self.on_ready()
 
     def _compute(self, idx: tuple) -> np.ndarray:
-        """One block; a failure other than a cancel is tried once more before it is said."""
-        from ..engine import Cancelled
+        """One block, from the level's task graph as a plain dict (copied when the level was
+        made), culled to the block and run here with no dask callbacks.
 
-        try:
-            return self.residual.blocks[idx].compute(scheduler="synchronous")
-        except Cancelled:
-            raise
-        except Exception:  # noqa: BLE001 - once more; the second failure is the panel's to say
-            return self.residual.blocks[idx].compute(scheduler="synchronous")
+        napari registers dask's opportunistic cache, a global callback with one dict of task
+        start times.  A compute without ``callbacks`` swaps the global callbacks out and back in,
+        unguarded, and the cache's dict is shared: with the viewer computing the source level
+        on the GUI thread meanwhile, a block failed now and then with ``KeyError`` on a task key
+        (``('_trim-...', 3, 3)``, ``...-finalize-hlgfinalizecompute-...``).
+        """
+        from dask.local import get_sync
+        from dask.optimization import cull
 
-
-def _own_graph(residual):
-    """``residual`` on a task graph of its own (a plain dict, copied): the viewer reads the source
-    level on the GUI thread while this thread computes blocks, and dask's graph layers, which the
-    two would otherwise share, are not made to be used by two threads at once."""
-    import dask.array as da
-
-    graph = dict(residual.__dask_graph__())
-    return da.Array(graph, residual.name, residual.chunks, meta=residual._meta)
+        key = (self._name, *idx)
+        graph, _ = cull(self._graph, [key])
+        return get_sync(graph, key, callbacks=())
 
 
 def _box(key, shape) -> tuple[list[tuple[int, int]], tuple]:

@@ -282,7 +282,9 @@ def _computed(out):
     """A level's lazy outputs, computed here in the worker (a small level)."""
     import dask
 
-    restored, residual = dask.persist(out.restored, out.residual, scheduler="synchronous")
+    restored, residual = dask.persist(  # no callbacks: napari's dask cache is not thread-safe
+        out.restored, out.residual, scheduler="synchronous", callbacks=()
+    )
     return out._replace(restored=restored, residual=residual)
 
 
