@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .files.images import TIFF_SUFFIXES
+
 __all__ = [
     "MODEL_TAG",
     "SKIP_ABOVE_QUALITY",
@@ -116,7 +118,6 @@ def estimate_jpeg_quality(source) -> int | None:
 
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
-TIFF_SUFFIXES = (".tif", ".tiff")
 
 
 def file_jpeg_quality(path) -> int | None:

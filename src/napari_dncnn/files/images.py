@@ -296,7 +296,12 @@ def _zarr_is_colour(path: Path) -> bool | None:
         node = zarr.open(str(path), mode="r")
     except Exception:  # zarr raises several unrelated types: reading the image says why
         return None
-    return isinstance(node, zarr.Array) and node.ndim == 3 and node.shape[-1] in (3, 4)
+    return isinstance(node, zarr.Array) and channels_last_colour(node.shape)
+
+
+def channels_last_colour(shape) -> bool:
+    """A plain (Y, X, 3 or 4) array: colour, as a TIFF's YXS samples are."""
+    return len(shape) == 3 and shape[-1] in (3, 4)
 
 
 def write_image(target: str | os.PathLike, data: np.ndarray, like: ImageFile | None = None) -> Path:

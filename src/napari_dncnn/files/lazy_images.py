@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from .images import TIFF_SUFFIXES, ImageFile, ImageReadError, gone
+from .images import TIFF_SUFFIXES, ImageFile, ImageReadError, channels_last_colour, gone
 from .tiff_meta import tiff_meta
 
 __all__ = [
@@ -235,8 +235,7 @@ def _open_zarr(path: Path) -> LazyImage:
             f"{path}: not a zarr array or OME-Zarr image ({type(exc).__name__}: {exc})"
         ) from exc
     if isinstance(node, zarr.Array):
-        rgb = node.ndim == 3 and node.shape[-1] in (3, 4)  # (Y, X, S): colour, as in a TIFF
-        axes = "YX" if node.ndim == 2 else "YXS" if rgb else ""
+        axes = "YX" if node.ndim == 2 else "YXS" if channels_last_colour(node.shape) else ""
         return LazyImage(_read_in_blocks(node, axes), path, "zarr", axes)
     found = _ngff_multiscales(node.attrs)
     if not found or not found[0]:
