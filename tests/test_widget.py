@@ -883,6 +883,41 @@ def test_a_long_message_never_widens_the_panel(vw, qtbot, notes, tmp_path):
     assert widget.status.native.width() > 0.9 * widget.restore_button.native.width()
 
 
+def test_the_weights_box_gives_the_dock_its_width_back_and_an_off_slider_looks_off(
+    make_napari_viewer, qtbot, camera_crop
+):
+    """The dock widened for the weights box kept that width once the box hid; the strength slider,
+    off before a run, was drawn as a live one."""
+    from qtpy.QtWidgets import QSlider
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    viewer.add_image(camera_crop, name="cam")
+    viewer.show()
+    qtbot.wait(200)
+    dock = widget.native.parentWidget()
+    while type(dock).__name__ != "QtViewerDockWidget":
+        dock = dock.parentWidget()
+    before = dock.width()
+    widget.weights_edit.min_width = before + 100  # wider than the rest (here: the device names)
+    widget.model_combo.value = "weights file"
+    qtbot.waitUntil(lambda: dock.width() > before, timeout=5_000)  # the box needs the room
+    widget.model_combo.value = "auto"
+    qtbot.waitUntil(lambda: dock.width() <= before + 2, timeout=5_000)
+
+    def looks(enabled: bool) -> set:
+        widget.strength_slider.enabled = enabled
+        qtbot.wait(50)
+        image = widget.strength_slider.native.findChild(QSlider).grab().toImage()
+        return {image.pixel(x, y) for x in range(image.width()) for y in range(image.height())}
+
+    assert not widget.strength_slider.enabled  # no outputs yet
+    assert looks(False) != looks(True)
+    viewer.theme = "light"
+    assert looks(False) != looks(True)
+    widget.strength_slider.enabled = False
+
+
 def test_the_plan_shows_on_first_open(make_napari_viewer, camera_crop):
     """The usual order: open an image, then the plugin; the plan is there before any change."""
     viewer = make_napari_viewer()
@@ -1048,6 +1083,16 @@ def test_zooming_into_a_restored_pyramid_never_freezes_the_viewer(vw, qtbot, tmp
     # what is drawn now is the restoration of those blocks, not the source
     shown = np.asarray(restored.data[0][1024:1280, 1024:1280])
     assert not np.array_equal(shown, base[1024:1280, 1024:1280])
+    # the residual under it is not redrawn while the restored layer hides it, and is once it shows
+    from napari_dncnn._widget.background import covered
+
+    residual = viewer.layers["big residual"]
+    assert covered(viewer, residual) and not covered(viewer, restored)
+    restored.opacity = 0.5
+    assert not covered(viewer, residual)
+    restored.opacity, restored.visible = 1.0, False
+    assert not covered(viewer, residual)
+    restored.visible = True
     # saved, the lazy level is computed block by block into a tiled BigTIFF: the whole restoration
     import tifffile
 
@@ -1165,15 +1210,14 @@ def test_a_run_over_30_s_is_estimated_before_it_starts(vw, qtbot, tmp_path, came
     widget.weights_edit.value = random_weights(tmp_path, 17, 64, 0)  # the bundled model's size
     assert widget.estimates.measuring is not None  # a new weights file: a new plan, measured
     qtbot.waitUntil(lambda: widget.estimates.measuring is None, timeout=60_000)
-    speed = estimate._SPEEDS[widget.estimates.key]
-    assert (
-        "MP/s measured here" in widget.status.value and f"{speed:.2f} MP/s" in widget.status.value
-    )
-    net, _ = estimate._NETS[widget.estimates.key]  # tiles of 512 px, each with its halo of 17
+    speed = estimate._SPEEDS[widget.estimates.key]  # over the pixels the network computes
+    net = estimate._NETS[widget.estimates.key][0]()  # tiles of 512 px, each with its halo of 17
     computed = estimate.computed_length(4128, 512, 17) * estimate.computed_length(4200, 512, 17)
     assert net.halo == 17 and computed == (4128 + 9 * 34 - 34) * (4200 + 9 * 34 - 34)
     seconds = computed / 1e6 / speed
     assert seconds > 30 and (f"about {seconds / 60:.0f} min" in widget.status.value or seconds < 90)
+    said = 4128 * 4200 / 1e6 / seconds  # in the image's own pixels, as a run's summary says it
+    assert f"({said:.2f} MP/s measured here)" in widget.status.value
     viewer.add_image(camera_crop, name="small")  # a small layer: nothing said
     widget._select_active()
     assert "measured here" not in widget.status.value

@@ -34,8 +34,9 @@ from ..devices import available_devices, describe_device
 from ..weights import MODEL_NAMES
 from ..weights.registry import model_tooltip
 from .all_layers import AllLayers
+from .notes import control_of_choice
 from .save import Saver
-from .window import StatusLabel
+from .window import StatusLabel, dock_width, shrink_dock
 
 MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
 RESTORE_SHORTCUT = "Ctrl+Shift+R"
@@ -50,6 +51,28 @@ def guide_link(theme: str) -> str:
     except (KeyError, ValueError):  # a theme napari does not know: Qt's own colour
         return GUIDE_LINK.format(style="")
     return GUIDE_LINK.format(style=f' style="color: {colour}; text-decoration: underline"')
+
+
+def slider_off_style(theme: str) -> str:
+    """A slider that is off drawn in the theme's dim colours: napari's stylesheet gives the handle
+    and the filled groove one colour whether on or off, so an off slider looks live."""
+    try:
+        colours = get_theme(theme)
+    except (KeyError, ValueError):
+        return ""
+    dim, groove = colours.highlight.as_hex(), colours.foreground.as_hex()
+    return (
+        f"QSlider::handle:horizontal:disabled {{ background-color: {groove}; }}"
+        f"QSlider::sub-page:horizontal:disabled {{ background: {groove}; }}"
+        f"QAbstractSpinBox:disabled {{ color: {dim}; }}"
+    )
+
+
+def dim_when_off(panel, slider) -> None:
+    """``slider`` looks off while it is off, in every theme (and when the theme changes)."""
+    slider.native.setStyleSheet(slider_off_style(panel.viewer.theme))
+    restyle = panel._unless_closed(lambda e: slider.native.setStyleSheet(slider_off_style(e.value)))
+    panel.viewer.events.theme.connect(restyle)
 
 
 def add_controls(panel, sources) -> None:
@@ -74,6 +97,7 @@ def add_controls(panel, sources) -> None:
     panel.strength_slider = FloatSlider(
         value=1.0, min=0.0, max=1.5, step=0.05, label="strength", enabled=False
     )
+    dim_when_off(panel, panel.strength_slider)
     panel.compare_check = CheckBox(value=False, text="show the source (before / after)")
     panel.restore_button = PushButton(text="Restore")
     panel.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -117,6 +141,21 @@ def span_the_panel(panel) -> None:
         row = getattr(line, "_labeled_widget_ref", lambda: None)()
         if row is not None:
             row._label_widget.native.hide()
+
+
+def show_model_controls(panel, choice: str) -> None:
+    """The weights box for 'weights file'; the quality or sigma slider for models that take one.
+    The dock widens for the weights box: it gets its width back when the box hides again."""
+    showing, shown = choice == "weights file", panel.weights_edit.visible
+    if showing and not shown:
+        panel.dock_width = dock_width(panel.native)
+    panel.weights_edit.visible = showing
+    if shown and not showing:  # once the layout has let go of the box's width
+        width = getattr(panel, "dock_width", None)
+        QTimer.singleShot(0, panel._unless_closed(lambda: shrink_dock(panel.native, width)))
+    control = control_of_choice(choice)
+    panel.quality_slider.visible = control == "quality"
+    panel.sigma_slider.visible = control == "sigma"
 
 
 def run_controls(panel) -> list:
@@ -199,7 +238,7 @@ def guide_html(panel) -> str:
     skip = (panel.help, panel.progress_bar)  # the link itself; the bar is the progress line's
     order = [w for w in panel if w in tips and w not in skip]
     rows = "".join(
-        f"<dt><b>{escape(names.get(w) or _name(w))}</b></dt><dd>{escape(tips[w])}</dd>"
+        f"<dt><b>{escape(names.get(w) or _name(w))}</b></dt><dd>{_html(tips[w])}</dd>"
         for w in order
     )
     return (
@@ -209,6 +248,14 @@ def guide_html(panel) -> str:
         f"<dl>{rows}</dl><p>The full guide, with examples, is docs/plugin.md in the source of "
         "napari-dncnn (beside its README).</p>"
     )
+
+
+def _html(tip: str) -> str:
+    """A tooltip as guide text: one of several lines (the model list) per bullet, not a wall."""
+    lines = [escape(line) for line in tip.splitlines() if line.strip()]
+    if len(lines) == 1:
+        return lines[0]
+    return "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"
 
 
 def _name(widget) -> str:

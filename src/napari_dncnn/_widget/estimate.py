@@ -11,6 +11,7 @@ tiles).  The tile's own size matters too: per pixel, the 546 px tiles of a 4096x
 from __future__ import annotations
 
 import time
+import weakref
 
 import numpy as np
 import torch
@@ -29,7 +30,9 @@ MEASURE_FROM_MP = 2.0
 MEASURE_SIDE_MAX = 768
 """The measuring tile's side at most (a whole-plane network's tile is the plane itself)."""
 _SPEEDS: dict[tuple, float] = {}  # speed_key -> computed megapixels per second
-_NETS: dict[tuple, tuple] = {}  # the same key -> (network, device): its tiles and halo
+_NETS: dict[tuple, tuple] = {}
+"""The same key -> (weak reference to the network, device): its tiles and halo, for as long as
+the weights' cache keeps the network (a held FBCNN is ~290 MB); after that, the layer's pixels."""
 
 
 def speed_key(model: str, device: str, precision: str, rgb: bool, tile_size: int = 0) -> tuple:
@@ -73,14 +76,17 @@ def megapixels_of(layer, only_plane: bool, tiling=None) -> float:
     return planes * h * w / 1e6
 
 
-def estimate_words(key: tuple, megapixels: float) -> str:
-    """``about 4 min (0.21 MP/s measured here)`` for runs over 30 s, else ``""``."""
+def estimate_words(key: tuple, megapixels: float, image_megapixels: float) -> str:
+    """``about 4 min (0.19 MP/s measured here)`` for runs over 30 s, else ``""``.
+
+    The time is for the ``megapixels`` the network computes (halos included); the speed said is
+    in the image's own pixels, as the run's summary says it (``done: ..., 0.19 MP/s``)."""
     speed = _SPEEDS.get(key)
     if not speed or megapixels / speed <= SAY_ABOVE_S:
         return ""
     seconds = megapixels / speed
     took = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
-    return f"about {took} ({speed:.2f} MP/s measured here)"
+    return f"about {took} ({image_megapixels / seconds:.2f} MP/s measured here)"
 
 
 def measuring_side(net, device, tile_size: int) -> int:
@@ -105,7 +111,7 @@ def measure(key: tuple, threads: int):
         t0 = time.perf_counter()
         restore(tile, model, channel_axis=2 if rgb else None, **options)  # one tile, no halo
     _SPEEDS[key] = side * side / 1e6 / (time.perf_counter() - t0)
-    _NETS[key] = (net, dev)
+    _NETS[key] = (weakref.ref(net), dev)
     return key
 
 
@@ -135,15 +141,17 @@ class Estimates:
             self.measuring = measure(
                 self.key, gui_threads(), _connect={"returned": done, "errored": done}
             )
-        words = estimate_words(self.key, megapixels)
+        own = megapixels_of(layer, panel.plane_check.value)
+        words = estimate_words(self.key, megapixels, own)
         return [words] if words else []
 
     def megapixels(self, layer) -> float:
         """What a run of ``layer`` with the panel's settings computes, halos included once the
         network is known (measured), else the layer's own pixels."""
         tiling = None
-        if self.key in _NETS:
-            tiling = (*_NETS[self.key], self.panel.tile_spin.value or None)
+        net, device = _NETS.get(self.key, (lambda: None, None))
+        if net() is not None:
+            tiling = (net(), device, self.panel.tile_spin.value or None)
         try:
             return megapixels_of(layer, self.panel.plane_check.value, tiling)
         except ValueError:  # a tile size the run will refuse: it says why

@@ -71,7 +71,12 @@ def residual_limit(residual) -> float:
             + [slice(max(0, n // 2 - 128), n // 2 + 128) for n in residual.shape[-3:-1]]
             + [slice(None)]
         )
-    return float(np.percentile(np.abs(np.asarray(residual[tuple(sl)])), 99.5)) or 1.0
+    crop = residual[tuple(sl)]
+    if hasattr(
+        crop, "compute"
+    ):  # dask, with none of its global callbacks: they are not thread-safe
+        crop = crop.compute(scheduler="synchronous", callbacks=())
+    return float(np.percentile(np.abs(crop), 99.5)) or 1.0
 
 
 def outputs_of(viewer, src: Image) -> list[Image]:

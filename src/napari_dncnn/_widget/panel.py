@@ -19,7 +19,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
 from ..weights.registry import colour_only
-from .background import BlocksShown
+from .background import BlocksShown, say_waiting
 from .choices import (
     controls_of,
     layer_refusal,
@@ -29,7 +29,7 @@ from .choices import (
     plane_summary,
     tile_size_of,
 )
-from .controls import add_controls, run_controls
+from .controls import add_controls, run_controls, show_model_controls
 from .estimate import Estimates
 from .notes import (
     ANYWAY,
@@ -55,7 +55,7 @@ class RestoreWidget(Container):
         super().__init__(labels=True)
         self.viewer = napari_viewer
         add_controls(self, self._sources)
-        self.model_combo.changed.connect(self._show_model_controls)
+        self.model_combo.changed.connect(lambda choice: show_model_controls(self, choice))
         for slider in (self.quality_slider, self.sigma_slider):
             slider.changed.connect(self._control_moved)
         self.rerun_timer.timeout.connect(lambda: self.worker is None and self.start(confirmed=True))
@@ -83,6 +83,7 @@ class RestoreWidget(Container):
         self.question = None  # the question asked before a run the plan advises against
         self.last_progress = (0, 0)  # (tiles done, tiles in all) of the latest run
         self.blocks_done: dict[int, tuple[int, int]] = {}  # level -> (blocks computed, blocks)
+        self.blocks_shown = []  # the restored pyramids whose blocks compute in the background
         self._source = None  # the layer being restored
         self._spinners = []  # napari's spinners slowed during a run, with their speeds
         self._unit = "tile"  # what the bars count: tiles, or a pyramid's blocks
@@ -105,13 +106,6 @@ class RestoreWidget(Container):
             for ly in layers
             if isinstance(ly, Image) and SOURCE_KEY not in ly.metadata
         ]
-
-    def _show_model_controls(self, choice: str) -> None:
-        """The weights box for 'weights file'; the quality or sigma slider for models that take one."""
-        self.weights_edit.visible = choice == "weights file"
-        control = control_of_choice(choice)
-        self.quality_slider.visible = control == "quality"
-        self.sigma_slider.visible = control == "sigma"
 
     def _control_moved(self, *_) -> None:
         """FBCNN's quality or DRUNet's sigma moved: rerun the restored image once the slider rests."""
@@ -275,20 +269,22 @@ class RestoreWidget(Container):
 
     def _on_progress(self, bar, done: int, total: int) -> None:
         """Move both bars (the widget's and the activity dock's) and show elapsed and remaining time."""
+        if self.worker is None:  # a late report, queued before the run's end: the end said it
+            return
         self.last_progress = (done, total)
         if not total:
             return
-        try:
-            if bar.total != total:
-                bar.total = total
-            bar.update(done - bar.n)  # update() emits the dock's change; setting n alone does not
-        except RuntimeError:  # the activity dock's bar was deleted with its window: ours goes on
-            pass
         busy = total == 1 and done == 0  # one tile: no steps to show, a busy bar instead of 0%
         self.progress_bar.max, self.progress_bar.value = (0 if busy else total), done
         elapsed = time.perf_counter() - self._started
         where = f"{self.all_layers.where()}{self._source.name}: "  # the layer being restored
         self.progress_label.value = where + progress_text(done, total, self._unit, elapsed)
+        try:  # last: napari's bar may run the event loop, and the run's end with it
+            if bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)  # update() emits the dock's change; setting n alone does not
+        except RuntimeError:  # the activity dock's bar was deleted with its window: ours goes on
+            pass
 
     def cancel(self, *_):
         """Stop the running restoration within one tile; no layer is added or changed."""
@@ -354,6 +350,7 @@ class RestoreWidget(Container):
         for control in run_controls(self):
             control.enabled = True
         self._show_strength()
+        say_waiting(self)  # blocks a pyramid's view asked for during the run
         self.all_layers.next()  # "all image layers": the next one, or the summary
 
     def _on_error(self, exc):

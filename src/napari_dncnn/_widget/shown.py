@@ -11,6 +11,7 @@ No Qt here.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import weakref
 from collections import OrderedDict
@@ -34,6 +35,17 @@ def stop_all(seconds: float = 30.0) -> None:
     process that exits while a thread runs the network aborts ('terminate called ...')."""
     for blocks in list(_ALL):
         blocks.stop(seconds)
+
+
+def below_the_viewer(niceness: int = 10) -> None:
+    """Lower the calling thread's priority (Linux: a thread's own nice value, inherited by the
+    threads it starts), so that the viewer's drawing comes first where the cores are all busy:
+    on a 2-core Xeon under Xvfb, the viewer kept 83-86% of its ticks while blocks computed at
+    the same priority."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the same priority
+        pass
 
 
 class LevelBlocks:
@@ -106,6 +118,7 @@ class LevelBlocks:
 
     def _work(self) -> None:
         torch.set_num_threads(self.threads)  # per thread for OpenMP
+        below_the_viewer()
         while True:
             with self._lock:
                 if not self._queue:

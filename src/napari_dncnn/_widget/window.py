@@ -4,7 +4,8 @@ and a status line that never widens the dock."""
 from __future__ import annotations
 
 from magicgui.widgets import Label
-from qtpy.QtWidgets import QLabel, QMessageBox, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QWidget
 
 SPINNER_SPEED = 10
 """napari's activity spinner runs at this percent of its speed (3 instead of 33 frames/s) while a
@@ -36,6 +37,32 @@ def restore_spinners(slowed: list) -> None:
             movie.setSpeed(speed)
         except RuntimeError:  # the viewer closed during the run: its movie is gone
             pass
+
+
+def dock_of(widget: QWidget) -> QDockWidget | None:
+    """The dock holding ``widget`` (None before it is docked)."""
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QDockWidget):
+        parent = parent.parentWidget()
+    return parent
+
+
+def dock_width(widget: QWidget) -> tuple[int, int] | None:
+    """The width and minimum width of the dock holding ``widget`` (None before it is docked)."""
+    dock = dock_of(widget)
+    return None if dock is None else (dock.width(), dock.minimumWidth())
+
+
+def shrink_dock(widget: QWidget, width: tuple[int, int] | None) -> None:
+    """Give the dock holding ``widget`` back its ``width`` (from :func:`dock_width`): a dock
+    widens for what its panel shows, and keeps that width, as its minimum, once it is hidden."""
+    dock = dock_of(widget)
+    window = None if dock is None else dock.parentWidget()
+    if width is None or not isinstance(window, QMainWindow) or dock.isFloating():
+        return
+    if dock.width() > width[0]:
+        dock.setMinimumWidth(width[1])
+        window.resizeDocks([dock], [width[0]], Qt.Orientation.Horizontal)
 
 
 def alive(widget: QWidget) -> bool:

@@ -55,7 +55,12 @@ def _lazy_range(colour, dtype, data_range, scheduler) -> tuple[float, float]:
         return 0.0, 255.0
     import dask
 
-    lo, hi = (float(v) for v in dask.compute(colour.min(), colour.max(), scheduler=scheduler))
+    # dask's global callbacks (napari registers one) are swapped in and out by a compute that
+    # is given none, unguarded: a local scheduler here runs with none, safe beside other threads
+    local = {"callbacks": ()} if isinstance(scheduler, str) else {}
+    lo, hi = (
+        float(v) for v in dask.compute(colour.min(), colour.max(), scheduler=scheduler, **local)
+    )
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ImageError(
             "{got} NaN or infinite values in this dask/zarr image; replace them first "

@@ -50,7 +50,7 @@ def write_ome_zarr(
         outs = [_level0_array(tmp, a, like, chunks) for tmp, a in zip(tmps, arrays)]
         aligned = [a.rechunk(o.chunks) for a, o in zip(arrays, outs)]
         if compute is None:
-            da.store(aligned, outs, lock=False, scheduler="synchronous")
+            da.store(aligned, outs, lock=False, scheduler="synchronous", callbacks=())
         else:
             ydim = 0 if _plain(like, outs[0].ndim) else None  # (Y, X, S): Y is the first axis
             for _ in compute(list(_band_stores(aligned, outs, ydim))):
@@ -149,7 +149,9 @@ def _write_lower_levels(tmp: Path, level0, like: LazyImage) -> None:
             chunk_key_encoding={"name": "v2", "separator": "/"},
             fill_value=0,
         )
-        da.store(level.rechunk(above.chunks), above, lock=False, scheduler="synchronous")
+        da.store(
+            level.rechunk(above.chunks), above, lock=False, scheduler="synchronous", callbacks=()
+        )  # no dask callbacks: the global ones are swapped unguarded (not thread-safe)
         scales.append(scale)
     root.attrs["multiscales"] = [_multiscales(like, level0.ndim, scales)]
 

@@ -48,7 +48,7 @@ def computed_here(bands: list[tuple[list, int]]):
     import dask
 
     for lazy, _ in bands:
-        yield dask.compute(*lazy, scheduler="synchronous")
+        yield dask.compute(*lazy, scheduler="synchronous", callbacks=())  # thread-safe: no globals
 
 
 def write_tiled_tiff(

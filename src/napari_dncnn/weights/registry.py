@@ -284,7 +284,8 @@ def model_tooltip() -> str:
     """The widget's model tooltip: one line per named model."""
     lines = ["auto: jpeg-gray for gray images, jpeg-color for RGB (bundled, offline)."]
     for s in MODELS.values():
-        where = "bundled" if s.bundled else "downloaded once"
-        lines.append(f"{s.name}: {s.summary} ({where}; {s.licence.split(':')[0]}).")
+        where = "" if s.bundled else "downloaded once; "  # a bundled one's summary says so
+        licence = s.licence.split(":")[0].split(" (")[0].replace("none published", "no licence")
+        lines.append(f"{s.name}: {s.summary} ({where}{licence}).")
     lines.append("'weights file': your own .safetensors/.mat/.pth.")
     return "\n".join(lines)
