@@ -568,6 +568,53 @@ def test_gray_samples_stay_gray_and_alpha_is_kept(tmp_path, tiny_weights):
     assert residual.shape == (256, 256, 2) and not residual[..., 1].any()
 
 
+def test_gray_samples_out_of_core_stay_gray_and_alpha_is_kept(tmp_path, tiny_weights):
+    """The out-of-core path reads a TIFF's samples as its whole-image path does: a 3-sample
+    minisblack TIFF is three gray planes, gray+alpha restores the gray plane and keeps the alpha,
+    and both are written as minisblack samples (before: RGB, or a failed shape)."""
+    import io
+
+    from skimage import data
+
+    from napari_dncnn.batch import run_batch
+
+    def jpeg(a):
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(a)).save(buf, "JPEG", quality=20)
+        return np.asarray(Image.open(buf))
+
+    cam = data.camera()[:256, :256]
+    alpha = np.tile(np.arange(256, dtype=np.uint8), (256, 1))
+    src = tmp_path / "in"
+    src.mkdir()
+    planes = np.stack([jpeg(cam), jpeg(np.rot90(cam)), jpeg(cam[::-1])], -1)
+    tifffile.imwrite(src / "three.tif", planes, photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(
+        src / "ga.tif",
+        np.stack([jpeg(cam), alpha], -1),
+        photometric="minisblack",
+        planarconfig="contig",
+        extrasamples=["unassalpha"],
+    )
+    kw = {"model": tiny_weights, "progress": False}
+    whole = run_batch(src, tmp_path / "whole", **kw)
+    blocks = run_batch(src, tmp_path / "blocks", out_of_core_above=1000, **kw)
+    assert whole.count("done") == blocks.count("done") == 2, blocks.summary()
+    assert all(r.details["out_of_core"] for r in blocks.results)
+    for name in ("three.tif", "ga.tif"):
+        with tifffile.TiffFile(src / name) as tf:
+            extrasamples = tf.pages[0].extrasamples  # (unspecified, unspecified) / (alpha,)
+        with tifffile.TiffFile(tmp_path / "blocks" / name) as tf:
+            assert tf.series[0].axes == "YXS" and tf.pages[0].is_tiled
+            assert tf.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK
+            assert tf.pages[0].extrasamples == extrasamples
+            got = tf.series[0].asarray()
+        ref = tifffile.imread(tmp_path / "whole" / name)
+        assert got.shape == ref.shape and np.abs(got.astype(int) - ref).max() <= 1, name
+        assert np.abs(got.astype(int) - tifffile.imread(src / name)).max() > 0  # restored
+    assert np.array_equal(tifffile.imread(tmp_path / "blocks" / "ga.tif")[..., 1], alpha)
+
+
 def test_a_planar_rgb_tiff_out_of_core_stays_planar_rgb(tmp_path, tiny_color_weights):
     """A big RGB TIFF stored as planes (SYX) is restored as colour and written as planes again
     (before: the tiled writer called it minisblack and failed on the OME shape)."""

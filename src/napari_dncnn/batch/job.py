@@ -154,7 +154,9 @@ def process_file(f: str, outs: list[str], opts: dict, *, spread=None) -> FileRes
         with _INFERENCE_LOCK:
             if ooc and not big_decoded:
                 with open_lazy(src) as img:
-                    restore_it, reason = _guard(src, guard_sample(img.data, img.channel_axis), o)
+                    restore_it, reason = _guard(
+                        src, guard_sample(gray_samples(img), img.channel_axis), o
+                    )
                     if not restore_it:
                         _write_lazy(img, out, img.data, o, compute=spread)
                         return ran(Status.UNCHANGED, outputs=targets, note=reason)
@@ -345,11 +347,12 @@ def _restore_lazily(data, channel_axis, o: BatchOptions, src: Path, data_range=N
 
 
 def _restore_out_of_core(img, out: Outputs, o: BatchOptions, spread=None) -> None:
-    data_range = None
+    data, data_range = gray_samples(img), None  # gray samples: planes of their own
     if spread is not None:  # the one normalisation pass runs on the cluster too
-        data_range = value_range(img.data, img.channel_axis, scheduler=spread.client)
-    result = _restore_lazily(img.data, img.channel_axis, o, img.path, data_range)
-    _write_lazy(img, out, result.restored, o, result.residual, compute=spread)
+        data_range = value_range(data, img.channel_axis, scheduler=spread.client)
+    result = _restore_lazily(data, img.channel_axis, o, img.path, data_range)
+    restored, residual = with_samples(img, result.restored, result.residual)
+    _write_lazy(img, out, restored, o, residual, compute=spread)
 
 
 def _write_lazy(img, out: Outputs, restored, o: BatchOptions, residual=None, compute=None) -> None:

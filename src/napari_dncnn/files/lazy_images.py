@@ -23,7 +23,7 @@ import numpy as np
 import tifffile
 
 from .images import TIFF_SUFFIXES, ImageFile, ImageReadError, channels_last_colour, gone
-from .tiff_meta import tiff_meta
+from .tiff_meta import tiff_meta, tiff_samples
 
 __all__ = [
     "LazyImage",
@@ -100,7 +100,7 @@ def _open_tiff(path: Path) -> LazyImage:
         if not tf.series:
             raise ImageReadError(f"{path}: the TIFF holds no image")
         series = tf.series[0]
-        meta, axes = tiff_meta(tf), series.axes
+        meta, axes, samples = tiff_meta(tf), series.axes, tiff_samples(tf, series)
         contiguous = series.dataoffset is not None and tf.pages[0].compression == 1
         layout = (series.dataoffset, series.shape, np.dtype(tf.byteorder + series.dtype.char))
     if contiguous:
@@ -115,7 +115,7 @@ def _open_tiff(path: Path) -> LazyImage:
         name=f"tiff-{path}-{os.path.getmtime(path)}",
         meta=np.empty((0,) * reader.ndim, reader.dtype),
     )
-    return LazyImage(data, path, "tiff", axes, meta, _closers=closers)
+    return LazyImage(data, path, "tiff", axes, meta, samples=samples, _closers=closers)
 
 
 class StoredTiff:

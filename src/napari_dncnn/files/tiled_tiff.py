@@ -72,8 +72,9 @@ def write_tiled_tiff(
     targets = [Path(t) for t in targets]
     shape = (list(arrays) + [a for a, _ in into])[0].shape
     axes = like.axes if len(like.axes) == len(shape) else ""
-    samples = axes.endswith("S") and shape[-1] in (3, 4)
+    samples = axes.endswith("S")  # samples per pixel (RGB, or gray samples): in every tile
     planar = axes[-3:-2] == "S" and shape[-3] in (3, 4)  # RGB as planes (SYX): tiles plane by plane
+    rgb = planar or (samples and shape[-1] in (3, 4) and not getattr(like, "samples", ""))
     ydim = len(shape) - (3 if samples else 2)
     lead = shape[:ydim]
     height, width = shape[ydim], shape[ydim + 1]
@@ -88,7 +89,7 @@ def write_tiled_tiff(
         "shape": shape,
         "tile": (tile, tile),
         "bigtiff": True,
-        **tiff_write_kwargs(like, axes, samples or planar, imagej_ok=False, ome=True),
+        **tiff_write_kwargs(like, axes, rgb, imagej_ok=False, ome=True),
     }
     if planar:
         kwargs["planarconfig"] = "separate"
