@@ -200,8 +200,12 @@ def test_the_guard_runs_out_of_core_too(tmp_path, tiny_weights):
 
 
 def _drawn_images() -> dict[str, np.ndarray]:
-    """Images that were never JPEG: a chart with anti-aliased lines and text, masks, a checkerboard."""
+    """Images that were never JPEG: charts (gray, and colour over an image) with anti-aliased lines
+    and text, printed text, masks and labels, a checkerboard, blocks of 8x8 constant pixels on the
+    JPEG grid itself, a gradient, white and smoothed noise, and a 16-bit fluorescence-like image."""
     import matplotlib
+    from PIL import ImageDraw
+    from skimage import filters, measure
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -212,11 +216,33 @@ def _drawn_images() -> dict[str, np.ndarray]:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+    ax.imshow(data.camera(), cmap="viridis")
+    ax.plot([0, 500], [0, 500], "r-")
+    colour_buf = io.BytesIO()
+    fig.savefig(colour_buf, format="png")
+    plt.close(fig)
+    page = Image.new("L", (320, 200), 255)
+    for i in range(8):
+        ImageDraw.Draw(page).text((10, 10 + 22 * i), "The quick brown fox jumps 0123", fill=0)
+    rng = np.random.default_rng(0)
+    labels = measure.label(data.binary_blobs(256, rng=2))
+    glow = filters.gaussian(data.binary_blobs(256, rng=4).astype(float), 4) * 60000
     return {
         "chart": np.asarray(Image.open(buf).convert("L")),
+        "colour chart": np.asarray(Image.open(colour_buf).convert("RGB")),
+        "text": np.asarray(page),
         "blobs": (data.binary_blobs(256, rng=1) * 255).astype(np.uint8),
+        "labels": (labels * (255 // labels.max())).astype(np.uint8),
         "thresholded": ((data.camera() > 100) * 255).astype(np.uint8),
         "checkerboard": data.checkerboard(),
+        "8x8 blocks": np.kron(rng.integers(0, 256, (32, 32)), np.ones((8, 8))).astype(np.uint8),
+        "gradient": np.tile(np.linspace(0, 255, 256), (256, 1)).astype(np.uint8),
+        "noise": rng.integers(0, 256, (256, 256)).astype(np.uint8),
+        "smooth noise": (filters.gaussian(rng.random((256, 256)), 3) * 425)
+        .clip(0, 255)
+        .astype(np.uint8),
+        "16-bit glow": (glow + rng.poisson(100, glow.shape)).astype(np.uint16),
     }
 
 
