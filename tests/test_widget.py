@@ -462,6 +462,8 @@ def test_a_dask_layer_without_a_pyramid_is_computed_in_the_worker(vw, qtbot):
 def test_official_model_downloads_in_the_worker_and_restores(
     vw, qtbot, qtlog, tiny_official, camera_crop
 ):
+    from napari_dncnn.weights.downloads import megabytes
+
     entry, cache, httpd, handler = tiny_official
     viewer, widget = vw
     labels = []
@@ -472,8 +474,12 @@ def test_official_model_downloads_in_the_worker_and_restores(
     viewer.add_image(camera_crop, name="cam")
     widget._select_active()
     widget.model_combo.value = "dncnn3"
+    size = megabytes(entry.size)  # said before the run: it needs the network once
+    assert f"dncnn3 is downloaded on its first run ({size}; needs" in widget.status.value
     click_restore(qtbot, widget)
     assert (cache / "DnCNN3.mat").is_file() and handler.requests == ["/model/DnCNN3.mat"]
+    widget._show_plan()
+    assert "downloaded on its first run" not in widget.status.value  # cached now
     assert any(text.startswith("downloading the model (once)") for text in labels), labels
     assert not [
         r.message for r in qtlog.records if "thread" in r.message
@@ -496,11 +502,26 @@ def test_names_read_once_and_the_weights_box_has_room(vw):
     assert widget.weights_edit.native.minimumWidth() >= 200  # a path, not a few letters
 
 
-def test_every_control_has_a_tooltip_and_the_widget_a_help_line(vw):
+def test_every_control_has_a_tooltip_and_the_widget_a_help_line(vw, qtbot):
+    """Each shown tooltip wraps: Qt never wraps a plain one (precision's was 1594 px wide)."""
+    from qtpy.QtCore import QPoint
+    from qtpy.QtWidgets import QApplication, QToolTip
+
+    from napari_dncnn._widget.window import TIP_WIDTH
+
     _, widget = vw
-    for control in widget:
-        if control is not widget.help:
-            assert control.tooltip, control.label or control.name
+    widths = {}
+    for control in [*widget, widget.weights_edit.choose_btn]:
+        if control is widget.help:
+            continue
+        assert control.tooltip, control.label or control.name
+        native = control.native
+        QToolTip.showText(native.mapToGlobal(QPoint(2, 2)), native.toolTip(), native)
+        qtbot.waitUntil(QToolTip.isVisible, timeout=2000)
+        tips = [w for w in QApplication.topLevelWidgets() if w.inherits("QTipLabel")]
+        widths[control.label or control.name] = max(w.width() for w in tips if w.isVisible())
+        QToolTip.hideText()
+    assert max(widths.values()) <= TIP_WIDTH + 20, widths
     assert "weights file" in widget.weights_edit.choose_btn.tooltip
     assert "How to use this panel" in widget.help.value and "every control" in widget.help.value
 
@@ -820,13 +841,24 @@ def test_selecting_an_output_layer_keeps_the_source_and_controls_lock_during_a_r
     viewer, widget = vw
     src = viewer.add_image(camera_crop, name="cam")
     widget._select_active()
+    from qtpy.QtWidgets import QAbstractSpinBox
+
+    from napari_dncnn._widget.controls import run_controls
+
+    def number_boxes() -> list[bool]:  # a slider's number box: magicgui left it live
+        controls = run_controls(widget)
+        return [b.isEnabled() for c in controls for b in c.native.findChildren(QAbstractSpinBox)]
+
+    assert number_boxes() and not widget.strength_slider.enabled
     states = []
     press_restore(widget)
     states.append(
         (widget.model_combo.enabled, widget.layer_combo.enabled, widget.tile_spin.enabled)
     )
     assert not widget.compare_check.enabled and widget.cancel_button.enabled
+    assert not any(number_boxes())  # the strength, quality and sigma boxes too
     qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    assert all(number_boxes())  # the strength acts on the new outputs
     assert (
         states == [(False, False, False)]
         and widget.model_combo.enabled
@@ -1179,8 +1211,8 @@ def test_all_image_layers_are_restored_in_turn_with_one_summary(
         np.testing.assert_array_equal(
             viewer.layers[f"{src.name} restored"].data, restore(src.data, tiny_weights).restored
         )
-    assert widget.status.value == "all layers: restored 2 of 2 (a, b)"
-    assert widget.state is RunState.DONE
+    assert widget.all_layers.results == [("a", RunState.DONE), ("b", RunState.DONE)]
+    assert widget.state is RunState.DONE and "2 of 2" in widget.status.value
     assert "a restored restored" not in viewer.layers  # outputs are never sources
     # Cancel stops them all: the first layer's run ends, the second never starts
     big = viewer.add_image(np.tile(jpeg_roundtrip(camera_crop, 20), (8, 8)), name="big")
@@ -1195,7 +1227,8 @@ def test_all_image_layers_are_restored_in_turn_with_one_summary(
     assert widget.progress_label.value.startswith("layer 1 of 2: big: ")
     widget.cancel_button.native.click()
     qtbot.waitUntil(lambda: widget.worker is None and not widget.all_layers.active, timeout=60_000)
-    assert widget.status.value == "all layers: restored 0 of 2; not run 2 (cancelled)"
+    assert widget.all_layers.results == [("big", RunState.CANCELLED)]  # b never started
+    assert widget.state is RunState.CANCELLED and "0 of 2" in widget.status.value
     assert "b restored" in viewer.layers and viewer.layers["b restored"].data is not None
 
 

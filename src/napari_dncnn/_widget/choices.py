@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..devices import pick_device, use_bf16
+from ..weights import download_size
 from ..weights.registry import colour_only
 from .notes import control_of_choice, source_jpeg_quality
 
@@ -119,6 +120,9 @@ def plan_words(rgb: bool, model: str, device: str, precision: str) -> list[str]:
     plan.append(f"on {dev} ({'bf16' if use_bf16(precision, dev) else 'fp32'})")
     if not rgb and colour_only(model):
         plan.append(f"{model} is a colour model: it needs an RGB layer")
+    size = download_size(model)
+    if size:
+        plan.append(f"{model} is downloaded on its first run ({size}; needs the network once)")
     return plan
 
 

@@ -22,6 +22,7 @@ from napari.utils.theme import get_theme
 from qtpy.QtCore import QTimer
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
+    QAbstractSpinBox,
     QDialog,
     QDialogButtonBox,
     QShortcut,
@@ -36,7 +37,7 @@ from ..weights.registry import model_tooltip
 from .all_layers import AllLayers
 from .notes import control_of_choice
 from .save import Saver
-from .window import StatusLabel, dock_width, shrink_dock
+from .window import StatusLabel, dock_width, shrink_dock, wrapped_tip
 
 MODEL_CHOICES = ["auto", *MODEL_NAMES, "weights file"]
 RESTORE_SHORTCUT = "Ctrl+Shift+R"
@@ -66,6 +67,14 @@ def slider_off_style(theme: str) -> str:
         f"QSlider::sub-page:horizontal:disabled {{ background: {groove}; }}"
         f"QAbstractSpinBox:disabled {{ color: {dim}; }}"
     )
+
+
+def enable(control, on: bool) -> None:
+    """Turn ``control`` on or off, a slider's number box with it: magicgui turns off only the
+    slider, and the box stayed live (and bright) while the strength was off or a run locked it."""
+    control.enabled = on
+    for box in control.native.findChildren(QAbstractSpinBox):
+        box.setEnabled(on)
 
 
 def dim_when_off(panel, slider) -> None:
@@ -98,6 +107,7 @@ def add_controls(panel, sources) -> None:
         value=1.0, min=0.0, max=1.5, step=0.05, label="strength", enabled=False
     )
     dim_when_off(panel, panel.strength_slider)
+    enable(panel.strength_slider, False)  # until the chosen image has outputs
     panel.compare_check = CheckBox(value=False, text="show the source (before / after)")
     panel.restore_button = PushButton(text="Restore")
     panel.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -111,12 +121,12 @@ def add_controls(panel, sources) -> None:
         label.native.setWordWrap(True)
         label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     panel.help.native.linkActivated.connect(lambda _: show_guide(panel))
-    set_tooltips(panel)
-    panel.status.about = panel.status.tooltip
     shortcut = QShortcut(QKeySequence(RESTORE_SHORTCUT), panel.native)
     shortcut.activated.connect(lambda: panel.restore_button.enabled and panel.start())
     panel.restore_shortcut = shortcut
     panel.saver = Saver(panel)
+    set_tooltips(panel)
+    panel.status.about = tooltips(panel)[panel.status]
     panel.rerun_timer = QTimer(singleShot=True, interval=400)  # a control slider at rest: rerun
     panel.extend(
         [
@@ -222,18 +232,17 @@ def tooltips(panel) -> dict:
 
 
 def set_tooltips(panel) -> None:
-    for widget, tip in tooltips(panel).items():
-        widget.tooltip = tip
-    panel.weights_edit.choose_btn.tooltip = (
+    tips = tooltips(panel) | panel.saver.tips
+    tips[panel.weights_edit.choose_btn] = (
         "Choose a weights file (.safetensors, .mat or .pth) on disk."
     )
+    for widget, tip in tips.items():
+        widget.tooltip = wrapped_tip(tip)
 
 
 def guide_html(panel) -> str:
     """The guide the help link opens: each control's name and its help, in the panel's order."""
-    tips = tooltips(panel)
-    tips[panel.saver.button] = panel.saver.button.tooltip
-    tips[panel.saver.residual_check] = panel.saver.residual_check.tooltip
+    tips = tooltips(panel) | panel.saver.tips
     names = {panel.status: "status line", panel.progress_label: "progress line"}
     skip = (panel.help, panel.progress_bar)  # the link itself; the bar is the progress line's
     order = [w for w in panel if w in tips and w not in skip]

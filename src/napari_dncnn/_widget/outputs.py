@@ -72,9 +72,7 @@ def residual_limit(residual) -> float:
             + [slice(None)]
         )
     crop = residual[tuple(sl)]
-    if hasattr(
-        crop, "compute"
-    ):  # dask, with none of its global callbacks: they are not thread-safe
+    if hasattr(crop, "compute"):  # dask, with none of its global callbacks (not thread-safe)
         crop = crop.compute(scheduler="synchronous", callbacks=())
     return float(np.percentile(np.abs(crop), 99.5)) or 1.0
 

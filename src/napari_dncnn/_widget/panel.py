@@ -29,7 +29,7 @@ from .choices import (
     plane_summary,
     tile_size_of,
 )
-from .controls import add_controls, run_controls, show_model_controls
+from .controls import add_controls, enable, run_controls, show_model_controls
 from .estimate import Estimates
 from .notes import (
     ANYWAY,
@@ -128,7 +128,7 @@ class RestoreWidget(Container):
         """The slider shows (and acts on) the chosen layer's outputs; off when it has none."""
         src = self.layer_combo.value
         shown = strength_of(self.viewer, src) if src is not None else None
-        self.strength_slider.enabled = shown is not None and self.worker is None
+        enable(self.strength_slider, shown is not None and self.worker is None)
         self.saver.update()
         shown = 1.0 if shown is None else shown  # no outputs yet: a run will make them at 1
         if shown != self.strength_slider.value:
@@ -223,7 +223,7 @@ class RestoreWidget(Container):
         self.restore_button.enabled = False
         self.cancel_button.enabled = True
         for control in run_controls(self):
-            control.enabled = False
+            enable(control, False)
         self.status.value, self.state = "restoring...", RunState.RUNNING
         self._started = time.perf_counter()
         self._source = layer
@@ -348,7 +348,7 @@ class RestoreWidget(Container):
         self.restore_button.enabled = True
         self.cancel_button.enabled = False
         for control in run_controls(self):
-            control.enabled = True
+            enable(control, True)
         self._show_strength()
         say_waiting(self)  # blocks a pyramid's view asked for during the run
         self.all_layers.next()  # "all image layers": the next one, or the summary

@@ -108,12 +108,12 @@ class Saver:
         self.panel = panel
         self.button = PushButton(text="Save restored...", enabled=False)
         self.residual_check = CheckBox(value=False, text="with the residual")
-        self.button.tooltip = (
-            "Write the chosen image's restored layer to a TIFF (.tif) or OME-Zarr (.zarr), with its "
-            "dtype, axes and scale; a lazy layer is computed block by block. Asks before "
-            "replacing a file."
-        )
-        self.residual_check.tooltip = "Also write the residual beside it, as <name>_residual."
+        self.tips = {  # set (wrapped) with the panel's other tooltips
+            self.button: "Write the chosen image's restored layer to a TIFF (.tif) or OME-Zarr "
+            "(.zarr), with its dtype, axes and scale; a lazy layer is computed block by block. "
+            "Asks before replacing a file.",
+            self.residual_check: "Also write the residual beside it, as <name>_residual.",
+        }
         self.button.changed.connect(self.choose)
         self.dialog = self.question = self.worker = None
 

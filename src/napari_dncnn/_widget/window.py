@@ -3,6 +3,8 @@ and a status line that never widens the dock."""
 
 from __future__ import annotations
 
+from html import escape
+
 from magicgui.widgets import Label
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QWidget
@@ -74,6 +76,19 @@ def alive(widget: QWidget) -> bool:
     return True
 
 
+TIP_WIDTH = 420
+"""Tooltips over a line's length wrap at this width (px): Qt never wraps a plain-text tooltip,
+and the precision control's was a 1594 px strip across a 1600 px screen."""
+
+
+def wrapped_tip(tip: str) -> str:
+    """``tip`` as a tooltip that wraps at :data:`TIP_WIDTH` (rich text; a short one stays plain)."""
+    if max((len(line) for line in tip.splitlines()), default=0) <= 60:
+        return tip
+    body = "<br>".join(escape(line) for line in tip.splitlines())
+    return f'<table width="{TIP_WIDTH}"><tr><td>{body}</td></tr></table>'
+
+
 class StatusLabel(Label):
     """The status line, whose tooltip holds its whole message (then what the line is for): a word
     too long to wrap (a URL, a path) is cut at the panel's edge instead of widening the dock."""
@@ -87,7 +102,7 @@ class StatusLabel(Label):
     @value.setter
     def value(self, text: str) -> None:
         Label.value.fset(self, text)
-        self.tooltip = f"{text}\n\n{self.about}" if text else self.about
+        self.tooltip = wrapped_tip(f"{text}\n\n{self.about}" if text else self.about)
 
 
 def ask_first(parent: QWidget, question: str, answer, yes: str = "Restore anyway") -> QMessageBox:

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..networks import is_network
-from .downloads import cache_dir, cached_path, download_note, fetch_model
+from .downloads import cache_dir, cached_path, download_note, download_size, fetch_model
 from .foreign import load_matconvnet, load_pth, sha256_of
 from .registry import MODELS, ModelSpec, spec_for
 from .store import (
@@ -45,6 +45,7 @@ __all__ = [
     "cache_dir",
     "cached_path",
     "download_note",
+    "download_size",
     "fetch_model",
     "guard_max_quality",
     "load_model",

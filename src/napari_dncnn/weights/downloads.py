@@ -18,7 +18,7 @@ from pathlib import Path
 from . import registry
 from .store import WeightsError
 
-__all__ = ["cache_dir", "cached_path", "download_note", "fetch_model"]
+__all__ = ["cache_dir", "cached_path", "download_note", "download_size", "fetch_model"]
 
 
 def cache_dir() -> Path:
@@ -47,13 +47,23 @@ def megabytes(size: int | None) -> str:
     return "size unknown" if size is None else f"{size / 1e6:.1f} MB"
 
 
-def download_note(name: str) -> str | None:
-    """What a first use of ``name`` will download (size, URL, cache), or None when it is cached."""
+def download_size(name: str) -> str | None:
+    """What a first use of model ``name`` will download ("2.8 MB"), or None: cached, bundled,
+    or not a named model."""
     spec = registry.MODELS.get(name)
     if spec is None or spec.file is None or cached_path(name).exists():
         return None
+    return megabytes(spec.file.size)
+
+
+def download_note(name: str) -> str | None:
+    """What a first use of ``name`` will download (size, URL, cache), or None when it is cached."""
+    size = download_size(name)
+    if size is None:
+        return None
+    spec = registry.MODELS[name]
     return (
-        f"model {name!r}: downloading {megabytes(spec.file.size)} once from {spec.file.url} "
+        f"model {name!r}: downloading {size} once from {spec.file.url} "
         f"into {cache_dir()} (licence: {spec.licence})"
     )
 
