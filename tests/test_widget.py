@@ -1077,7 +1077,10 @@ def test_a_clean_16_bit_image_asks_before_it_is_restored(vw, qtbot):
 
 
 def test_zooming_into_a_restored_pyramid_never_freezes_the_viewer(vw, qtbot, tmp_path, monkeypatch):
-    """The blocks a zoom shows are computed off the GUI thread: ticks >= 90%, no gap over 300 ms."""
+    """The blocks a zoom shows are computed off the GUI thread: no gap over 0.5 s, 80% of the
+    ticks at least (blocks on the GUI thread gave 71% and a 4.9 s gap).  Not a speed target: the
+    aim of 90% is measured in a real window, idle (a fresh-eyes trial on a 2-core Xeon: 89.8-92.6%);
+    here other tests and Xvfb's software drawing share the 2 cores (89.2-94%)."""
     import dask.array as da
     from skimage import data
 
@@ -1111,7 +1114,7 @@ def test_zooming_into_a_restored_pyramid_never_freezes_the_viewer(vw, qtbot, tmp
     computed = len(levels[0].blocks._done)
     assert computed >= 2  # blocks were computed, in the background
     share = len(ticks) / ((ticks[-1] - ticks[0]) / 0.020 + 1)
-    assert share >= 0.9 and np.diff(ticks).max() <= 0.3, (share, np.diff(ticks).max(), computed)
+    assert share >= 0.8 and np.diff(ticks).max() <= 0.5, (share, np.diff(ticks).max(), computed)
     # what is drawn now is the restoration of those blocks, not the source
     shown = np.asarray(restored.data[0][1024:1280, 1024:1280])
     assert not np.array_equal(shown, base[1024:1280, 1024:1280])
