@@ -106,7 +106,8 @@ def add_controls(panel, sources) -> None:
     panel.strength_slider = FloatSlider(
         value=1.0, min=0.0, max=1.5, step=0.05, label="strength", enabled=False
     )
-    dim_when_off(panel, panel.strength_slider)
+    for slider in (panel.strength_slider, panel.quality_slider, panel.sigma_slider):
+        dim_when_off(panel, slider)  # the model controls too: locked during a run
     enable(panel.strength_slider, False)  # until the chosen image has outputs
     panel.compare_check = CheckBox(value=False, text="show the source (before / after)")
     panel.restore_button = PushButton(text="Restore")
