@@ -515,12 +515,13 @@ def test_every_control_has_a_tooltip_and_the_widget_a_help_line(vw, qtbot):
         if control is widget.help:
             continue
         assert control.tooltip, control.label or control.name
-        native = control.native
-        QToolTip.showText(native.mapToGlobal(QPoint(2, 2)), native.toolTip(), native)
+        native = control.native  # a slider's tooltip sits on its inner slider: read magicgui's
+        QToolTip.showText(native.mapToGlobal(QPoint(2, 2)), control.tooltip, native)
         qtbot.waitUntil(QToolTip.isVisible, timeout=2000)
         tips = [w for w in QApplication.topLevelWidgets() if w.inherits("QTipLabel")]
         widths[control.label or control.name] = max(w.width() for w in tips if w.isVisible())
         QToolTip.hideText()
+        qtbot.waitUntil(lambda: not QToolTip.isVisible(), timeout=2000)  # no stale tip measured
     assert max(widths.values()) <= TIP_WIDTH + 20, widths
     assert "weights file" in widget.weights_edit.choose_btn.tooltip
     assert "How to use this panel" in widget.help.value and "every control" in widget.help.value
