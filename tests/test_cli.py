@@ -146,6 +146,40 @@ def test_exit_143_on_sigterm_for_train_too(tmp_path):
     assert (tmp_path / "run" / "checkpoint.safetensors").exists()
 
 
+LOST_IN_GC = """
+import gc, sys, time
+from napari_dncnn.cli.common import Terminated, terminate_like_ctrl_c
+if sys.argv[1] == "keep":
+    terminate_like_ctrl_c()
+def callback(phase, info):  # as distributed's GC diagnosis: an interrupt lands inside it
+    if phase == "start":
+        gc.callbacks.remove(callback)
+        raise Terminated if sys.argv[2] == "term" else KeyboardInterrupt
+gc.callbacks.append(callback)
+try:
+    gc.collect()
+    time.sleep(2)
+    print("lost")
+except Terminated:
+    print("terminated")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+@pytest.mark.parametrize(
+    "keep, kind, said",
+    [("keep", "int", "interrupted"), ("keep", "term", "terminated"), ("plain", "int", "lost")],
+)
+def test_an_interrupt_raised_where_python_ignores_it_is_delivered_again(keep, kind, said):
+    # the last row is Python's own way, which once let a Ctrl-C mid-image run to the end
+    r = subprocess.run(
+        [sys.executable, "-c", LOST_IN_GC, keep, kind], capture_output=True, text=True, timeout=60
+    )
+    assert r.stdout.strip() == said, r.stderr
+    assert ("Exception ignored" in r.stderr) == (keep == "plain"), r.stderr
+
+
 def test_train_gives_back_threads_and_random_state(tmp_path):
     from napari_dncnn.training import TrainConfig, train
 

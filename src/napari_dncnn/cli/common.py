@@ -28,13 +28,36 @@ class Terminated(KeyboardInterrupt):
 
 
 def terminate_like_ctrl_c() -> None:
-    """SIGTERM raises :class:`Terminated` in this process (the console script's, never a library's)."""
+    """SIGTERM raises :class:`Terminated` in this process (the console script's, never a library's).
+
+    An interrupt that lands in code whose exceptions Python ignores (a garbage collector
+    callback, as dask's distributed installs, or a ``__del__``) is delivered again to the main
+    code, so Ctrl-C or SIGTERM is never lost (it was, once, mid-image with two workers: the
+    run went on to the end and exited 0).
+    """
     import signal
 
     def handler(signum, frame):
         raise Terminated
 
     signal.signal(signal.SIGTERM, handler)
+    sys.unraisablehook = _interrupts_delivered_again(sys.unraisablehook)
+
+
+def _interrupts_delivered_again(previous):
+    def hook(unraisable):
+        import signal
+        import threading
+
+        exc = unraisable.exc_value
+        if isinstance(exc, KeyboardInterrupt):  # raised where it could not go on: send it again,
+            signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+            main = threading.main_thread().ident  # from outside this callback, as a real signal
+            threading.Timer(0.01, signal.pthread_kill, (main, signum)).start()  # (wakes a wait)
+            return
+        previous(unraisable)
+
+    return hook
 
 
 def say(message: str) -> None:
