@@ -174,7 +174,11 @@ except KeyboardInterrupt:
 def test_an_interrupt_raised_where_python_ignores_it_is_delivered_again(keep, kind, said):
     # the last row is Python's own way, which once let a Ctrl-C mid-image run to the end
     r = subprocess.run(
-        [sys.executable, "-c", LOST_IN_GC, keep, kind], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", LOST_IN_GC, keep, kind],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal
     )
     assert r.stdout.strip() == said, r.stderr
     assert ("Exception ignored" in r.stderr) == (keep == "plain"), r.stderr
