@@ -33,7 +33,7 @@ def table() -> str:
         where = (
             "bundled (offline)"
             if s.bundled
-            else f"downloaded on first use, {megabytes(s.file.size)}"
+            else f"downloaded on first use, {megabytes(s.file.size, s.file.approx_size)}"
         )
         control = {"quality": "JPEG quality", "sigma": "noise sigma"}.get(s.control, "")
         published = "; ".join(f"{k}: {v}" for k, v in s.published.items()) or ""

@@ -65,3 +65,27 @@ def test_every_spec_is_complete():
         assert spec.architecture in ("dncnn", "fbcnn", "drunet", "scunet")
         if spec.licence.startswith("Apache"):
             assert spec.notice  # Apache-2.0 asks for the notice to travel with the work
+
+
+def test_an_unknown_size_is_estimated_from_the_released_files_key_lists():
+    from math import prod
+
+    from napari_dncnn.weights.downloads import megabytes
+
+    def tensor_bytes(network: str, kind: str) -> int:
+        keys = json.loads(
+            (ROOT / "tests" / "data" / "upstream" / f"{network}_keys.json").read_text()
+        )
+        return 4 * sum(prod(shape) for shape in keys[kind].values())
+
+    for name, network in (("fbcnn-color", "fbcnn"), ("scunet-real", "scunet")):  # sizes known
+        tensors = tensor_bytes(network, "color")
+        assert 0 < MODELS[name].file.size - tensors < 0.005 * tensors  # the estimate's method
+    for name, network, kind in (
+        ("fbcnn-gray", "fbcnn", "gray"),
+        ("drunet-color", "drunet", "color"),
+    ):
+        assert MODELS[name].file.size is None
+        assert MODELS[name].file.approx_size == tensor_bytes(network, kind)
+    assert megabytes(None, MODELS["drunet-color"].file.approx_size) == "about 131 MB"
+    assert megabytes(None) == "size unknown" and megabytes(2763713) == "2.8 MB"

@@ -524,6 +524,11 @@ def test_every_control_has_a_tooltip_and_the_widget_a_help_line(vw, qtbot):
         qtbot.waitUntil(lambda: not QToolTip.isVisible(), timeout=2000)  # no stale tip measured
     assert max(widths.values()) <= TIP_WIDTH + 20, widths
     assert "weights file" in widget.weights_edit.choose_btn.tooltip
+    from qtpy.QtWidgets import QAbstractSpinBox
+
+    for slider in (widget.strength_slider, widget.quality_slider, widget.sigma_slider):
+        boxes = slider.native.findChildren(QAbstractSpinBox)  # the number box says the same
+        assert boxes and all(b.toolTip() == slider.tooltip for b in boxes), slider.label
     assert "How to use this panel" in widget.help.value and "every control" in widget.help.value
 
 
@@ -1148,14 +1153,14 @@ def test_save_restored_writes_what_the_batch_writes_and_asks_before_replacing(
 
     viewer, widget = vw
     saver = widget.saver
-    assert not saver.button.enabled  # nothing restored yet
+    assert not saver.button.enabled and not saver.residual_check.enabled  # nothing restored yet
     stack = np.stack([camera_crop, camera_crop[::-1]]).astype(np.uint16) * 100
     viewer.add_image(stack, name="zs", scale=(2.0, 0.5, 0.5), units=("um", "um", "um"))
     widget._select_active()
     click_restore(qtbot, widget)
     widget.strength_slider.value = 0.5  # what is saved is what is shown
     restored = viewer.layers["zs restored"].data
-    assert saver.button.enabled
+    assert saver.button.enabled and saver.residual_check.enabled
     saver.residual_check.value = True
     target = tmp_path / "out.tif"
     saver.button.native.click()  # the real file dialog, answered as a user would

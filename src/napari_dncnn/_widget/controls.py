@@ -239,6 +239,8 @@ def set_tooltips(panel) -> None:
     )
     for widget, tip in tips.items():
         widget.tooltip = wrapped_tip(tip)
+        for box in widget.native.findChildren(QAbstractSpinBox):  # a slider's number box too
+            box.setToolTip(wrapped_tip(tip))
 
 
 def guide_html(panel) -> str:

@@ -107,7 +107,7 @@ class Saver:
     def __init__(self, panel):
         self.panel = panel
         self.button = PushButton(text="Save restored...", enabled=False)
-        self.residual_check = CheckBox(value=False, text="with the residual")
+        self.residual_check = CheckBox(value=False, text="with the residual", enabled=False)
         self.tips = {  # set (wrapped) with the panel's other tooltips
             self.button: "Write the chosen image's restored layer to a TIFF (.tif) or OME-Zarr "
             "(.zarr), with its dtype, axes and scale; a lazy layer is computed block by block. "
@@ -125,6 +125,7 @@ class Saver:
 
     def update(self) -> None:
         self.button.enabled = "restored" in self.outputs() and self.worker is None
+        self.residual_check.enabled = self.button.enabled  # a choice for Save, off with it
 
     def choose(self, *_) -> None:
         """Ask where to save, in a file dialog that does not block the viewer."""

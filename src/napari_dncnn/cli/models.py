@@ -56,6 +56,7 @@ def rows() -> list[dict]:
     for s in MODELS.values():
         here = bundled_weights_path(s.name) if s.bundled else cached_path(s.name)
         size = here.stat().st_size if s.bundled else s.file.size
+        approx = None if s.bundled else s.file.approx_size
         guard = _guard_words(s, skip_above(s.channels == 3, None))
         out.append(
             {
@@ -63,7 +64,7 @@ def rows() -> list[dict]:
                 "task": s.task,
                 "channels": s.channels,
                 "control": s.control or "",
-                "size": megabytes(size),
+                "size": megabytes(size, approx),
                 "licence": s.licence.split(":")[0],
                 "where": "bundled" if s.bundled else ("cached" if here.exists() else "download"),
                 "guard": guard,
@@ -78,6 +79,7 @@ def rows() -> list[dict]:
 FOOTER = """
 guard: the JPEG quality up to which the quality guard lets the model run on its own; never: some
 image loses at every quality (--force runs it anyway); -: not a JPEG model, never guarded.
+~: a size estimated from the file's tensors (the release does not state it).
 auto picks jpeg-gray or jpeg-color by the image. Downloads go to $NAPARI_DNCNN_CACHE or the
 user cache, once, with a sha256 check; 'napari-dncnn models --json' gives URLs and sources."""
 
@@ -94,7 +96,7 @@ def run(args) -> int:
         spec = MODELS[r["name"]]
         r["guard"] = _guard_short(spec, skip_above(spec.channels == 3, None))
         r["licence"] = r["licence"].split(" (")[0]
-        r["size"] = r["size"].replace("size unknown", "unknown")
+        r["size"] = r["size"].replace("size unknown", "unknown").replace("about ", "~")
     cols = ["name", "task", "control", "size", "where", "guard", "licence"]
     widths = {c: max(len(c), *(len(str(r[c])) for r in table)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols).rstrip())

@@ -43,8 +43,11 @@ def cached_path(name: str) -> Path:
     return cache_dir() / _file(name).filename
 
 
-def megabytes(size: int | None) -> str:
-    return "size unknown" if size is None else f"{size / 1e6:.1f} MB"
+def megabytes(size: int | None, approx: int | None = None) -> str:
+    """``"2.8 MB"``; ``"about 131 MB"`` from an estimate; ``"size unknown"``."""
+    if size is None:
+        return "size unknown" if approx is None else f"about {approx / 1e6:.0f} MB"
+    return f"{size / 1e6:.1f} MB"
 
 
 def download_size(name: str) -> str | None:
@@ -53,7 +56,7 @@ def download_size(name: str) -> str | None:
     spec = registry.MODELS.get(name)
     if spec is None or spec.file is None or cached_path(name).exists():
         return None
-    return megabytes(spec.file.size)
+    return megabytes(spec.file.size, spec.file.approx_size)
 
 
 def download_note(name: str) -> str | None:

@@ -32,11 +32,16 @@ TASKS = {
 
 @dataclass(frozen=True)
 class ModelFile:
-    """A downloadable weights file: its public URL, sha256 and size in bytes (None: unknown)."""
+    """A downloadable weights file: its public URL, sha256 and size in bytes (None: unknown).
+
+    ``approx_size``, where the size is unknown: the bytes of its tensors, from the key list of
+    the released file (``tests/data/upstream/*_keys.json``; a file is some 0.1-0.3% more).
+    """
 
     url: str
     sha256: str
     size: int | None = None
+    approx_size: int | None = None
 
     @property
     def filename(self) -> str:
@@ -195,6 +200,7 @@ MODELS: dict[str, ModelSpec] = {
             file=ModelFile(
                 "https://github.com/jiaxi-jiang/FBCNN/releases/download/v1.0/fbcnn_gray.pth",
                 "7beec25b883a6c3bd7d103429b78a2371f7e85c1f5261a6e2e5d0702d9e9f977",
+                approx_size=287677960,
             ),
             published={
                 "Classic5 gray, q10/20/30/40": "30.12 / 32.31 / 33.54 / 34.35",
@@ -225,6 +231,7 @@ MODELS: dict[str, ModelSpec] = {
             file=ModelFile(
                 _KAIR + "drunet_color.pth",
                 "479abe3c5327dfd10ff54a80ec7d4098ca80752a5c9492cdff31cee430bec4b4",
+                approx_size=130563840,
             ),
             control="sigma",
             colour_only=True,
