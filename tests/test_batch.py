@@ -104,7 +104,7 @@ def test_batch_end_to_end(tmp_path, input_folder, tiny_weights, camera_crop):
         )
     assert tifffile.imread(out / "stack_residual.tif").dtype == np.float32
     # rerun: everything finished is skipped, failures stay failures
-    r2 = run_cli(input_folder, out, "--model", tiny_weights, "--recursive", "--save-residual")
+    r2 = run_cli(input_folder, out, "--model", tiny_weights, "-r", "--save-residual")  # short
     assert r2.returncode == 1 and "done 0, already done 3, failed 2" in r2.stdout
 
 

@@ -194,7 +194,7 @@ def add_overwrite(p, help_text: str) -> None:
 
 
 def add_folder_selection(p) -> None:
-    p.add_argument("--recursive", action="store_true", help="include subfolders")
+    p.add_argument("-r", "--recursive", action="store_true", help="include subfolders")
     p.add_argument(
         "--pattern",
         default=None,
