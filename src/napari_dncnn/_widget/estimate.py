@@ -21,7 +21,7 @@ from qtpy.QtCore import QThreadPool
 from ..devices import pick_device
 from ..engine import restore
 from ..engine.tiles import fit_tile
-from ..weights import download_note, network_for
+from ..weights import download_size, network_for
 from .worker import gui_threads
 
 SAY_ABOVE_S = 30.0
@@ -135,7 +135,7 @@ class Estimates:
             and not known(self.key)
             and self.measuring is None
             and model != "weights file"
-            and not download_note(model)
+            and not download_size(model)  # not before its download
         ):
             done = panel._unless_closed(self._measured)
             self.measuring = measure(

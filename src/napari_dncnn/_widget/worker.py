@@ -21,7 +21,7 @@ from ..devices import pick_device, use_bf16
 from ..engine import iter_restore
 from ..engine.axes import AxesPlan
 from ..engine.tiles import DEFAULT_TILE
-from ..weights import download_note, fetch_model, resolve_model_name
+from ..weights import download_size, fetch_model, resolve_model_name
 from .outputs import residual_limit
 from .shown import LevelBlocks, ResidualLevel, RestoredLevel
 
@@ -121,7 +121,7 @@ def restore_steps(data, model, blocks: dict | None, **options):
     """
     torch.set_num_threads(gui_threads())
     cancel = options.pop("cancel", None)
-    if isinstance(model, str) and download_note(model):
+    if isinstance(model, str) and download_size(model):
         yield from _download(model)  # in the worker: the viewer stays responsive
     t0 = time.perf_counter()
     if blocks is not None:
