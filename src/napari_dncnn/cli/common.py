@@ -53,8 +53,13 @@ def _interrupts_delivered_again(previous):
         if isinstance(exc, KeyboardInterrupt):  # raised where it could not go on: send it again,
             signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
             main = threading.main_thread().ident  # from outside this callback, as a real signal
-            threading.Timer(0.01, signal.pthread_kill, (main, signum)).start()  # (wakes a wait)
-            return
+            again = threading.Timer(0.01, signal.pthread_kill, (main, signum))  # (wakes a wait)
+            again.daemon = True
+            try:
+                again.start()
+                return
+            except RuntimeError:  # no new threads at interpreter shutdown: nothing to stop
+                pass
         previous(unraisable)
 
     return hook
