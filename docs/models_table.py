@@ -5,7 +5,7 @@ tests/test_docs_models.py checks that docs/models.md holds exactly this table.
 
 from __future__ import annotations
 
-from napari_dncnn.weights.downloads import megabytes
+from napari_dncnn.weights.downloads import shown_size
 from napari_dncnn.weights.registry import MODELS
 
 MARK_BEGIN = "<!-- models table: python docs/models_table.py -->"
@@ -31,9 +31,7 @@ def table() -> str:
     ]
     for s in MODELS.values():
         where = (
-            "bundled (offline)"
-            if s.bundled
-            else f"downloaded on first use, {megabytes(s.file.size, s.file.approx_size)}"
+            "bundled (offline)" if s.bundled else f"downloaded on first use, {shown_size(s.file)}"
         )
         control = {"quality": "JPEG quality", "sigma": "noise sigma"}.get(s.control, "")
         published = "; ".join(f"{k}: {v}" for k, v in s.published.items()) or ""

@@ -50,13 +50,12 @@ def rows() -> list[dict]:
     """One row per named model, from the registry."""
     from ..jpeg import skip_above
     from ..weights import MODELS, bundled_weights_path, cached_path
-    from ..weights.downloads import megabytes
+    from ..weights.downloads import megabytes, shown_size
 
     out = []
     for s in MODELS.values():
         here = bundled_weights_path(s.name) if s.bundled else cached_path(s.name)
-        size = here.stat().st_size if s.bundled else s.file.size
-        approx = None if s.bundled else s.file.approx_size
+        size = megabytes(here.stat().st_size) if s.bundled else shown_size(s.file)
         guard = _guard_words(s, skip_above(s.channels == 3, None))
         out.append(
             {
@@ -64,7 +63,7 @@ def rows() -> list[dict]:
                 "task": s.task,
                 "channels": s.channels,
                 "control": s.control or "",
-                "size": megabytes(size, approx),
+                "size": size,
                 "licence": s.licence.split(":")[0],
                 "where": "bundled" if s.bundled else ("cached" if here.exists() else "download"),
                 "guard": guard,

@@ -50,13 +50,18 @@ def megabytes(size: int | None, approx: int | None = None) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
+def shown_size(file: registry.ModelFile) -> str:
+    """``file``'s size as a user reads it: exact, estimated ("about 131 MB") or unknown."""
+    return megabytes(file.size, file.approx_size)
+
+
 def download_size(name: str) -> str | None:
     """What a first use of model ``name`` will download ("2.8 MB"), or None: cached, bundled,
     or not a named model."""
     spec = registry.MODELS.get(name)
     if spec is None or spec.file is None or cached_path(name).exists():
         return None
-    return megabytes(spec.file.size, spec.file.approx_size)
+    return shown_size(spec.file)
 
 
 def download_note(name: str) -> str | None:
