@@ -2,8 +2,8 @@
 
 The networks pad with zeros, so a flat image comes back a few levels off near its border.
 Prints a markdown table: for flat 64x64 gray (``jpeg-gray``) and RGB (``jpeg-color``) images
-of 0, 200 and 255, the largest change within 4 px of the border, and at least the receptive
-radius (17 px) inside.
+of 0, 200 and 255, the largest change within 4 px of the border, and at least the network's
+receptive radius (17 px for both) inside.
 
     python benchmarks/bench_borders.py [--side 64]
 """
@@ -14,17 +14,17 @@ import argparse
 
 import numpy as np
 
-from napari_dncnn import restore
-
-RADIUS = 17  # the bundled models' receptive radius
+from napari_dncnn import load_model, restore
 
 
 def changes(image: np.ndarray, model: str) -> tuple[int, int]:
-    """(largest change within 4 px of the border, largest change RADIUS px or more inside)."""
+    """(largest change within 4 px of the border, largest change the receptive radius or more
+    inside)."""
+    radius = load_model(model).network.receptive_radius
     moved = np.abs(restore(image, model, precision="fp32").restored.astype(int) - image)
     edge = moved.copy()
     edge[4:-4, 4:-4] = 0
-    return int(edge.max()), int(moved[RADIUS:-RADIUS, RADIUS:-RADIUS].max())
+    return int(edge.max()), int(moved[radius:-radius, radius:-radius].max())
 
 
 def main() -> None:
