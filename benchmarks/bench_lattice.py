@@ -6,7 +6,7 @@ quantisation steps give) and the guard's decision, then the summary the threshol
 the highest strength of a clean image and the lowest of a JPEG-decoded one.
 
 Image sets: the lossless sample images inside scikit-image (gray and colour), images that were
-never JPEG (a matplotlib chart, binary blobs, a thresholded photograph, a checkerboard, a 1-bit
+never JPEG (a matplotlib chart, printed text, binary blobs, a thresholded photograph, a checkerboard, a 1-bit
 image, a gradient, a noise texture), 16-bit planes made from the gray ones (clean, and from a
 q30 JPEG scaled to 16 bits), and optionally a folder (``--folder BSD68/``).
 
@@ -45,6 +45,18 @@ def chart() -> np.ndarray:
     return np.asarray(Image.open(buf).convert("L"))
 
 
+def printed_text() -> np.ndarray:
+    """Black text on white (Pillow's own font): its JPEG decodes clip at 0 and 255."""
+    from PIL import ImageDraw, ImageFont
+
+    page = Image.new("L", (512, 512), 255)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=18)
+    for line in range(20):
+        draw.text((10, 10 + 24 * line), f"The quick brown fox jumps over {line}", fill=0, font=font)
+    return np.asarray(page)
+
+
 def never_jpeg() -> list[tuple[str, np.ndarray]]:
     from skimage import data
 
@@ -52,6 +64,7 @@ def never_jpeg() -> list[tuple[str, np.ndarray]]:
     ramp = np.linspace(0, 255, 512)[None, :].repeat(512, 0)
     return [
         ("chart", chart()),
+        ("printed text", printed_text()),
         ("binary blobs", (data.binary_blobs(512, rng=1) * 255).astype(np.uint8)),
         ("thresholded", ((data.camera() > 100) * 255).astype(np.uint8)),
         ("checkerboard", data.checkerboard()),
