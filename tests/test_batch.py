@@ -571,7 +571,9 @@ def test_gray_samples_stay_gray_and_alpha_is_kept(tmp_path, tiny_weights):
 def test_gray_samples_out_of_core_stay_gray_and_alpha_is_kept(tmp_path, tiny_weights):
     """The out-of-core path reads a TIFF's samples as its whole-image path does: a 3-sample
     minisblack TIFF is three gray planes, gray+alpha restores the gray plane and keeps the alpha,
-    and both are written as minisblack samples (before: RGB, or a failed shape)."""
+    and both are written as minisblack samples (before: RGB, or a failed shape).  Stored as
+    planes (SYX), three gray samples stay minisblack planes (before: the tiled writer wrote them
+    as RGB, and the whole-image one as three pages)."""
     import io
 
     from skimage import data
@@ -590,6 +592,12 @@ def test_gray_samples_out_of_core_stay_gray_and_alpha_is_kept(tmp_path, tiny_wei
     planes = np.stack([jpeg(cam), jpeg(np.rot90(cam)), jpeg(cam[::-1])], -1)
     tifffile.imwrite(src / "three.tif", planes, photometric="minisblack", planarconfig="contig")
     tifffile.imwrite(
+        src / "planar.tif",
+        np.moveaxis(planes, -1, 0),
+        photometric="minisblack",
+        planarconfig="separate",
+    )
+    tifffile.imwrite(
         src / "ga.tif",
         np.stack([jpeg(cam), alpha], -1),
         photometric="minisblack",
@@ -599,15 +607,19 @@ def test_gray_samples_out_of_core_stay_gray_and_alpha_is_kept(tmp_path, tiny_wei
     kw = {"model": tiny_weights, "progress": False}
     whole = run_batch(src, tmp_path / "whole", **kw)
     blocks = run_batch(src, tmp_path / "blocks", out_of_core_above=1000, **kw)
-    assert whole.count("done") == blocks.count("done") == 2, blocks.summary()
+    assert whole.count("done") == blocks.count("done") == 3, blocks.summary()
     assert all(r.details["out_of_core"] for r in blocks.results)
-    for name in ("three.tif", "ga.tif"):
+    for name in ("three.tif", "planar.tif", "ga.tif"):
         with tifffile.TiffFile(src / name) as tf:
             extrasamples = tf.pages[0].extrasamples  # (unspecified, unspecified) / (alpha,)
+            layout = tf.series[0].axes, tf.pages[0].planarconfig
+        for out in ("whole", "blocks"):
+            with tifffile.TiffFile(tmp_path / out / name) as tf:
+                assert (tf.series[0].axes, tf.pages[0].planarconfig) == layout, (out, name)
+                assert tf.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK, (out, name)
+                assert tf.pages[0].extrasamples == extrasamples, (out, name)
+                assert len(tf.pages) == 1 and tf.pages[0].is_tiled == (out == "blocks")
         with tifffile.TiffFile(tmp_path / "blocks" / name) as tf:
-            assert tf.series[0].axes == "YXS" and tf.pages[0].is_tiled
-            assert tf.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK
-            assert tf.pages[0].extrasamples == extrasamples
             got = tf.series[0].asarray()
         ref = tifffile.imread(tmp_path / "whole" / name)
         assert got.shape == ref.shape and np.abs(got.astype(int) - ref).max() <= 1, name

@@ -77,8 +77,8 @@ def tiff_write_kwargs(like, axes: str, rgb: bool, *, imagej_ok: bool, ome: bool 
     """
     meta = like.tiff if like is not None and like.kind == "tiff" else {}
     kw: dict = {"photometric": "rgb" if rgb else "minisblack"}
-    if getattr(like, "samples", "") and axes.endswith("S"):  # gray samples stay samples
-        kw["planarconfig"] = "contig"
+    if getattr(like, "samples", "") and "S" in axes[-3:]:  # gray samples stay samples, in place
+        kw["planarconfig"] = "contig" if axes.endswith("S") else "separate"
         kw["extrasamples"] = meta.get("extrasamples") or None
     if meta.get("resolution") and meta.get("resolutionunit") is not None:
         kw["resolution"] = tuple(meta["resolution"])

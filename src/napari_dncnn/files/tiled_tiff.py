@@ -73,8 +73,9 @@ def write_tiled_tiff(
     shape = (list(arrays) + [a for a, _ in into])[0].shape
     axes = like.axes if len(like.axes) == len(shape) else ""
     samples = axes.endswith("S")  # samples per pixel (RGB, or gray samples): in every tile
-    planar = axes[-3:-2] == "S" and shape[-3] in (3, 4)  # RGB as planes (SYX): tiles plane by plane
-    rgb = planar or (samples and shape[-1] in (3, 4) and not getattr(like, "samples", ""))
+    gray = bool(getattr(like, "samples", ""))  # minisblack samples (see tiff_samples): never RGB
+    planar = axes[-3:-2] == "S" and (gray or shape[-3] in (3, 4))  # SYX: tiles plane by plane
+    rgb = not gray and (planar or (samples and shape[-1] in (3, 4)))
     ydim = len(shape) - (3 if samples else 2)
     lead = shape[:ydim]
     height, width = shape[ydim], shape[ydim + 1]
