@@ -89,3 +89,5 @@ def test_an_unknown_size_is_estimated_from_the_released_files_key_lists():
         assert MODELS[name].file.approx_size == tensor_bytes(network, kind)
     assert megabytes(None, MODELS["drunet-color"].file.approx_size) == "about 131 MB"
     assert megabytes(None) == "size unknown" and megabytes(2763713) == "2.8 MB"
+    assert megabytes(None, 130563840, short=True) == "~131 MB"
+    assert megabytes(None, short=True) == "unknown"

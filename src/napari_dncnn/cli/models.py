@@ -46,8 +46,8 @@ def _guard_short(spec, default: int) -> str:
     return short
 
 
-def rows() -> list[dict]:
-    """One row per named model, from the registry."""
+def rows(short: bool = False) -> list[dict]:
+    """One row per named model, from the registry (``short``: sizes as a table's cells)."""
     from ..jpeg import skip_above
     from ..weights import MODELS, bundled_weights_path, cached_path
     from ..weights.downloads import megabytes, shown_size
@@ -55,7 +55,7 @@ def rows() -> list[dict]:
     out = []
     for s in MODELS.values():
         here = bundled_weights_path(s.name) if s.bundled else cached_path(s.name)
-        size = megabytes(here.stat().st_size) if s.bundled else shown_size(s.file)
+        size = megabytes(here.stat().st_size) if s.bundled else shown_size(s.file, short=short)
         guard = _guard_words(s, skip_above(s.channels == 3, None))
         out.append(
             {
@@ -84,7 +84,7 @@ user cache, once, with a sha256 check; 'napari-dncnn models --json' gives URLs a
 
 
 def run(args) -> int:
-    table = rows()
+    table = rows(short=not args.json)
     if args.json:
         print(json.dumps(table, indent=2))
         return EXIT_OK
@@ -95,7 +95,6 @@ def run(args) -> int:
         spec = MODELS[r["name"]]
         r["guard"] = _guard_short(spec, skip_above(spec.channels == 3, None))
         r["licence"] = r["licence"].split(" (")[0]
-        r["size"] = r["size"].replace("size unknown", "unknown").replace("about ", "~")
     cols = ["name", "task", "control", "size", "where", "guard", "licence"]
     widths = {c: max(len(c), *(len(str(r[c])) for r in table)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols).rstrip())

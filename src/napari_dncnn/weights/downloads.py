@@ -43,16 +43,19 @@ def cached_path(name: str) -> Path:
     return cache_dir() / _file(name).filename
 
 
-def megabytes(size: int | None, approx: int | None = None) -> str:
-    """``"2.8 MB"``; ``"about 131 MB"`` from an estimate; ``"size unknown"``."""
-    if size is None:
-        return "size unknown" if approx is None else f"about {approx / 1e6:.0f} MB"
-    return f"{size / 1e6:.1f} MB"
+def megabytes(size: int | None, approx: int | None = None, *, short: bool = False) -> str:
+    """``"2.8 MB"``; ``"about 131 MB"`` from an estimate; ``"size unknown"``; ``short``, for a
+    table's cells: ``"~131 MB"`` and ``"unknown"``."""
+    if size is not None:
+        return f"{size / 1e6:.1f} MB"
+    if approx is None:
+        return "unknown" if short else "size unknown"
+    return ("~" if short else "about ") + f"{approx / 1e6:.0f} MB"
 
 
-def shown_size(file: registry.ModelFile) -> str:
+def shown_size(file: registry.ModelFile, *, short: bool = False) -> str:
     """``file``'s size as a user reads it: exact, estimated ("about 131 MB") or unknown."""
-    return megabytes(file.size, file.approx_size)
+    return megabytes(file.size, file.approx_size, short=short)
 
 
 def download_size(name: str) -> str | None:
