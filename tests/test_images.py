@@ -93,6 +93,24 @@ def test_broken_files_name_the_file(tmp_path, camera_crop):
             read_image(bad)
 
 
+def test_an_image_without_pixels_is_refused_by_name_whole_and_lazy(tmp_path):
+    """A TIFF of 0x10 pixels and a zarr of 10x0 failed with numpy's "cannot reshape array of size
+    0" from the quality guard."""
+    import zarr
+
+    from napari_dncnn.files.lazy_images import open_lazy
+
+    tifffile.imwrite(tmp_path / "zero.tif", np.zeros((0, 10), np.uint8))
+    zarr.open_array(tmp_path / "zero.zarr", mode="w", shape=(10, 0), dtype="uint8")
+    for path, read in ((tmp_path / "zero.tif", read_image), (tmp_path / "zero.tif", open_lazy)):
+        with pytest.raises(
+            ImageReadError, match=r"zero\.tif: the image has no pixels \(shape \(0, 10\)\)"
+        ):
+            read(path)
+    with pytest.raises(ImageReadError, match=r"zero\.zarr: the image has no pixels"):
+        open_lazy(tmp_path / "zero.zarr")
+
+
 def test_writes_leave_no_temporary_file(tmp_path):
     write_image(tmp_path / "x.png", np.zeros((5, 5), np.uint8))
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]

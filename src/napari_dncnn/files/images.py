@@ -184,12 +184,12 @@ def read_image(path: str | os.PathLike, *, size_checked: bool = False) -> ImageF
         raise ImageReadError(f"{path}: the file is empty (0 bytes); re-export or remove it")
     try:
         if suffix in TIFF_SUFFIXES:
-            return _read_tiff(path)
+            return not_empty(_read_tiff(path))
         if suffix in PIL_SUFFIXES and size_checked:
             with _pillow_limit_lifted():
-                return _read_pil(path)
+                return not_empty(_read_pil(path))
         if suffix in PIL_SUFFIXES:
-            return _read_pil(path)
+            return not_empty(_read_pil(path))
     except ImageReadError:
         raise
     except (
@@ -209,6 +209,21 @@ def read_image(path: str | os.PathLike, *, size_checked: bool = False) -> ImageF
         f"{path}: unsupported file type {path.suffix!r}; napari-dncnn reads "
         f"{', '.join(sorted(IMAGE_SUFFIXES))}"
     )
+
+
+def refuse_empty(path: Path, shape) -> None:
+    """Raise :class:`ImageReadError` for an image of no pixels (a side of 0), naming ``path``."""
+    if 0 in tuple(shape):
+        raise ImageReadError(
+            f"{path}: the image has no pixels (shape {tuple(shape)}); re-export it or remove it "
+            "from the input"
+        )
+
+
+def not_empty(img):
+    """``img`` (an :class:`ImageFile` or a lazy one), unless it has no pixels."""
+    refuse_empty(img.path, img.data.shape)
+    return img
 
 
 def _png_16bit_colour(path: Path) -> bool:

@@ -22,7 +22,15 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from .images import TIFF_SUFFIXES, ImageFile, ImageReadError, channels_last_colour, gone
+from .images import (
+    TIFF_SUFFIXES,
+    ImageFile,
+    ImageReadError,
+    channels_last_colour,
+    gone,
+    not_empty,
+    refuse_empty,
+)
 from .tiff_meta import tiff_meta, tiff_samples
 
 __all__ = [
@@ -80,7 +88,7 @@ def open_lazy(path) -> LazyImage:
         raise ImageReadError(f"{path}: no such file or folder")
     try:
         if path.is_dir():
-            return _open_zarr(path)
+            return not_empty(_open_zarr(path))
         if path.suffix.lower() in TIFF_SUFFIXES:
             return _open_tiff(path)
     except ImageReadError:
@@ -100,6 +108,7 @@ def _open_tiff(path: Path) -> LazyImage:
         if not tf.series:
             raise ImageReadError(f"{path}: the TIFF holds no image")
         series = tf.series[0]
+        refuse_empty(path, series.shape)
         meta, axes, samples = tiff_meta(tf), series.axes, tiff_samples(tf, series)
         contiguous = series.dataoffset is not None and tf.pages[0].compression == 1
         layout = (series.dataoffset, series.shape, np.dtype(tf.byteorder + series.dtype.char))
