@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -478,6 +479,27 @@ def test_weights_that_give_nan_fail_each_file_and_write_nothing(tmp_path, camera
     r = run_cli(src, tmp_path / "out", "--model", weights)
     assert r.returncode == 1 and "NaN or infinite" in r.stdout + r.stderr
     assert not (tmp_path / "out" / "cam.png").exists()
+
+
+def test_images_the_model_cannot_take_fail_in_words_about_the_file(tmp_path, tiny_weights):
+    """A forced boolean, complex or NaN TIFF failed with "restore() got ...", a function the user
+    of the command never called."""
+    from napari_dncnn.batch import run_batch
+
+    src = tmp_path / "in"
+    src.mkdir()
+    noise = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    tifffile.imwrite(src / "mask.tif", noise > 0.5)
+    tifffile.imwrite(src / "wave.tif", noise.astype(np.complex64))
+    tifffile.imwrite(src / "gaps.tif", np.where(noise > 0.9, np.nan, noise).astype(np.float32))
+    report = run_batch(src, tmp_path / "out", model=tiny_weights, progress=False, force=True)
+    errors = {r.input.name: r.error for r in report.results}
+    assert report.count("failed") == 3, report.summary()
+    assert "mask.tif: the file holds a boolean (mask) image" in errors["mask.tif"]
+    assert "wave.tif: the file holds a complex image (complex64)" in errors["wave.tif"]
+    assert re.search(r"gaps.tif: the file holds \d+ NaN or infinite value", errors["gaps.tif"])
+    assert not any("restore()" in e for e in errors.values()), errors
+    assert not (tmp_path / "out" / "mask.tif").exists()
 
 
 def test_an_animated_png_says_only_its_first_frame_is_restored(tmp_path, camera_crop, tiny_weights):

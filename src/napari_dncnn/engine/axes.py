@@ -47,8 +47,8 @@ def check_dtype_shape(dt, shape) -> None:
     dt = np.dtype(dt)
     if dt == np.bool_:
         raise ImageError(
-            "{got} a boolean (mask) image; it takes integer or float intensity "
-            "images (e.g. uint8, uint16, float32)"
+            "{got} a boolean (mask) image; only integer or float intensity images "
+            "(e.g. uint8, uint16, float32) can be restored"
         )
     if np.issubdtype(dt, np.complexfloating):
         raise ImageError(

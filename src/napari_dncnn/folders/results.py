@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from ..engine.axes import ImageError
 from ..wording import option
 
 __all__ = ["Status", "FileResult", "FolderReport", "describe_error"]
@@ -75,6 +76,8 @@ def describe_error(exc: BaseException, src: Path) -> str:
             f"{src}: not written, the output disk is full ({exc}); free some space or choose "
             "another output folder, then run again: the files written are kept, the others run"
         )
+    if isinstance(exc, ImageError):  # about the file, not restore()
+        return f"{src}: {exc.describe('napari-dncnn', 'the file holds', 'save it as RGB(A)')}"
     text = str(exc)
     return text if str(src) in text else f"{src}: {type(exc).__name__}: {text}"
 
