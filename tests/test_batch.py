@@ -543,6 +543,64 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_a_stale_lock_taken_ove
     assert not (out / f"{TMP_PREFIX}live-file-of-the-other-run.tif").exists()  # now a leftover
 
 
+def test_a_subfolder_named_as_the_input_is_never_mirrored_back_into_it(
+    tmp_path, camera_crop, tiny_weights
+):
+    """Output = the input's parent and in/in/b.jpg: its output out/in/b.png is the input in/b.png,
+    which was reported "already done", and replaced by --overwrite."""
+    from napari_dncnn.batch import run_batch
+
+    src = tmp_path / "in"
+    (src / "in").mkdir(parents=True)
+    Image.fromarray(camera_crop).save(src / "in" / "b.jpg", quality=20)
+    Image.fromarray(camera_crop[::-1]).save(src / "b.png")
+    before = snapshot(src)
+    for overwrite in (False, True):
+        report = run_batch(
+            src, tmp_path, model=tiny_weights, recursive=True, overwrite=overwrite, progress=False
+        )
+        (failed,) = [r for r in report.results if r.status == "failed"]
+        assert failed.input == src / "in" / "b.jpg" and report.count("existing") == 0
+        assert "would be written inside the input folder" in failed.error
+        assert snapshot(src) == before
+    assert (tmp_path / "b.png").exists()  # in/b.png itself goes where it belongs
+
+
+def test_a_run_into_a_parent_folder_keeps_the_files_of_a_run_writing_below(
+    tmp_path, camera_crop, tiny_weights
+):
+    """A run into out/ removed the live temporary file of a run into out/sub/ (a leftover, it
+    said), and that run then failed with FileNotFoundError."""
+    import socket
+
+    from napari_dncnn.batch import run_batch
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(camera_crop).save(src / "cam.png")
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / "sub" / ".napari-dncnn-run.lock").write_text(
+            f"{other.pid} {socket.gethostname()} 2026-12-06T10:00:00"
+        )
+        live_below = out / "sub" / f"{TMP_PREFIX}{other.pid}-1-big.tif"
+        live_here = out / f"{TMP_PREFIX}{other.pid}-1-unlocked.tif"  # e.g. a run into out/../
+        left = out / f"{TMP_PREFIX}{int(dead.stdout)}-1-killed.tif"  # its process is gone
+        for p in (live_below, live_here, left):
+            p.write_bytes(b"partial")
+        report = run_batch(src, out, model=tiny_weights, progress=False)
+        assert report.count("unchanged") == 1, report.summary()
+        assert live_below.exists() and live_here.exists() and not left.exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_gray_samples_stay_gray_and_alpha_is_kept(tmp_path, tiny_weights):
     """A 3-sample minisblack TIFF is three gray planes (not RGB), gray+alpha TIFF and LA PNG restore
     the gray plane and keep the alpha; each output keeps its input's layout."""

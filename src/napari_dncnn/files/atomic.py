@@ -144,11 +144,28 @@ def update_json(path: str | os.PathLike, update) -> Path:
         return write_json_atomic(path, obj)
 
 
-def remove_leftovers(folder: Path, never_under: Path | None = None) -> int:
+def _of_a_live_process(name: str) -> bool:
+    """Whether the temporary ``name`` (see :func:`tmp_path`) was made by a process alive on this
+    host (another run writing now), whose file must not be taken for a leftover."""
+    try:
+        pid = int(name[len(TMP_PREFIX) :].split("-", 1)[0])
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
+
+
+def remove_leftovers(
+    folder: Path, never_under: Path | None = None, held=lambda folder: False
+) -> int:
     """Delete the temporary files and folders a killed run left under ``folder``; return how many.
 
     Links are never followed, and nothing whose real path lies under ``never_under`` (the input
-    folder, when the output folder holds it or a link to it) is touched.
+    folder, when the output folder holds it or a link to it) is touched.  Neither is a temporary
+    of a process still running here, nor anything in a subfolder for which ``held(subfolder)``
+    (another run's output folder, locked).
     """
     guard = Path(never_under).resolve() if never_under is not None else None
 
@@ -158,10 +175,14 @@ def remove_leftovers(folder: Path, never_under: Path | None = None) -> int:
     found = []
     for root, dirs, files in os.walk(folder):  # followlinks=False: a link is a name, not a tree
         here = Path(root)
-        if protected(here):
+        if protected(here) or (here != Path(folder) and held(here)):
             dirs[:] = []
             continue
-        found += [here / name for name in dirs + files if name.startswith(TMP_PREFIX)]
+        found += [
+            here / name
+            for name in dirs + files
+            if name.startswith(TMP_PREFIX) and not _of_a_live_process(name)
+        ]
         dirs[:] = [d for d in dirs if not d.startswith(TMP_PREFIX)]
     n = 0
     for p in found:

@@ -139,7 +139,7 @@ def discover(
         )
     if not kept:
         raise FolderError(f"every input file is inside the output folder {output_dir} (a link)")
-    removed = remove_leftovers(output_dir, never_under=input_dir)
+    removed = remove_leftovers(output_dir, never_under=input_dir, held=held_by_another_run)
     if removed:
         log(f"removed {removed} unfinished temporary file(s) left by an interrupted run")
     return kept
@@ -203,6 +203,12 @@ def run_lock(output_dir: Path, log=print):
             pass
 
 
+def held_by_another_run(folder: Path) -> bool:
+    """Whether a live run holds ``folder`` as its output folder (its lock is there, not stale)."""
+    lock = Path(folder) / LOCK_NAME
+    return lock.exists() and _lock_holder(lock) is not None
+
+
 def _lock_holder(lock: Path) -> str | None:
     """``"pid P on host H, started T"`` of a live lock, None for a stale one (its pid gone here)."""
     try:
@@ -258,11 +264,33 @@ def plan_outputs(
     for f, outs in outputs.items():
         long = [o.name for o in outs if len(o.name.encode()) > NAME_MAX]
         if long and f not in errors:
+            extra = long[0] != outs[0].name  # only an extra output (the residual) is too long
             errors[f] = (
                 f"its output name {long[0]!r} would be {len(long[0].encode())} bytes, over the "
                 f"{NAME_MAX} a file name may have; rename the input shorter"
+                + (" or leave out the option that asks for that output" if extra else "")
             )
+    errors |= {
+        f: e for f, e in _outputs_inside(input_dir, outputs, output_dir).items() if f not in errors
+    }
     return FolderPlan(input_dir, output_dir, outputs, errors)
+
+
+def _outputs_inside(input_dir: Path, outputs: dict, output_dir: Path) -> dict[Path, str]:
+    """Inputs whose output would land inside ``input_dir``: an output folder that holds the input
+    folder, and a subfolder of the input named as the input folder, mirrored back into it."""
+    rin = Path(input_dir).resolve()
+    if not rin.is_relative_to(Path(output_dir).resolve()):
+        return {}
+    return {
+        f: (
+            f"its output {outs[0]} would be written inside the input folder {input_dir}, which "
+            f"the output folder {output_dir} holds; choose an output folder that does not hold "
+            "the input folder"
+        )
+        for f, outs in outputs.items()
+        if any(o.resolve().is_relative_to(rin) for o in outs)
+    }
 
 
 def finished_if_all_exist(outputs: list[Path]) -> bool:
