@@ -66,3 +66,35 @@ def test_the_summary_names_six_unchanged_files_and_folds_seven():
     assert "unchanged f5.png: why" in six and "more unchanged" not in six
     assert "unchanged f4.png: why" in seven and "f5.png" not in seven
     assert "... and 2 more unchanged (see the report)" in seven
+
+
+def test_an_interrupted_overwrite_counts_as_done_only_what_it_wrote(tmp_path):
+    """Ctrl-C during --overwrite reported "done 40" where 7 files were rewritten: the others'
+    outputs of an earlier run were taken for this run's."""
+    import os
+
+    import pytest
+
+    from napari_dncnn.folders import FileResult, FolderReport, drain, plan_outputs
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    files = [src / f"{name}.png" for name in ("ran", "written", "old")]
+    plan = plan_outputs(src, files, out, lambda rel: [rel])
+    for f in files:
+        f.write_bytes(b"in")
+        (out / f.name).write_bytes(b"an earlier run's output")
+        os.utime(out / f.name, (1.6e9, 1.6e9))  # 2020
+
+    def runner():
+        yield FileResult(files[0], Status.DONE, [out / files[0].name])
+        (out / "written.png").write_bytes(b"written now, its result lost")  # a worker's
+        raise KeyboardInterrupt
+
+    report = FolderReport()
+    with pytest.raises(KeyboardInterrupt):
+        drain(runner(), plan, {}, report, report_path=out / REPORT_NAME, meta={})
+    assert [r.status for r in report.results] == [Status.DONE, Status.DONE, Status.NOT_RUN]
+    entries = json.loads((out / REPORT_NAME).read_text())["files"]
+    assert [e["status"] for e in entries] == ["done", "done", "not run"]

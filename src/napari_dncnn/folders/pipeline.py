@@ -10,20 +10,18 @@ that cannot be written still leaves the summary.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import json
-import os
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files.atomic import NAME_MAX, TMP_PREFIX, check_writable, remove_leftovers, write_json_atomic
+from ..files.atomic import NAME_MAX, TMP_PREFIX, remove_leftovers, write_json_atomic
 from ..files.images import IMAGE_SUFFIXES
 from ..files.lazy_images import is_zarr_path
 from ..wording import option
+from .lock import LOCK_NAME, FolderError, held_by_another_run, run_lock
 from .results import FileResult, FolderReport, Status
 
 __all__ = [
@@ -40,10 +38,6 @@ __all__ = [
     "triage",
     "drain",
 ]
-
-
-class FolderError(ValueError):
-    """Bad usage of a folder run: missing input folder, output inside input, no matching files."""
 
 
 def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
@@ -143,87 +137,6 @@ def discover(
     if removed:
         log(f"removed {removed} unfinished temporary file(s) left by an interrupted run")
     return kept
-
-
-LOCK_NAME = ".napari-dncnn-run.lock"
-"""The file that marks an output folder as being written by a run (its pid, host and start)."""
-
-
-@contextlib.contextmanager
-def run_lock(output_dir: Path, log=print):
-    """Hold the output folder for this run: a second run into it is refused with who holds it.
-
-    A lock left by a run that died on this host (its pid is gone) is taken over, and said so.
-    A folder that this run made and left empty (a usage error found later) is removed again.
-    """
-    created = not os.path.lexists(output_dir)
-    try:
-        check_writable(output_dir)  # before any model runs: a bad output folder is a usage error
-    except OSError as exc:
-        raise FolderError(str(exc)) from exc
-    lock = output_dir / LOCK_NAME
-    mine = f"{os.getpid()} {socket.gethostname()} {_iso(time.time())}"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            holder = _lock_holder(lock)
-            if holder is None:  # stale: its run died
-                log(f"took over the lock {lock} of a run that is no longer running")
-                lock.unlink(missing_ok=True)
-                continue
-            raise FolderError(
-                f"another napari-dncnn run ({holder}) is writing into {output_dir}; wait for it to "
-                f"end, or choose another output folder (if it is not running, delete {lock})"
-            ) from None
-        except OSError as exc:
-            raise FolderError(
-                f"cannot write into the output folder {output_dir} ({exc.strerror or exc}); "
-                "choose another folder or fix its permissions"
-            ) from exc
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(mine)
-        except OSError as exc:  # a full disk: the lock's few bytes do not fit
-            lock.unlink(missing_ok=True)
-            raise FolderError(
-                f"cannot write into the output folder {output_dir} ({exc.strerror or exc}); "
-                "free some space on its disk or choose another folder"
-            ) from exc
-        break
-    try:
-        yield
-    finally:
-        try:
-            if lock.read_text() == mine:
-                lock.unlink()
-            if created:
-                output_dir.rmdir()  # only when empty: nothing written is ever removed
-        except OSError:
-            pass
-
-
-def held_by_another_run(folder: Path) -> bool:
-    """Whether a live run holds ``folder`` as its output folder (its lock is there, not stale)."""
-    lock = Path(folder) / LOCK_NAME
-    return lock.exists() and _lock_holder(lock) is not None
-
-
-def _lock_holder(lock: Path) -> str | None:
-    """``"pid P on host H, started T"`` of a live lock, None for a stale one (its pid gone here)."""
-    try:
-        pid, host, started = lock.read_text().split(" ", 2)
-        pid = int(pid)
-    except (OSError, ValueError):
-        return "a run whose lock cannot be read"
-    if host == socket.gethostname():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass  # alive, another user's
-    return f"pid {pid} on host {host}, started {started}"
 
 
 def _default_kinds() -> str:
@@ -351,7 +264,7 @@ def drain(
     finally:
         if not usage_error:
             meta = {**meta, "started": _iso(started), "seconds": round(time.time() - started, 3)}
-            report.results = [results.get(f) or _missing(f, plan, finished) for f in files]
+            report.results = [results.get(f) or _missing(f, plan, finished, started) for f in files]
             _write(report, report_path, meta)
             if interrupted and on_interrupt is not None:
                 on_interrupt(report)
@@ -362,10 +275,22 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t))
 
 
-def _missing(f: Path, plan: FolderPlan, finished) -> FileResult:
-    if finished(plan.outputs[f]):  # a worker finished it, but its result never came back
-        return FileResult(f, Status.DONE, plan.outputs[f])
+def _missing(f: Path, plan: FolderPlan, finished, started: float) -> FileResult:
+    """A file without a result (an interrupt): done when a worker wrote all its outputs during this
+    run, but its result never came back; not run otherwise (outputs of an earlier run included,
+    which ``--overwrite`` was to replace)."""
+    outs = plan.outputs[f]
+    if finished(outs) and all(_written_since(o, started) for o in outs):
+        return FileResult(f, Status.DONE, outs)
     return FileResult(f, Status.NOT_RUN, [], "the run was interrupted; run the same command again")
+
+
+def _written_since(path: Path, started: float) -> bool:
+    """Whether ``path`` was modified since ``started`` (to the second: coarse file-system clocks)."""
+    try:
+        return path.stat().st_mtime >= int(started)
+    except OSError:
+        return False
 
 
 def _write(report: FolderReport, path: Path, meta: dict) -> None:
