@@ -23,7 +23,12 @@ from bench_no_harm import sixteen_bit_planes, skimage_images
 from PIL import Image
 
 from napari_dncnn.jpeg import jpeg_roundtrip
-from napari_dncnn.quality import LATTICE_THRESHOLD, guard_decision, pixel_evidence
+from napari_dncnn.quality import (
+    LATTICE_THRESHOLD,
+    TABLE_THRESHOLD,
+    guard_decision,
+    pixel_evidence,
+)
 from napari_dncnn.training.evaluate import load_named_images
 
 
@@ -85,7 +90,13 @@ def cell(image: np.ndarray) -> str:
     e = pixel_evidence(image)
     restore_it = guard_decision(image)[0]
     q = f"q~{e.quality}" if e.quality else "-"
-    return f"{e.strength:.2f} {q} {'R' if restore_it else '.'}"
+    return f"{e.strength:.2f}/{e.table_fit:.2f} {q} {'R' if restore_it else '.'}"
+
+
+def evidence(image: np.ndarray) -> float:
+    """The stronger of the two lattice measures (each has its own threshold)."""
+    e = pixel_evidence(image)
+    return max(e.strength / LATTICE_THRESHOLD, e.table_fit / TABLE_THRESHOLD)
 
 
 def main() -> None:
@@ -101,25 +112,28 @@ def main() -> None:
     if args.folder:
         paths, images, _, _ = load_named_images(args.folder, False)
         sets[args.folder] = [(str(p).rsplit("/", 1)[-1], im) for p, im in zip(paths, images)]
-    print(f"threshold {LATTICE_THRESHOLD}; cells: strength, quality from the steps, R = restored")
+    print(
+        f"thresholds {LATTICE_THRESHOLD} (lattice strength) and {TABLE_THRESHOLD} (table fit); "
+        "cells: strength/fit, the quality read, R = restored"
+    )
     print("| set | image | clean | " + " | ".join(f"q{q}" for q in args.qualities) + " |")
     print("| --- | --- | --- | " + " | ".join("---" for _ in args.qualities) + " |")
-    drawn_max, jpeg_min = (0.0, ""), dict.fromkeys(args.qualities, (1.0, ""))
+    drawn_max, jpeg_min = (0.0, ""), dict.fromkeys(args.qualities, (9.0, ""))
     for set_name, images in sets.items():
         for name, im in images:
             cells = [cell(im)] + [cell(jpeg_roundtrip(im, q)) for q in args.qualities]
             print(f"| {set_name} | {name} | " + " | ".join(cells) + " |")
             if set_name == "never JPEG":
-                drawn_max = max(drawn_max, (pixel_evidence(im).strength, name))
+                drawn_max = max(drawn_max, (evidence(im), name))
                 continue
             for q in args.qualities:
-                strength = pixel_evidence(jpeg_roundtrip(im, q)).strength
-                jpeg_min[q] = min(jpeg_min[q], (strength, name))
+                jpeg_min[q] = min(jpeg_min[q], (evidence(jpeg_roundtrip(im, q)), name))
     for name, im in sixteen_bit_planes() + sixteen_bit_from_jpeg():
         print(f"| 16-bit | {name} | {cell(im)} |" + " |" * len(args.qualities))
-    print(f"\nnever-JPEG images, highest strength: {drawn_max[0]:.2f} ({drawn_max[1]})")
-    for q, (strength, name) in jpeg_min.items():
-        print(f"JPEG q{q} of the other images, lowest strength: {strength:.2f} ({name})")
+    print("\nevidence: the larger of strength / threshold and fit / threshold (1 or more: found)")
+    print(f"never-JPEG images, highest evidence: {drawn_max[0]:.2f} ({drawn_max[1]})")
+    for q, (value, name) in jpeg_min.items():
+        print(f"JPEG q{q} of the other images, lowest evidence: {value:.2f} ({name})")
 
 
 if __name__ == "__main__":

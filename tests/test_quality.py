@@ -257,6 +257,28 @@ def test_the_guard_leaves_drawings_and_masks_alone_and_reads_the_quality_off_the
     assert at_75 == (False, "no JPEG artifacts to repair (JPEG q~75 > 55, read from its pixels)")
 
 
+def test_smooth_jpeg_decodes_read_their_own_quality_off_the_pixels():
+    """Smooth or low-noise images JPEG-decoded at q10-q20 and saved losslessly read as q64-q84 (a
+    lattice of a few busy coefficients, at a wrong grid offset), so the guard left them damaged."""
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:256, 0:256]
+    smooth = 128 + 60 * np.sin(x / 40) * np.cos(y / 37)
+    wavy = 128 + 60 * np.sin(x / 30) * np.cos(y / 27) + rng.normal(0, 6, (256, 256))
+    for name, image in (("smooth", smooth), ("wavy", wavy)):
+        gray = image.clip(0, 255).astype(np.uint8)
+        rgb = np.stack([gray, gray[::-1], np.roll(gray, 50, 1)], -1)
+        for quality in (20, 30, 40):
+            for im in (gray, rgb):
+                shifted = jpeg_roundtrip(im, quality)[3:, 5:]  # a crop: another grid offset
+                for decoded in (jpeg_roundtrip(im, quality), shifted):
+                    evidence = jpeg_evidence(decoded)
+                    assert evidence.quality == quality, (name, im.ndim, quality, evidence)
+    assert guard_decision(jpeg_roundtrip(smooth.astype(np.uint8), 20)) == (
+        True,
+        "JPEG q~20 (read from its pixels)",
+    )
+
+
 def test_a_model_that_harms_some_image_at_every_quality_runs_only_when_forced():
     """dncnn3's threshold is 0 (the registry): a q10 JPEG file is left unchanged, and says why."""
     restore_it, reason = guard_decision(file_quality=10, model="dncnn3")

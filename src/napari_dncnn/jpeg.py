@@ -83,7 +83,7 @@ def encode_jpeg(image: np.ndarray, quality: int, comment: str = "") -> bytes:
 
 
 @lru_cache(maxsize=1)
-def _standard_tables() -> np.ndarray:
+def standard_tables() -> np.ndarray:
     """Luma quantisation table (64 values) of libjpeg at each quality 1..100, shape (100, 64)."""
     tables = []
     for q in range(1, 101):
@@ -114,7 +114,7 @@ def estimate_jpeg_quality(source) -> int | None:
     if not tables or 0 not in tables or len(tables[0]) != 64:
         return None
     table = np.asarray(list(tables[0]), dtype=np.float64)
-    return int(np.argmin(np.abs(_standard_tables() - table).sum(axis=1))) + 1
+    return int(np.argmin(np.abs(standard_tables() - table).sum(axis=1))) + 1
 
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -164,7 +164,7 @@ def quality_from_steps(steps: dict[tuple[int, int], int]) -> int:
     """
     columns = [u * 8 + v for u, v in steps]  # Pillow's tables are in natural (row-major) order
     found = np.asarray(list(steps.values()), dtype=np.float64)
-    misfit = np.abs(_standard_tables()[:, columns] - found).sum(axis=1)
+    misfit = np.abs(standard_tables()[:, columns] - found).sum(axis=1)
     return int(np.flatnonzero(misfit == misfit.min())[-1]) + 1
 
 

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.fft import dctn
 
-from .jpeg import quality_from_steps
+from .jpeg import quality_from_steps, standard_tables
 from .jpeg import skip_above as threshold_for
 from .weights import guard_max_quality, spec_for
 
@@ -56,7 +56,14 @@ MAX_DRAWN_LEVELS = 16
 """Images with at most this many distinct values (binary, thresholded, 1-bit, checkerboards,
 labels) were never JPEG-decoded: a decoder's ringing leaves dozens of levels at any quality."""
 
+TABLE_THRESHOLD = 0.6
+"""Fit (0..1) of libjpeg's own table at one quality above which an image counts as JPEG-decoded at
+that quality.  Measured with ``benchmarks/bench_lattice.py``: never-JPEG images up to 0.26 (a
+checkerboard), JPEG decodes at q10-q75 0.78 or more, smooth ones included, whose few busy
+coefficients leave the single-frequency lattices below :data:`LATTICE_THRESHOLD`."""
+
 _FREQUENCIES = [(0, 1), (1, 0), (1, 1), (0, 2), (2, 0)]
+_TABLE_FREQUENCIES = [(u, v) for u in range(4) for v in range(4) if 0 < u + v <= 3]
 _STEPS = np.arange(2, 65)
 _MAX_BLOCKS = 4096  # blocks examined per offset (a centred window of big images)
 
@@ -70,15 +77,23 @@ class JpegEvidence:
     steps: dict[tuple[int, int], int]
     blocks: int
     levels: int = 256  # distinct values in the examined window
+    table_fit: float = 0.0  # how well libjpeg's table at ``table_quality`` fits (0..1)
+    table_quality: int | None = None
 
     @property
     def found(self) -> bool:
-        return self.strength >= LATTICE_THRESHOLD and self.levels > MAX_DRAWN_LEVELS
+        lattice = self.strength >= LATTICE_THRESHOLD or self.table_fit >= TABLE_THRESHOLD
+        return lattice and self.levels > MAX_DRAWN_LEVELS
 
     @property
     def quality(self) -> int | None:
-        """The libjpeg quality that the lattice's steps fit (``None`` when no lattice was found)."""
-        return quality_from_steps(self.steps) if self.found else None
+        """The libjpeg quality whose table fits (else the one the lattice's steps fit; ``None``
+        when no lattice was found)."""
+        if not self.found:
+            return None
+        if self.table_fit >= TABLE_THRESHOLD:
+            return self.table_quality
+        return quality_from_steps(self.steps)
 
 
 def _luma(image: np.ndarray) -> np.ndarray:
@@ -125,6 +140,26 @@ def _blocks_at(y: np.ndarray, oy: int, ox: int) -> np.ndarray:
     return blocks[blocks.std(axis=(1, 2)) > 1.0]
 
 
+def _table_fit(blocks: np.ndarray) -> tuple[float, int]:
+    """How well libjpeg's luma table fits the blocks' coefficients at its best quality, and that
+    quality: :func:`_lattice`'s strength pooled over the nine lowest frequencies, each with the
+    table's own step (at least 32 coefficients, on at least 4 lattice points: one value, as a
+    linear ramp gives, fits any step).  A table of half the steps fits the multiples of the true
+    ones too, but less well: it amplifies the pixels' rounding (0.3 in coefficient units)."""
+    us, vs = zip(*_TABLE_FREQUENCIES)
+    coeffs = dctn(blocks - 128.0, axes=(1, 2), norm="ortho")[:, list(us), list(vs)]  # (n, 9)
+    steps = standard_tables()[:, [u * 8 + v for u, v in _TABLE_FREQUENCIES]][:, None, :]
+    outer = np.abs(coeffs)[None] >= steps / 2  # (qualities, blocks, frequencies)
+    cosines = np.where(outer, np.cos(2 * np.pi * coeffs[None] / steps), 0.0)
+    counts = outer.sum(axis=(1, 2))
+    fit = np.where(counts >= 32, cosines.sum(axis=(1, 2)) / np.maximum(counts, 1), 0.0)
+    q = int(np.flatnonzero(fit == fit.max())[-1])  # of equal tables (on these 9), the highest
+    multiples = np.round(coeffs / steps[q]) * outer[q]  # the lattice point of each coefficient
+    rows, cols = np.nonzero(multiples)
+    points = len(set(zip(cols.tolist(), multiples[rows, cols].tolist())))
+    return (float(max(fit[q], 0.0)) if points >= 4 else 0.0), q + 1
+
+
 def _strength(blocks: np.ndarray) -> tuple[float, dict]:
     coeffs = dctn(blocks - 128.0, axes=(1, 2), norm="ortho")
     found = [_lattice(coeffs[:, u, v]) for u, v in _FREQUENCIES]
@@ -144,18 +179,22 @@ def jpeg_evidence(image: np.ndarray) -> JpegEvidence:
     best = JpegEvidence(0.0, (0, 0), {}, 0, levels)
     if min(y.shape) < 16 or levels <= MAX_DRAWN_LEVELS:
         return best
-    scan = []
+    scan, tables = [], []
     for oy in range(8):
         for ox in range(8):
             blocks = _blocks_at(y, oy, ox)
             if len(blocks) >= 16:
-                scan.append((_strength(blocks[:: max(1, len(blocks) // 256)])[0], (oy, ox)))
+                sample = blocks[:: max(1, len(blocks) // 256)]
+                scan.append((_strength(sample)[0], (oy, ox)))
+                tables.append((_table_fit(sample)[0], (oy, ox)))
     if not scan:
         return best
-    offset = max(scan)[1]
+    table_offset = max(tables)[1]
+    fit, quality = _table_fit(_blocks_at(y, *table_offset))
+    offset = table_offset if fit >= TABLE_THRESHOLD else max(scan)[1]
     blocks = _blocks_at(y, *offset)
     strength, steps = _strength(blocks)
-    return JpegEvidence(strength, offset, steps, len(blocks), levels)
+    return JpegEvidence(strength, offset, steps, len(blocks), levels, fit, quality)
 
 
 def _plane_as_8bit(image: np.ndarray) -> np.ndarray:
