@@ -512,6 +512,11 @@ def test_an_animated_png_says_only_its_first_frame_is_restored(tmp_path, camera_
     report = json.loads((tmp_path / "out" / "napari-dncnn-report.json").read_text())
     assert "holds 3 frames" in report["files"][0]["warning"]
     assert "3 frames" in r.stdout + r.stderr
+    r = run_cli(src, tmp_path / "kept", "--model", tiny_weights, force=False)  # no JPEG grid
+    report = json.loads((tmp_path / "kept" / "napari-dncnn-report.json").read_text())
+    assert report["files"][0]["status"] == "unchanged" and report["files"][0]["warning"] == ""
+    assert (tmp_path / "kept" / "anim.png").read_bytes() == (src / "anim.png").read_bytes()
+    assert "frames" not in r.stdout + r.stderr  # a byte copy keeps them all
 
 
 def test_a_second_run_into_a_folder_in_use_is_refused_and_a_stale_lock_taken_over(

@@ -279,6 +279,23 @@ def test_smooth_jpeg_decodes_read_their_own_quality_off_the_pixels():
     )
 
 
+def test_nan_and_inf_pixels_are_not_judged_and_do_not_make_an_image_flat():
+    """A JPEG-damaged float image with 100 NaNs (or one inf) was judged "only 1 distinct values: a
+    drawing" and written unchanged; a complex one leaked numpy's ComplexWarning."""
+    import warnings
+
+    damaged = jpeg_roundtrip(data.camera()[:256, :256], 20).astype(np.float32) / 255
+    with_nan, with_inf = damaged.copy(), damaged.copy()
+    with_nan[:10, :10] = np.nan
+    with_inf[5, 5] = np.inf
+    for image in (with_nan, with_inf):
+        assert guard_decision(image) == (True, "JPEG q~20 (read from its pixels)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert guard_decision(damaged.astype(np.complex64))[0]
+    assert "only 1 distinct value:" in guard_decision(np.full((64, 64), np.nan, np.float32))[1]
+
+
 def test_a_model_that_harms_some_image_at_every_quality_runs_only_when_forced():
     """dncnn3's threshold is 0 (the registry): a q10 JPEG file is left unchanged, and says why."""
     restore_it, reason = guard_decision(file_quality=10, model="dncnn3")

@@ -204,10 +204,14 @@ def _plane_as_8bit(image: np.ndarray) -> np.ndarray:
         image = image[image.shape[0] // 2]
     if image.dtype == np.uint8:
         return image
-    values = image.astype(np.float64)
-    lo, hi = float(values.min()), float(values.max())
+    values = (np.abs(image) if np.iscomplexobj(image) else image).astype(np.float64)
+    finite = np.isfinite(values)  # NaN and inf (masked-out regions) are not judged
+    if not finite.any():
+        return np.zeros(values.shape, np.uint8)
+    lo, hi = float(values[finite].min()), float(values[finite].max())
     if not hi > lo:
         return np.zeros(values.shape, np.uint8)
+    values = np.where(finite, values, lo)
     return np.round((values - lo) * (255.0 / (hi - lo))).astype(np.uint8)
 
 
@@ -272,7 +276,8 @@ class Verdict(NamedTuple):
             )
         if self.kind == "drawn":
             return (
-                f"no JPEG artifacts to repair (only {self.levels} distinct values: a drawing, "
+                f"no JPEG artifacts to repair (only {self.levels} distinct "
+                f"{'value' if self.levels == 1 else 'values'}: a drawing, "
                 "mask or binary image, never JPEG-compressed)"
             )
         if self.kind == "no-grid":

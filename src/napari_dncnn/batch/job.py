@@ -166,7 +166,8 @@ def process_file(f: str, outs: list[str], opts: dict, *, spread=None) -> FileRes
                 warning = _other_series(src)
                 restore_it, reason = _guard(src, gray_samples(img), o)
                 if not restore_it:
-                    _write_unchanged(img, out)
+                    copied = _write_unchanged(img, out)
+                    warning = "" if copied else warning  # a byte copy keeps every frame
                     return ran(Status.UNCHANGED, outputs=targets, note=reason, warning=warning)
                 channels = 3 if img.channel_axis is not None else 1
                 if big_decoded and not img.samples:
@@ -240,15 +241,17 @@ def _guard(src: Path, data, o: BatchOptions) -> tuple[bool, str]:
     return restore_it, "" if restore_it else f"{reason}: written unchanged"
 
 
-def _write_unchanged(img, out: Outputs) -> None:
-    """The input as it is: a byte copy where the output has the input's format, else its pixels."""
+def _write_unchanged(img, out: Outputs) -> bool:
+    """The input as it is: a byte copy where the output has the input's format (returns True),
+    else its pixels."""
     if out.residual is not None:
         write_image(out.residual, np.zeros(img.data.shape, np.float32), img)
     same_kind = _format(out.restored) == _format(img.path)
     if same_kind and img.path.is_file():
         copy_file(img.path, out.restored)
-    else:
-        write_image(out.restored, img.data, img)
+        return True
+    write_image(out.restored, img.data, img)
+    return False
 
 
 def _format(path: Path) -> str:
