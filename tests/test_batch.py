@@ -548,6 +548,24 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_a_stale_lock_taken_ove
     assert not (out / f"{TMP_PREFIX}live-file-of-the-other-run.tif").exists()  # now a leftover
 
 
+def test_a_16_bit_gray_alpha_png_stays_16_bit_gray_alpha(tmp_path, camera_crop, tiny_weights):
+    """A 16-bit LA PNG came out as 8-bit RGBA: Pillow reads it as 8-bit."""
+    import imagecodecs
+
+    from napari_dncnn.batch import run_batch
+
+    src = tmp_path / "in"
+    src.mkdir()
+    gray = camera_crop.astype(np.uint16) * 257
+    alpha = np.random.default_rng(0).integers(0, 65536, gray.shape, dtype=np.uint16)
+    (src / "la16.png").write_bytes(imagecodecs.png_encode(np.stack([gray, alpha], -1)))
+    report = run_batch(src, tmp_path / "out", model=tiny_weights, progress=False, force=True)
+    assert report.count("done") == 1, report.summary()
+    out = imagecodecs.png_decode((tmp_path / "out" / "la16.png").read_bytes())
+    assert out.dtype == np.uint16 and out.shape == gray.shape + (2,)
+    assert np.array_equal(out[..., 1], alpha) and np.abs(out[..., 0].astype(int) - gray).max() > 0
+
+
 def test_a_subfolder_named_as_the_input_is_never_mirrored_back_into_it(
     tmp_path, camera_crop, tiny_weights
 ):

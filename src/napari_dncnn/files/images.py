@@ -226,26 +226,30 @@ def not_empty(img):
     return img
 
 
-def _png_16bit_colour(path: Path) -> bool:
-    """A PNG of 16 bits per sample with colour (RGB or RGBA), which Pillow reads as 8-bit."""
+def _png_16bit_samples(path: Path) -> str | None:
+    """``"colour"`` (RGB, RGBA) or ``"gray+alpha"`` for a PNG of 16 bits per sample with several
+    samples, which Pillow reads as 8-bit; else None."""
     with open(path, "rb") as f:
         head = f.read(26)
-    return (
-        head[:8] == b"\x89PNG\r\n\x1a\n"
-        and head[12:16] == b"IHDR"
-        and head[24] == 16
-        and head[25] in (2, 6)
-    )
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR" or head[24:25] != b"\x10":
+        return None
+    return {2: "colour", 6: "colour", 4: "gray+alpha"}.get(head[25])
+
+
+def _png_16bit_colour(path: Path) -> bool:
+    return _png_16bit_samples(path) == "colour"
 
 
 def _read_pil(path: Path) -> ImageFile:
-    if path.suffix.lower() == ".png" and _png_16bit_colour(path):
+    samples = _png_16bit_samples(path) if path.suffix.lower() == ".png" else None
+    if samples is not None:
         import imagecodecs
 
         with Image.open(path) as im:  # the header only: resolution and profile
             info = pil_info(im)
         data = imagecodecs.png_decode(path.read_bytes())
-        return ImageFile(data, path, "pil", "YXS", pil=info)
+        kept = "gray+alpha" if samples == "gray+alpha" else ""
+        return ImageFile(data, path, "pil", "YXS", samples=kept, pil=info)
     with Image.open(path) as im:
         im.load()
         info = pil_info(im)
