@@ -566,6 +566,33 @@ def test_a_16_bit_gray_alpha_png_stays_16_bit_gray_alpha(tmp_path, camera_crop, 
     assert np.array_equal(out[..., 1], alpha) and np.abs(out[..., 0].astype(int) - gray).max() > 0
 
 
+def test_a_big_image_left_unchanged_is_a_byte_copy(tmp_path, tiny_weights):
+    """Out of core, an unchanged TIFF was rewritten as an uncompressed tiled BigTIFF (17.6 -> 21.2
+    MB) and a zarr v3 array as an OME-Zarr v2 group; both are now copies of the input."""
+    import zarr
+
+    from napari_dncnn.batch import run_batch
+
+    src = tmp_path / "in"
+    src.mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (300, 280), dtype=np.uint8)  # no JPEG grid
+    tifffile.imwrite(src / "clean.tif", noise, compression="zlib")
+    zarr.open_array(src / "clean.zarr", mode="w", shape=noise.shape, chunks=(64, 64), dtype="u1")[
+        :
+    ] = noise
+    kw = {"model": tiny_weights, "progress": False, "out_of_core_above": 1000}
+    report = run_batch(src, tmp_path / "out", save_residual=True, **kw)
+    assert report.count("unchanged") == 2 and all(r.details["out_of_core"] for r in report.results)
+    out = tmp_path / "out"
+    assert (out / "clean.tif").read_bytes() == (src / "clean.tif").read_bytes()
+
+    def contents(folder):
+        return {k: digest for k, (digest, _) in snapshot(folder).items()}
+
+    assert contents(out / "clean.zarr") == contents(src / "clean.zarr") != {}
+    assert not tifffile.imread(out / "clean_residual.tif").any()
+
+
 def test_a_subfolder_named_as_the_input_is_never_mirrored_back_into_it(
     tmp_path, camera_crop, tiny_weights
 ):

@@ -25,7 +25,7 @@ import numpy as np
 from ..engine import restore_array, restore_lazy
 from ..engine.controls import control_of, controls_for
 from ..engine.lazy import value_range
-from ..files.atomic import copy_file
+from ..files.atomic import copy_file, copy_tree
 from ..files.images import (
     TIFF_SUFFIXES,
     ImageFile,
@@ -158,7 +158,7 @@ def process_file(f: str, outs: list[str], opts: dict, *, spread=None) -> FileRes
                         src, guard_sample(gray_samples(img), img.channel_axis), o
                     )
                     if not restore_it:
-                        _write_lazy(img, out, img.data, o, compute=spread)
+                        _write_lazy_unchanged(img, out, o, compute=spread)
                         return ran(Status.UNCHANGED, outputs=targets, note=reason)
                     _restore_out_of_core(img, out, o, spread)
             else:
@@ -356,6 +356,22 @@ def _restore_out_of_core(img, out: Outputs, o: BatchOptions, spread=None) -> Non
     result = _restore_lazily(data, img.channel_axis, o, img.path, data_range)
     restored, residual = with_samples(img, result.restored, result.residual)
     _write_lazy(img, out, restored, o, residual, compute=spread)
+
+
+def _write_lazy_unchanged(img, out: Outputs, o: BatchOptions, compute=None) -> None:
+    """A big image as it is: a byte copy (a TIFF file, a zarr folder) where the output has its
+    format, and a zero residual when asked for; else written block by block."""
+    if _format(out.restored) != _format(img.path):
+        return _write_lazy(img, out, img.data, o, compute=compute)
+    if img.path.is_dir():
+        copy_tree(img.path, out.restored)
+    else:
+        copy_file(img.path, out.restored)
+    if out.residual is not None:
+        import dask.array as da
+
+        zeros = da.zeros(img.data.shape, np.float32, chunks=img.data.chunks)
+        _write_lazy(img, Outputs(out.residual), zeros, o, compute=compute)
 
 
 def _write_lazy(img, out: Outputs, restored, o: BatchOptions, residual=None, compute=None) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "replace",
     "remove",
     "copy_file",
+    "copy_tree",
     "write_json_atomic",
     "update_json",
     "remove_leftovers",
@@ -92,6 +93,13 @@ def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> Path:
     """Copy ``source``'s bytes (and times) to ``target`` atomically: an image written unchanged."""
     with atomic_target(target) as tmp:
         shutil.copy2(source, tmp)
+    return Path(target)
+
+
+def copy_tree(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Copy the folder ``source`` (a zarr) to ``target`` atomically, links kept as links."""
+    with atomic_target(target) as tmp:
+        shutil.copytree(source, tmp, symlinks=True)
     return Path(target)
 
 
