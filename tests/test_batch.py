@@ -439,6 +439,13 @@ def test_compressed_tiffs_are_read(tmp_path, camera_crop, tiny_weights, compress
     out = tifffile.imread(tmp_path / "out" / "cam.tif")
     expect = restore(tifffile.imread(src / "cam.tif"), tiny_weights, device="cpu").restored
     assert out.shape == camera_crop.shape and np.abs(out.astype(int) - expect).max() <= 1
+    with tifffile.TiffFile(tmp_path / "out" / "cam.tif") as tf:  # compressed, losslessly
+        assert tf.pages[0].compression == tifffile.COMPRESSION.ADOBE_DEFLATE
+    big = run_cli(src, tmp_path / "big", "--model", tiny_weights, "--out-of-core-above", "0.001")
+    assert big.returncode == 0, big.stderr + big.stdout
+    with tifffile.TiffFile(tmp_path / "big" / "cam.tif") as tf:
+        assert tf.pages[0].is_tiled
+        assert tf.pages[0].compression == tifffile.COMPRESSION.ADOBE_DEFLATE
 
 
 def test_cleanup_never_touches_the_input_inside_the_output_folder(

@@ -27,6 +27,7 @@ def tiff_meta(tf: tifffile.TiffFile) -> dict:
         "resolution": page.resolution,
         "resolutionunit": page.resolutionunit,
         "extrasamples": [int(e) for e in page.extrasamples],
+        "compressed": page.compression != tifffile.COMPRESSION.NONE,
     }
     if tf.is_imagej:
         meta["imagej"] = {
@@ -77,6 +78,8 @@ def tiff_write_kwargs(like, axes: str, rgb: bool, *, imagej_ok: bool, ome: bool 
     """
     meta = like.tiff if like is not None and like.kind == "tiff" else {}
     kw: dict = {"photometric": "rgb" if rgb else "minisblack"}
+    if meta.get("compressed") and not ("imagej" in meta and imagej_ok):  # ImageJ reads none
+        kw["compression"] = "zlib"  # LZW, JPEG, zstd...: written losslessly, with deflate
     if getattr(like, "samples", "") and "S" in axes[-3:]:  # gray samples stay samples, in place
         kw["planarconfig"] = "contig" if axes.endswith("S") else "separate"
         kw["extrasamples"] = meta.get("extrasamples") or None
