@@ -45,9 +45,10 @@ def write_zarr(path: Path, image: np.ndarray, chunk: int = 1024) -> None:
 
 
 def read(path: Path) -> np.ndarray:
-    """An output's pixels: OME-Zarr level 0, or a TIFF."""
+    """An output's pixels: OME-Zarr level 0, a zarr array (an input copied unchanged), or a TIFF."""
     if path.suffix == ".zarr":
-        return zarr.open_group(str(path), mode="r")["0"][:]
+        node = zarr.open(str(path), mode="r")
+        return (node if isinstance(node, zarr.Array) else node["0"])[:]
     return tifffile.imread(path)
 
 

@@ -288,7 +288,10 @@ class Verdict(NamedTuple):
                 f"so the quality guard never runs it on its own (JPEG q~{self.quality}{how})"
             )
         if self.kind == "above":
-            return f"no JPEG artifacts to repair (JPEG q~{self.quality} > {self.limit}{how})"
+            return (
+                f"too little JPEG damage to repair (JPEG q~{self.quality} > {self.limit}, the "
+                f"model's limit{how})"
+            )
         return "no pixels to check"
 
 

@@ -127,9 +127,11 @@ def discover(
         f for f in files if not f.resolve().is_relative_to(out) or f.resolve().is_relative_to(rin)
     ]
     if len(kept) < len(files):
+        left = [str(f.relative_to(input_dir)) for f in files if f not in kept]
         log(
-            f"left out {len(files) - len(kept)} file(s) that a link in the input leads to "
-            f"inside {output_dir}"
+            f"left out {len(left)} file(s) whose link in the input leads inside the output folder "
+            f"{output_dir} (its outputs, not inputs): {', '.join(left[:5])}"
+            + (", ..." if len(left) > 5 else "")
         )
     if not kept:
         raise FolderError(f"every input file is inside the output folder {output_dir} (a link)")
