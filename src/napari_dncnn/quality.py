@@ -59,7 +59,7 @@ labels) were never JPEG-decoded: a decoder's ringing leaves dozens of levels at 
 TABLE_THRESHOLD = 0.6
 """Fit (0..1) of libjpeg's own table at one quality above which an image counts as JPEG-decoded at
 that quality.  Measured with ``benchmarks/bench_lattice.py``: never-JPEG images up to 0.26 (a
-checkerboard), JPEG decodes at q10-q75 0.78 or more, smooth ones included, whose few busy
+checkerboard), BSD68 JPEG decodes at q10-q75 0.75 or more, and smooth ones too, whose few busy
 coefficients leave the single-frequency lattices below :data:`LATTICE_THRESHOLD`."""
 
 _FREQUENCIES = [(0, 1), (1, 0), (1, 1), (0, 2), (2, 0)]
