@@ -26,6 +26,7 @@ __all__ = [
     "write_json_atomic",
     "update_json",
     "remove_leftovers",
+    "process_alive",
     "check_writable",
 ]
 
@@ -152,17 +153,25 @@ def update_json(path: str | os.PathLike, update) -> Path:
         return write_json_atomic(path, obj)
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running on this host (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
+
+
 def _of_a_live_process(name: str) -> bool:
     """Whether the temporary ``name`` (see :func:`tmp_path`) was made by a process alive on this
     host (another run writing now), whose file must not be taken for a leftover."""
     try:
         pid = int(name[len(TMP_PREFIX) :].split("-", 1)[0])
-        os.kill(pid, 0)
-    except (ValueError, ProcessLookupError, OverflowError):
+    except ValueError:
         return False
-    except PermissionError:
-        return True  # alive, another user's
-    return True
+    return process_alive(pid)
 
 
 def remove_leftovers(

@@ -12,7 +12,7 @@ import socket
 import time
 from pathlib import Path
 
-from ..files.atomic import check_writable
+from ..files.atomic import check_writable, process_alive
 
 __all__ = ["FolderError", "LOCK_NAME", "run_lock", "held_by_another_run"]
 
@@ -38,7 +38,7 @@ def run_lock(output_dir: Path, log=print):
     except OSError as exc:
         raise FolderError(str(exc)) from exc
     lock = output_dir / LOCK_NAME
-    mine = f"{os.getpid()} {socket.gethostname()} {time.strftime('%Y-%m-%dT%H:%M:%S')}"
+    mine = f"{os.getpid()} {socket.gethostname()} {iso_time(time.time())}"
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -85,6 +85,11 @@ def held_by_another_run(folder: Path) -> bool:
     return lock.exists() and _lock_holder(lock) is not None
 
 
+def iso_time(t: float) -> str:
+    """``t`` as local ``YYYY-MM-DDTHH:MM:SS``: a lock's start, and a report's."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t))
+
+
 def _lock_holder(lock: Path) -> str | None:
     """``"pid P on host H, started T"`` of a live lock, None for a stale one (its pid gone here)."""
     try:
@@ -92,11 +97,6 @@ def _lock_holder(lock: Path) -> str | None:
         pid = int(pid)
     except (OSError, ValueError):
         return "a run whose lock cannot be read"
-    if host == socket.gethostname():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass  # alive, another user's
+    if host == socket.gethostname() and not process_alive(pid):
+        return None
     return f"pid {pid} on host {host}, started {started}"

@@ -21,7 +21,7 @@ from ..files.atomic import NAME_MAX, TMP_PREFIX, remove_leftovers, write_json_at
 from ..files.images import IMAGE_SUFFIXES
 from ..files.lazy_images import is_zarr_path
 from ..wording import option
-from .lock import LOCK_NAME, FolderError, held_by_another_run, run_lock
+from .lock import LOCK_NAME, FolderError, held_by_another_run, iso_time, run_lock
 from .results import FileResult, FolderReport, Status
 
 __all__ = [
@@ -265,16 +265,16 @@ def drain(
         raise
     finally:
         if not usage_error:
-            meta = {**meta, "started": _iso(started), "seconds": round(time.time() - started, 3)}
+            meta = {
+                **meta,
+                "started": iso_time(started),
+                "seconds": round(time.time() - started, 3),
+            }
             report.results = [results.get(f) or _missing(f, plan, finished, started) for f in files]
             _write(report, report_path, meta)
             if interrupted and on_interrupt is not None:
                 on_interrupt(report)
     return report
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t))
 
 
 def _missing(f: Path, plan: FolderPlan, finished, started: float) -> FileResult:
