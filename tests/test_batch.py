@@ -688,8 +688,9 @@ def test_gray_samples_stay_gray_and_alpha_is_kept(tmp_path, tiny_weights):
         extrasamples=["unassalpha"],
     )
     Image.fromarray(gray_alpha, "LA").save(src / "la.png")
+    Image.fromarray(gray_alpha[..., 0]).convert("P").save(src / "palette.png")  # a gray palette
     r = run_cli(src, tmp_path / "out", "--model", tiny_weights, "--save-residual", force=False)
-    assert r.returncode == 0 and "done 3" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "done 4" in r.stdout, r.stdout + r.stderr
     out = tmp_path / "out"
     with tifffile.TiffFile(out / "three.tif") as tf:
         assert tf.series[0].axes == "YXS" and tf.pages[0].photometric == 1  # still minisblack
@@ -704,6 +705,8 @@ def test_gray_samples_stay_gray_and_alpha_is_kept(tmp_path, tiny_weights):
     assert la.mode == "LA"
     for got in (ga, np.asarray(la)):
         assert np.array_equal(got[..., 0], gray) and np.array_equal(got[..., 1], alpha)
+    palette = Image.open(out / "palette.png")  # a gray palette came out RGB
+    assert palette.mode == "L" and np.array_equal(np.asarray(palette), gray)
     residual = tifffile.imread(out / "la_residual.tif")
     assert residual.shape == (256, 256, 2) and not residual[..., 1].any()
 

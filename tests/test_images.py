@@ -3,7 +3,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from napari_dncnn.files.images import ImageReadError, read_image, write_image
+from napari_dncnn.files.images import ImageReadError, colour_from_header, read_image, write_image
 
 
 def test_imagej_tiff_keeps_dtype_axes_resolution_and_spacing(tmp_path):
@@ -157,3 +157,25 @@ def test_a_cmyk_jpeg_profile_is_not_put_on_its_rgb_pixels(tmp_path):
         and "icc_profile" not in img.pil
         and img.pil["dpi"] == (150.0, 150.0)
     )
+
+
+def test_a_palette_png_is_gray_when_its_palette_is(tmp_path, camera_crop, astronaut_crop):
+    """A gray palette PNG is read as gray (it was RGB), with transparency as gray + alpha; a
+    colour palette stays RGB(A); the header says the same before any pixel is decoded."""
+    gray = Image.fromarray(camera_crop).convert("P")
+    gray.save(tmp_path / "gray.png")
+    gray.save(tmp_path / "gray_t.png", transparency=0)
+    colour = Image.fromarray(astronaut_crop).convert("P")
+    colour.save(tmp_path / "colour.png")
+    colour.save(tmp_path / "colour_t.png", transparency=0)
+    expected = {  # name: (shape, samples, colour)
+        "gray": (camera_crop.shape, "", False),
+        "gray_t": ((*camera_crop.shape, 2), "gray+alpha", False),
+        "colour": ((*astronaut_crop.shape[:2], 3), "", True),
+        "colour_t": ((*astronaut_crop.shape[:2], 4), "", True),
+    }
+    for name, (shape, samples, colour) in expected.items():
+        img = read_image(tmp_path / f"{name}.png")
+        assert (img.data.shape, img.samples) == (shape, samples), name
+        assert colour_from_header(tmp_path / f"{name}.png") is colour, name
+    assert np.array_equal(read_image(tmp_path / "gray.png").data, np.asarray(gray.convert("L")))

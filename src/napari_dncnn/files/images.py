@@ -256,8 +256,9 @@ def _read_pil(path: Path) -> ImageFile:
         im = ImageOps.exif_transpose(im)  # as photo viewers show it; outputs carry no orientation
         mode = im.mode
         if mode == "P":
-            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        elif mode == "LA":  # gray + alpha: the gray plane is restored, the alpha kept
+            im = im.convert(_palette_mode(im))
+            mode = im.mode
+        if mode == "LA":  # gray + alpha: the gray plane is restored, the alpha kept
             data = np.asarray(im).copy()
             return ImageFile(data, path, "pil", "YXS", samples="gray+alpha", pil=info)
         elif mode in CONVERTED_MODES:
@@ -267,6 +268,14 @@ def _read_pil(path: Path) -> ImageFile:
         data = np.asarray(im).copy()
     axes = "YX" if data.ndim == 2 else "YXS"
     return ImageFile(data, path, "pil", axes, pil=info)
+
+
+def _palette_mode(im: Image.Image) -> str:
+    """What a palette image is read as: gray (L, or LA with transparency) when every palette
+    entry is gray, else RGB (RGBA with transparency)."""
+    rgb = np.asarray(im.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
+    gray = bool(len(rgb)) and bool((rgb == rgb[:, :1]).all())
+    return ("L" if gray else "RGB") + ("A" if "transparency" in im.info else "")
 
 
 def _read_tiff(path: Path) -> ImageFile:
@@ -301,7 +310,8 @@ def colour_from_header(path: Path) -> bool | None:
             return _zarr_is_colour(path)
         if suffix in PIL_SUFFIXES:
             with _pillow_limit_lifted(), Image.open(path) as im:
-                return im.mode not in ("1", "L", "LA", "I", "F") and not im.mode.startswith("I;16")
+                mode = _palette_mode(im) if im.mode == "P" else im.mode
+                return mode not in ("1", "L", "LA", "I", "F") and not mode.startswith("I;16")
     except (UnidentifiedImageError, OSError, ValueError, IndexError, tifffile.TiffFileError):
         return None
     return None
