@@ -210,13 +210,21 @@ def test_kill_9_then_resume_gives_the_complete_result(tmp_path, tiny_weights):
         assert tifffile.imread(out / f"img{i:02d}_residual.tif").shape == (384, 384)
 
 
-def test_a_symlink_loop_is_searched_once_and_reported(tmp_path, camera_crop, tiny_weights):
-    from napari_dncnn.batch import run_batch
+def test_what_is_found_but_not_an_input_is_said_and_reported(tmp_path, camera_crop, tiny_weights):
+    """A loop is searched once; hidden files and folders, broken links and loops are said on the
+    log, counted in the summary and listed in the JSON report (broken links and hidden folders
+    were passed over without a word, and none was in the report)."""
+    from napari_dncnn.batch import REPORT_NAME, run_batch
 
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
+    (src / ".cache").mkdir()
     Image.fromarray(camera_crop).save(src / "sub" / "a.png")
+    Image.fromarray(camera_crop).save(src / ".cache" / "b.png")  # inside a hidden folder
+    Image.fromarray(camera_crop).save(src / ".c.png")
     (src / "sub" / "back").symlink_to(src, target_is_directory=True)  # sub/back -> in: a loop
+    (src / "gone.jpg").symlink_to(tmp_path / "moved.jpg")  # a broken link
+    (src / "notes.txt").symlink_to(tmp_path / "nowhere.txt")  # not an image: not said
     said = []
     report = run_batch(
         src,
@@ -228,7 +236,23 @@ def test_a_symlink_loop_is_searched_once_and_reported(tmp_path, camera_crop, tin
         log=said.append,
     )
     assert [r.input.name for r in report.results] == ["a.png"] and report.count("done") == 1
-    assert any("a loop" in m and "back" in m for m in said)
+    assert any("a loop" in m and "sub/back" in m for m in said), said
+    assert "skipped 2 hidden file(s) or folder(s) (names starting with '.'): .c.png, .cache" in said
+    assert "skipped 1 broken link(s) (their target is missing): gone.jpg" in said
+    expected = [
+        {"path": ".c.png", "reason": "hidden"},
+        {"path": ".cache", "reason": "hidden"},
+        {"path": "gone.jpg", "reason": "broken link"},
+        {"path": "sub/back", "reason": "loop"},
+    ]
+    listed = json.loads((tmp_path / "out" / REPORT_NAME).read_text())["skipped"]
+    assert sorted(listed, key=lambda e: e["path"]) == [
+        {**e, "path": str(src / e["path"])} for e in expected
+    ]
+    assert (
+        "skipped 4 path(s) that are not inputs (broken link, hidden, loop): listed in the report"
+        in report.summary()
+    )
 
 
 def test_sigterm_writes_the_report_and_exits_143(tmp_path, tiny_weights):
@@ -839,7 +863,9 @@ def test_names_up_to_the_file_systems_limit_and_a_worker_count_over_the_cores(
     Image.fromarray(camera_crop).save(src / ".hidden.png")  # skipped, and said so
     r = run_cli(src, tmp_path / "out", "--model", tiny_weights)
     assert r.returncode == 0 and "done 1" in r.stdout, r.stdout + r.stderr
-    assert "skipped 1 hidden image file(s) (names starting with '.'): .hidden.png" in r.stderr
+    assert (
+        "skipped 1 hidden file(s) or folder(s) (names starting with '.'): .hidden.png" in r.stderr
+    )
     assert (tmp_path / "out" / long).is_file()
     r = run_cli(src, tmp_path / "out2", "--model", tiny_weights, "--save-residual")
     assert r.returncode == 1 and "would be 259 bytes, over the 255" in r.stdout

@@ -154,10 +154,8 @@ def run_batch(
     if workers is not None and workers < 1:
         raise BatchError(f"workers must be at least 1, got {workers}")
     with run_lock(output_dir, log=log):  # one run at a time into a folder
-        files = discover(input_dir, output_dir, recursive=recursive, pattern=pattern, log=log)
-        plan = plan_folder(
-            input_dir, files, output_dir, lambda rel: output_names(rel, save_residual)
-        )
+        report = BatchReport()
+        plan = _plan(input_dir, output_dir, recursive, pattern, save_residual, log, report)
         opts = BatchOptions(
             str(model),
             tile_size,
@@ -177,13 +175,13 @@ def run_batch(
         )
         meta = {"input_dir": str(input_dir), "output_dir": str(output_dir), "model": str(model)}
         meta |= {"scheduler": where}
-        bar = _Bar(len(files), len(results)) if progress else None
+        bar = _Bar(len(plan.outputs), len(results)) if progress else None
         try:
             return drain(
                 _then_clean(runner, output_dir, input_dir) if on_cluster else runner,
                 plan,
                 results,
-                BatchReport(),
+                report,
                 report_path=output_dir / REPORT_NAME,
                 meta=meta,
                 progress=bar,
@@ -192,6 +190,19 @@ def run_batch(
         finally:
             if bar is not None:
                 bar.close()
+
+
+def _plan(input_dir, output_dir, recursive, pattern, save_residual, log, report: BatchReport):
+    """The inputs found (what is not taken goes to ``report.skipped``) and their outputs."""
+    files = discover(
+        input_dir,
+        output_dir,
+        recursive=recursive,
+        pattern=pattern,
+        log=log,
+        skipped=report.skipped,
+    )
+    return plan_folder(input_dir, files, output_dir, lambda rel: output_names(rel, save_residual))
 
 
 def _refuse_gray_for_a_colour_model(todo: list[Path], model: str, results: dict) -> list[Path]:

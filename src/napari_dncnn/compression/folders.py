@@ -273,6 +273,7 @@ def run_compress(
     input_dir, output_dir = check_folders(Path(input_dir), Path(output_dir))
     _same_settings_or_error(output_dir, target, skip_above, overwrite)
     with run_lock(output_dir, log=log):  # one run at a time into a folder
+        report = CompressReport()
         files = discover(
             input_dir,
             output_dir,
@@ -281,6 +282,7 @@ def run_compress(
             accept=lambda f: f.suffix.lower() != ".zarr",
             kinds="(.png .jpg .jpeg .bmp .tif .tiff)",
             log=log,
+            skipped=report.skipped,
         )
         plan = plan_folder(input_dir, files, output_dir, lambda rel: [rel.with_suffix(".jpg")])
         results, todo = triage(plan, overwrite, finished=_finished)
@@ -301,7 +303,6 @@ def run_compress(
             "skip_above_quality": skip_above,
             "relative_to": input_dir,
         }
-        report = CompressReport()
         drain(
             iterate(todo, work),
             plan,

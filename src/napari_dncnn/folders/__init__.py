@@ -13,13 +13,14 @@ from .pipeline import (
     run_lock,
     triage,
 )
-from .results import FileResult, FolderReport, Status, describe_error
+from .results import FileResult, FolderReport, Skipped, Status, describe_error
 
 __all__ = [
     "FileResult",
     "FolderError",
     "FolderPlan",
     "FolderReport",
+    "Skipped",
     "Status",
     "check_folders",
     "describe_error",

@@ -22,11 +22,12 @@ from ..files.images import IMAGE_SUFFIXES
 from ..files.lazy_images import is_zarr_path
 from ..wording import option
 from .lock import LOCK_NAME, FolderError, held_by_another_run, iso_time, run_lock
-from .results import FileResult, FolderReport, Status
+from .results import FileResult, FolderReport, Skipped, Status
 
 __all__ = [
     "FolderError",
     "FolderPlan",
+    "Skipped",
     "check_folders",
     "find_inputs",
     "finished_if_all_exist",
@@ -57,46 +58,88 @@ def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
     return rin, rout
 
 
+SKIP_REASONS = {
+    "hidden": "hidden file(s) or folder(s) (names starting with '.')",
+    "broken link": "broken link(s) (their target is missing)",
+    "loop": "link(s) to a folder searched already (a loop)",
+    "unreadable": "folder(s) that could not be listed",
+}
+"""What :func:`find_inputs` skips, in words; :func:`discover` also skips links that lead inside
+the output folder (``"into the output"``)."""
+
+
 def find_inputs(
-    input_dir: Path, *, recursive: bool = False, pattern: str | None = None, log=None
+    input_dir: Path,
+    *,
+    recursive: bool = False,
+    pattern: str | None = None,
+    log=None,
+    skipped: list[Skipped] | None = None,
 ) -> list[Path]:
     """Image files (any case of .tif/.tiff/.png/.jpg/.jpeg/.bmp) and zarr folders in ``input_dir``, sorted.
 
     ``pattern`` (a glob such as ``'*.tif'`` or ``'plate1_*'``) is matched
-    case-insensitively against the name; hidden files are skipped, and a
-    zarr folder is one input (never searched inside).  Each folder is searched once: a
-    symbolic link back to a folder already searched (a loop) is skipped and reported to ``log``.
+    case-insensitively against the name, and a zarr folder is one input (never searched
+    inside).  Each folder is searched once.  What looks like an input but is not taken -- hidden
+    files (and, with ``recursive``, hidden folders), broken links, a link back to a folder
+    searched already (a loop), a folder that cannot be listed -- is added to ``skipped`` and
+    said to ``log``, a line per reason.
     """
-    found, hidden = [], []
+    found: list[Path] = []
+    skips: list[Skipped] = []
     seen = {input_dir.resolve()}
 
+    def wanted(p: Path) -> bool:  # an input by its name (a folder only matters with recursive)
+        suffix = p.suffix.lower()
+        return suffix in IMAGE_SUFFIXES or suffix == ".zarr" or (recursive and not suffix)
+
     def visit(folder: Path) -> None:
-        for p in sorted(folder.iterdir()):
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            skips.append(Skipped(folder, "unreadable"))
+            return
+        for p in entries:
             if p.name.startswith("."):
-                if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(TMP_PREFIX):
-                    hidden.append(p.name)
+                if not p.name.startswith((TMP_PREFIX, LOCK_NAME)) and (
+                    p.suffix.lower() in IMAGE_SUFFIXES or (recursive and p.is_dir())
+                ):
+                    skips.append(Skipped(p, "hidden"))
                 continue
             if p.is_dir():
                 if is_zarr_path(p) and p.suffix.lower() == ".zarr":
                     found.append(p)
                 elif recursive and p.resolve() in seen:
-                    if log is not None:
-                        log(
-                            f"skipped {p}: a link to {p.resolve()}, which is searched already (a loop)"
-                        )
+                    skips.append(Skipped(p, "loop"))
                 elif recursive:
                     seen.add(p.resolve())
                     visit(p)
-            elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-                found.append(p)
+            elif p.is_file():
+                if p.suffix.lower() in IMAGE_SUFFIXES:
+                    found.append(p)
+            elif p.is_symlink() and wanted(p):
+                skips.append(Skipped(p, "broken link"))
 
     visit(input_dir)
-    if hidden and log is not None:
-        shown = ", ".join(hidden[:3]) + (f" and {len(hidden) - 3} more" if len(hidden) > 3 else "")
-        log(f"skipped {len(hidden)} hidden image file(s) (names starting with '.'): {shown}")
-    if pattern:
-        found = [p for p in found if fnmatch.fnmatch(p.name.lower(), pattern.lower())]
+    if pattern:  # a skipped folder may hold files of the pattern: it stays said
+        match = lambda p: fnmatch.fnmatch(p.name.lower(), pattern.lower())
+        found = [p for p in found if match(p)]
+        skips = [s for s in skips if s.path.is_dir() or match(s.path)]
+    _say_skipped(skips, input_dir, log)
+    if skipped is not None:
+        skipped.extend(skips)
     return sorted(found)
+
+
+def _say_skipped(skips: list[Skipped], input_dir: Path, log) -> None:
+    """One line per reason: how many, and the first few names."""
+    if log is None:
+        return
+    for reason, words in SKIP_REASONS.items():
+        paths = [str(s.path.relative_to(input_dir)) for s in skips if s.reason == reason]
+        if paths:
+            more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+            log(f"skipped {len(paths)} {words}: {', '.join(paths[:3])}{more}")
 
 
 def discover(
@@ -108,14 +151,17 @@ def discover(
     accept: Callable[[Path], bool] = lambda p: True,
     kinds: str = "",
     log=print,
+    skipped: list[Skipped] | None = None,
 ) -> list[Path]:
     """The inputs to work on: found, accepted, and not inside ``output_dir`` (a link can lead there).
 
-    Raises :class:`FolderError` when none is left.  Also removes what an interrupted run left in
+    What is not taken is added to ``skipped`` (see :func:`find_inputs`), links into the output
+    folder too.  Raises :class:`FolderError` when none is left.  Also removes what an interrupted run left in
     ``output_dir``; call it inside :func:`run_lock`, which proves the folder writable first and
     keeps a second run from removing this one's live files.
     """
-    found = find_inputs(input_dir, recursive=recursive, pattern=pattern, log=log)
+    skipped = [] if skipped is None else skipped
+    found = find_inputs(input_dir, recursive=recursive, pattern=pattern, log=log, skipped=skipped)
     files = [f for f in found if accept(f)]
     if not files:
         what = f"matching {pattern!r}" if pattern else (kinds or _default_kinds())
@@ -127,6 +173,7 @@ def discover(
         f for f in files if not f.resolve().is_relative_to(out) or f.resolve().is_relative_to(rin)
     ]
     if len(kept) < len(files):
+        skipped.extend(Skipped(f, "into the output") for f in files if f not in kept)
         left = [str(f.relative_to(input_dir)) for f in files if f not in kept]
         log(
             f"left out {len(left)} file(s) whose link in the input leads inside the output folder "
@@ -303,6 +350,7 @@ def _write(report: FolderReport, path: Path, meta: dict) -> None:
         "counts": report.counts(),
         **report.report_fields(),
         "files": _with_earlier_entries(entries, path),
+        "skipped": [s.as_dict(relative_to=meta.get("relative_to")) for s in report.skipped],
     }
     body.pop("relative_to", None)
     try:

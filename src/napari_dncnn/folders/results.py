@@ -9,7 +9,7 @@ from pathlib import Path
 from ..engine.axes import ImageError
 from ..wording import option
 
-__all__ = ["Status", "FileResult", "FolderReport", "describe_error"]
+__all__ = ["Status", "FileResult", "FolderReport", "Skipped", "describe_error"]
 
 
 class Status(str, Enum):
@@ -61,6 +61,18 @@ class FileResult:
         }
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A path in the input that is not taken as an input, and why (for the summary and the report)."""
+
+    path: Path
+    reason: str  # "hidden", "broken link", "loop", "unreadable" or "into the output"
+
+    def as_dict(self, relative_to: Path | None = None) -> dict:
+        path = self.path.relative_to(relative_to) if relative_to else self.path
+        return {"path": str(path), "reason": self.reason}
+
+
 def describe_error(exc: BaseException, src: Path) -> str:
     """One line for a file's failure: the path once, the reason, and for a bomb what to do."""
     from PIL import Image
@@ -107,6 +119,7 @@ class FolderReport:
     """Every input's :class:`FileResult`, in input order, and where the JSON report went."""
 
     results: list[FileResult] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # found, not taken as inputs
     path: Path | None = None  # where the JSON report was written
     report_error: str = ""  # why it could not be written (the summary still says what happened)
 
@@ -152,6 +165,12 @@ class FolderReport:
         if stopped:
             lines.append(f"  {stopped} file(s) not run: interrupted; run the same command again")
         lines += [f"  warning {r.input.name}: {r.warning}" for r in self.results if r.warning]
+        if self.skipped:
+            lines.append(
+                f"  skipped {len(self.skipped)} path(s) that are not inputs ("
+                + ", ".join(sorted({s.reason for s in self.skipped}))
+                + "): listed in the report"
+            )
         lines += self.extra_lines()
         if self.path is not None:
             lines.append(f"report: {self.path}")
