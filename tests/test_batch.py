@@ -498,21 +498,29 @@ def test_cleanup_never_touches_the_input_inside_the_output_folder(
 
 
 def test_weights_that_give_nan_fail_each_file_and_write_nothing(tmp_path, camera_crop, tiny_gray):
+    """Finite weights whose output overflows fail each file; weights holding NaN are refused
+    before any file runs, naming the file and the tensor (each file failed at its inference)."""
     import torch
 
     from napari_dncnn import save_weights
 
-    broken = tiny_gray.__class__(1, tiny_gray.depth, tiny_gray.features)
-    broken.load_state_dict(tiny_gray.state_dict())
-    with torch.no_grad():
-        broken.body[-1].bias.fill_(float("nan"))
-    weights = save_weights(broken, tmp_path / "nan.safetensors")
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(camera_crop).save(src / "cam.png")
-    r = run_cli(src, tmp_path / "out", "--model", weights)
-    assert r.returncode == 1 and "NaN or infinite" in r.stdout + r.stderr
-    assert not (tmp_path / "out" / "cam.png").exists()
+    for value, where in ((3e38, "weight"), (float("nan"), "bias")):
+        broken = tiny_gray.__class__(1, tiny_gray.depth, tiny_gray.features)
+        broken.load_state_dict(tiny_gray.state_dict())
+        with torch.no_grad():
+            getattr(broken.body[-1], where).fill_(value)
+        weights = save_weights(broken, tmp_path / f"{where}.safetensors")
+        r = run_cli(src, tmp_path / f"out-{where}", "--model", weights)
+        assert not (tmp_path / f"out-{where}" / "cam.png").exists()
+        if where == "weight":  # finite: found at the inference, the file fails
+            assert r.returncode == 1 and "NaN or infinite" in r.stdout, r.stdout + r.stderr
+        else:  # found on loading: bad usage, nothing runs
+            assert r.returncode == 2, r.stdout + r.stderr
+            assert f"{weights}: the weights 'body.11.bias' hold NaN or infinite values" in r.stderr
+            assert "use another weights file" in r.stderr
 
 
 def test_images_the_model_cannot_take_fail_in_words_about_the_file(tmp_path, tiny_weights):

@@ -126,9 +126,26 @@ def load_model(
 
     Returns a :class:`LoadedModel` whose network is in eval mode (batch norm
     not folded); ``progressbar`` is passed to the download (see
-    :func:`~napari_dncnn.weights.downloads.fetch_model`).
+    :func:`~napari_dncnn.weights.downloads.fetch_model`).  Weights holding NaN or infinite
+    values raise :class:`WeightsError` (they would turn every image into garbage).
     """
-    name = str(model)
+    return _finite(_load(str(model), channels, progressbar))
+
+
+def _finite(loaded: LoadedModel) -> LoadedModel:
+    """``loaded``, unless a weight or batch-norm statistic of it is NaN or infinite."""
+    for key, tensor in loaded.network.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise WeightsError(
+                f"{loaded.name}: the weights {key!r} hold NaN or infinite values, so every "
+                "image would come out as garbage (the file is damaged, or the training that "
+                "wrote it diverged); use another weights file, or train again from an earlier "
+                "checkpoint"
+            )
+    return loaded
+
+
+def _load(name: str, channels: int | None, progressbar) -> LoadedModel:
     if name == "auto":
         if channels is None:
             raise ValueError("model='auto' needs channels=1 or 3 to pick a bundled model")
