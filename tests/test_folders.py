@@ -98,3 +98,123 @@ def test_an_interrupted_overwrite_counts_as_done_only_what_it_wrote(tmp_path):
     assert [r.status for r in report.results] == [Status.DONE, Status.DONE, Status.NOT_RUN]
     entries = json.loads((out / REPORT_NAME).read_text())["files"]
     assert [e["status"] for e in entries] == ["done", "done", "not run"]
+
+
+def _hashes(folder):
+    import hashlib
+
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_link_in_the_output_folder_never_leads_a_write_into_the_input(
+    tmp_path, camera_crop, tiny_weights
+):
+    """out/sub -> in/sub: in/sub/g.png was overwritten by its own restoration (--overwrite), and
+    in/sub/photo.png was written beside the input (a plain run, which also called g.png done)."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(camera_crop).save(src / "a.png")
+    Image.fromarray(camera_crop).save(src / "sub" / "g.png")
+    Image.fromarray(camera_crop).save(src / "sub" / "photo.jpg", quality=20)
+    out.mkdir()
+    (out / "sub").symlink_to(src / "sub", target_is_directory=True)
+    (out / "a.png").symlink_to(tmp_path / "elsewhere.png")  # a link as an output: replaced
+    before = _hashes(src)
+    for overwrite in (False, True):
+        report = run_batch(
+            src,
+            out,
+            model=tiny_weights,
+            recursive=True,
+            overwrite=overwrite,
+            force=True,
+            progress=False,
+        )
+        assert _hashes(src) == before  # nothing written into the input, nothing changed
+        assert [r.status.value for r in report.results] == ["done", "failed", "failed"]
+        for r in report.failed:
+            assert f"through the link {out / 'sub'} -> {src / 'sub'}" in r.error
+            assert "remove that link from the output folder" in r.error
+    assert not (out / "a.png").is_symlink() and (out / "a.png").is_file()
+
+
+def test_nested_output_folders_of_two_live_runs_never_share_a_file(
+    tmp_path, camera_crop, tiny_weights
+):
+    """A run into out/child and another into out with -r: the second wrote into the first's
+    folder, replacing its outputs and calling them its own finished files; neither was refused."""
+    import socket
+    import subprocess
+    import sys
+
+    from napari_dncnn.folders import FolderError
+
+    src = tmp_path / "in"
+    (src / "child").mkdir(parents=True)
+    Image.fromarray(camera_crop).save(src / "top.png")
+    Image.fromarray(camera_crop).save(src / "child" / "c.png")
+    out = tmp_path / "out"
+    (out / "child").mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    lock = f"{other.pid} {socket.gethostname()} 2026-12-07T10:00:00"
+    try:
+        (out / "child" / ".napari-dncnn-run.lock").write_text(lock)
+        kw = {"model": tiny_weights, "force": True, "progress": False}
+        report = run_batch(src, out, recursive=True, **kw)  # the outer run: child's file fails
+        assert [r.status.value for r in report.results] == ["failed", "done"]
+        assert f"into {out / 'child'}, which another napari-dncnn run (pid {other.pid}" in (
+            report.results[0].error
+        )
+        assert not (out / "child" / "c.png").exists()
+        (out / "child" / ".napari-dncnn-run.lock").unlink()
+        (out / ".napari-dncnn-run.lock").write_text(lock)  # the other run holds out: refused
+        try:
+            run_batch(src / "child", out / "child" / "deeper", **kw)
+            raise AssertionError("a run inside a held folder was not refused")
+        except FolderError as exc:
+            assert f"is writing into {out}, which holds the output folder" in str(exc)
+        assert not (out / "child" / "deeper").exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_names_that_differ_in_case_collide_only_where_the_file_system_ignores_case(
+    tmp_path, camera_crop, tiny_weights
+):
+    """Case.png and case.png both failed as one output on a file system that tells them apart,
+    and the message named the lower-case output for both."""
+    from napari_dncnn.folders import plan_outputs
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(camera_crop).save(src / "Case.png")
+    Image.fromarray(camera_crop[::-1]).save(src / "case.png")
+    Image.fromarray(camera_crop).save(src / "same.png")
+    Image.fromarray(camera_crop).save(src / "same.tif")
+    report = run_batch(src, tmp_path / "out", model=tiny_weights, force=True, progress=False)
+    assert report.count("done") == 4 and report.count("failed") == 0  # .png -> .png, .tif -> .tif
+    names = lambda rel: [rel.with_suffix(".png")]  # every output a PNG: same.* collide
+    plan = plan_outputs(src, sorted(src.iterdir()), tmp_path / "out", names)
+    assert sorted(p.name for p in plan.errors) == ["same.png", "same.tif"]
+    assert (
+        "its output same.png would also be written for same.tif;" in plan.errors[src / "same.png"]
+    )
+
+
+def test_a_name_that_is_not_utf_8_is_restored_like_any_other(tmp_path, camera_crop, tiny_weights):
+    """caf\\xe9.png (Latin-1 bytes) stopped the whole batch: "'utf-8' codec can't encode"."""
+    import os
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(camera_crop).save(os.fsdecode(bytes(src) + b"/caf\xe9.png"))
+    Image.fromarray(camera_crop).save(src / "ok.png")
+    report = run_batch(src, tmp_path / "out", model=tiny_weights, force=True, progress=False)
+    assert report.count("done") == 2, report.summary()
+    assert (tmp_path / "out" / os.fsdecode(b"caf\xe9.png")).is_file()
+    assert json.loads((tmp_path / "out" / REPORT_NAME).read_text())["counts"]["done"] == 2

@@ -52,8 +52,8 @@ def tmp_path(target: str | os.PathLike) -> Path:
     target = Path(target)
     head = f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-"
     name = target.name
-    if len((head + name).encode()) > NAME_MAX:
-        digest = hashlib.sha1(name.encode()).hexdigest()[:16]
+    if len(os.fsencode(head + name)) > NAME_MAX:  # a name of any bytes: a non-UTF-8 one too
+        digest = hashlib.sha1(os.fsencode(name)).hexdigest()[:16]
         name = digest + target.suffix[-32:]
     return target.with_name(head + name)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..files.atomic import check_writable, process_alive
 
-__all__ = ["FolderError", "LOCK_NAME", "run_lock", "held_by_another_run"]
+__all__ = ["FolderError", "LOCK_NAME", "run_lock", "held_by_another_run", "live_holder"]
 
 
 class FolderError(ValueError):
@@ -68,6 +68,7 @@ def run_lock(output_dir: Path, log=print):
             ) from exc
         break
     try:
+        _refuse_inside_a_held_folder(output_dir)
         yield
     finally:
         try:
@@ -79,10 +80,29 @@ def run_lock(output_dir: Path, log=print):
             pass
 
 
+def _refuse_inside_a_held_folder(output_dir: Path) -> None:
+    """A folder inside another live run's output folder: that run may write into it (its inputs'
+    subfolders are mirrored), so this run is refused."""
+    for folder in Path(output_dir).resolve().parents:
+        holder = live_holder(folder)
+        if holder:
+            raise FolderError(
+                f"another napari-dncnn run ({holder}) is writing into {folder}, which holds the "
+                f"output folder {output_dir}, and its outputs may land there; wait for it to end, "
+                f"or choose an output folder outside {folder}"
+            )
+
+
 def held_by_another_run(folder: Path) -> bool:
     """Whether a live run holds ``folder`` as its output folder (its lock is there, not stale)."""
+    return live_holder(folder) is not None
+
+
+def live_holder(folder: Path) -> str | None:
+    """Who holds ``folder`` as its output folder (``"pid P on host H, started T"``), if a live run
+    does; None when no lock is there or its run died on this host."""
     lock = Path(folder) / LOCK_NAME
-    return lock.exists() and _lock_holder(lock) is not None
+    return _lock_holder(lock) if lock.exists() else None
 
 
 def iso_time(t: float) -> str:

@@ -14,14 +14,14 @@ import fnmatch
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..files.atomic import NAME_MAX, TMP_PREFIX, remove_leftovers, write_json_atomic
+from ..files.atomic import TMP_PREFIX, remove_leftovers, write_json_atomic
 from ..files.images import IMAGE_SUFFIXES
 from ..files.lazy_images import is_zarr_path
 from ..wording import option
 from .lock import LOCK_NAME, FolderError, held_by_another_run, iso_time, run_lock
+from .plan import FolderPlan, plan_outputs
 from .results import FileResult, FolderReport, Skipped, Status
 
 __all__ = [
@@ -190,69 +190,6 @@ def discover(
 
 def _default_kinds() -> str:
     return f"with an image extension ({', '.join(sorted(IMAGE_SUFFIXES))}) or .zarr folders"
-
-
-@dataclass
-class FolderPlan:
-    """Each input's outputs, and the inputs that cannot run (colliding outputs) with why."""
-
-    input_dir: Path
-    output_dir: Path
-    outputs: dict[Path, list[Path]]
-    errors: dict[Path, str]
-
-
-def plan_outputs(
-    input_dir: Path,
-    files: list[Path],
-    output_dir: Path,
-    names: Callable[[Path], list[Path]],
-) -> FolderPlan:
-    """Map each input to ``output_dir / names(relative path)``; colliding inputs get an error instead."""
-    outputs = {f: [output_dir / n for n in names(f.relative_to(input_dir))] for f in files}
-    owners: dict[str, list[Path]] = {}
-    for f, outs in outputs.items():
-        for o in outs:
-            owners.setdefault(str(o).lower(), []).append(f)  # case-insensitive file systems too
-    errors: dict[Path, str] = {}
-    for key, fs in owners.items():
-        if len(fs) > 1:
-            for f in fs:
-                others = ", ".join(str(g.relative_to(input_dir)) for g in fs if g != f)
-                errors[f] = (
-                    f"its output {Path(key).name} would also be written for {others}; "
-                    "rename one of them or process them into separate folders"
-                )
-    for f, outs in outputs.items():
-        long = [o.name for o in outs if len(o.name.encode()) > NAME_MAX]
-        if long and f not in errors:
-            extra = long[0] != outs[0].name  # only an extra output (the residual) is too long
-            errors[f] = (
-                f"its output name {long[0]!r} would be {len(long[0].encode())} bytes, over the "
-                f"{NAME_MAX} a file name may have; rename the input shorter"
-                + (" or leave out the option that asks for that output" if extra else "")
-            )
-    errors |= {
-        f: e for f, e in _outputs_inside(input_dir, outputs, output_dir).items() if f not in errors
-    }
-    return FolderPlan(input_dir, output_dir, outputs, errors)
-
-
-def _outputs_inside(input_dir: Path, outputs: dict, output_dir: Path) -> dict[Path, str]:
-    """Inputs whose output would land inside ``input_dir``: an output folder that holds the input
-    folder, and a subfolder of the input named as the input folder, mirrored back into it."""
-    rin = Path(input_dir).resolve()
-    if not rin.is_relative_to(Path(output_dir).resolve()):
-        return {}
-    return {
-        f: (
-            f"its output {outs[0]} would be written inside the input folder {input_dir}, which "
-            f"the output folder {output_dir} holds; choose an output folder that does not hold "
-            "the input folder"
-        )
-        for f, outs in outputs.items()
-        if any(o.resolve().is_relative_to(rin) for o in outs)
-    }
 
 
 def finished_if_all_exist(outputs: list[Path]) -> bool:
