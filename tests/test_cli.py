@@ -184,6 +184,51 @@ def test_an_interrupt_raised_where_python_ignores_it_is_delivered_again(keep, ki
     assert ("Exception ignored" in r.stderr) == (keep == "plain"), r.stderr
 
 
+MADE_AN_ERROR = """
+import os, signal, sys, time
+from napari_dncnn import interrupts
+from napari_dncnn.cli.common import Terminated, terminate_like_ctrl_c
+terminate_like_ctrl_c()
+def library_call(signum):  # as safetensors' loader: an interrupt inside comes out as its own error
+    try:
+        if signum:
+            os.kill(os.getpid(), signum)
+            time.sleep(2)
+    except KeyboardInterrupt:
+        raise ValueError("could not determine the shape of object type") from None
+    raise ValueError("a real error of the file")
+seen = interrupts.count()
+try:
+    library_call(int(sys.argv[1]))
+except ValueError as exc:
+    try:
+        interrupts.raise_if_any_since(seen, exc)
+        print("the file's failure")
+    except Terminated:
+        print("terminated")
+    except KeyboardInterrupt:
+        print("interrupted")
+"""
+
+
+@pytest.mark.parametrize(
+    "signum, said",
+    [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated"), (0, "the file's failure")],
+)
+def test_an_interrupt_a_library_made_its_own_error_is_an_interrupt_again(signum, said):
+    """A Ctrl-C while the weights loaded came out as safetensors' error: the batch failed that
+    file ("cannot read weights file ...: could not determine the shape"), blamed the bundled
+    weights, and went on to exit 1."""
+    r = subprocess.run(
+        [sys.executable, "-c", MADE_AN_ERROR, str(int(signum))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
+    )
+    assert r.stdout.strip() == said, r.stderr
+
+
 def test_train_gives_back_threads_and_random_state(tmp_path):
     from napari_dncnn.training import TrainConfig, train
 

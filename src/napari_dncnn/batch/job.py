@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import interrupts
 from ..engine import restore_array, restore_lazy
 from ..engine.controls import control_of, controls_for
 from ..engine.lazy import value_range
@@ -147,6 +148,7 @@ def process_file(f: str, outs: list[str], opts: dict, *, spread=None) -> FileRes
         seconds = time.perf_counter() - t0
         return FileResult(status=status, seconds=seconds, details=details, **base, **result)
 
+    seen = interrupts.count()
     try:
         values = _checked_size(src, o.pixel_limit)
         ooc = is_zarr_path(src) or values > o.out_of_core_above
@@ -178,6 +180,7 @@ def process_file(f: str, outs: list[str], opts: dict, *, spread=None) -> FileRes
                     w for w in (warning, _model_mismatch(src, o.model, channels)) if w
                 )
     except Exception as exc:  # noqa: BLE001 - any error of one file is that file's failure
+        interrupts.raise_if_any_since(seen, exc)  # a Ctrl-C that a library made its own error
         return ran(Status.FAILED, error=describe_error(exc, src))
     return ran(Status.DONE, outputs=targets, warning=warning)
 

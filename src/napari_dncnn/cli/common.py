@@ -37,10 +37,11 @@ def terminate_like_ctrl_c() -> None:
     """
     import signal
 
-    def handler(signum, frame):
-        raise Terminated
+    from .. import interrupts
 
-    signal.signal(signal.SIGTERM, handler)
+    interrupts.handle(signal.SIGTERM, Terminated)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored (nohup, &)
+        interrupts.handle(signal.SIGINT, KeyboardInterrupt)  # counted: see napari_dncnn.interrupts
     sys.unraisablehook = _interrupts_delivered_again(sys.unraisablehook)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from .. import interrupts
 from ..files.atomic import atomic_target, check_writable
 from ..files.images import ImageReadError, read_image, write_image
 from ..folders import (
@@ -333,10 +334,11 @@ def _same_settings_or_error(out_dir: Path, target: Target, skip_above, overwrite
 
 
 def _compress_file(f, rel, out_dir, target, model, skip_above, kw) -> FileResult:
-    start = time.time()
+    start, seen = time.time(), interrupts.count()
     try:
         entry = _compress_one(f, rel, out_dir, target, model, skip_above, kw)
     except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
+        interrupts.raise_if_any_since(seen, exc)  # a Ctrl-C that a library made its own error
         return FileResult(f, Status.FAILED, [], describe_error(exc, f))
     out = out_dir / entry["output"]
     return FileResult(f, Status.DONE, [out], seconds=time.time() - start, details=entry)
