@@ -46,9 +46,10 @@ from ..files.lazy_images import (
 from ..files.ome_zarr import write_ome_zarr
 from ..files.tiled_tiff import computed_here, write_tiled_tiff
 from ..folders import FileResult, FolderError, Status, describe_error, finished_if_all_exist
-from ..jpeg import file_jpeg_quality, read_model_tag
+from ..jpeg import file_jpeg_quality
 from ..quality import guard_decision, guard_sample, guards_model
-from ..weights import model_fingerprint, model_loads, resolve_model_name
+from ..weights import model_loads
+from .notes import as_colours, model_mismatch, other_series
 
 __all__ = [
     "BatchError",
@@ -163,9 +164,10 @@ def process_file(f: str, outs: list[str], opts: dict, *, spread=None) -> FileRes
                         _write_lazy_unchanged(img, out, o, compute=spread)
                         return ran(Status.UNCHANGED, outputs=targets, note=reason)
                     _restore_out_of_core(img, out, o, spread)
+                    warning = as_colours(img)
             else:
                 img = read_image(src, size_checked=True)
-                warning = _other_series(src)
+                warning = "; ".join(w for w in (other_series(src), as_colours(img)) if w)
                 restore_it, reason = _guard(src, gray_samples(img), o)
                 if not restore_it:
                     copied = _write_unchanged(img, out)
@@ -177,62 +179,12 @@ def process_file(f: str, outs: list[str], opts: dict, *, spread=None) -> FileRes
                 else:
                     _restore_in_memory(img, out, o)
                 warning = "; ".join(
-                    w for w in (warning, _model_mismatch(src, o.model, channels)) if w
+                    w for w in (warning, model_mismatch(src, o.model, channels)) if w
                 )
     except Exception as exc:  # noqa: BLE001 - any error of one file is that file's failure
         interrupts.raise_if_any_since(seen, exc)  # a Ctrl-C that a library made its own error
         return ran(Status.FAILED, error=describe_error(exc, src))
     return ran(Status.DONE, outputs=targets, warning=warning)
-
-
-def _other_frames(src: Path) -> str:
-    """A warning when a PNG (APNG) or another Pillow file holds more frames than the first."""
-    from PIL import Image
-
-    with Image.open(src) as im:
-        frames = getattr(im, "n_frames", 1)
-    if frames < 2:
-        return ""
-    return (
-        f"holds {frames} frames (an animation); only the first is restored and written; save "
-        "the frames as files of their own (or as a TIFF stack) to restore them all"
-    )
-
-
-def _other_series(src: Path) -> str:
-    """A warning when a TIFF holds more image series than the first (or a PNG more frames), which
-    is all that is restored."""
-    if src.suffix.lower() in (".png", ".bmp", ".jpg", ".jpeg"):
-        return _other_frames(src)
-    if src.suffix.lower() not in TIFF_SUFFIXES:
-        return ""
-    import tifffile
-
-    with tifffile.TiffFile(src) as tf:
-        series = tf.series
-        if len(series) < 2:
-            return ""
-        shapes = ", ".join("x".join(map(str, s.shape)) for s in series[1:4])
-    return (
-        f"holds {len(series)} image series; only the first ({'x'.join(map(str, series[0].shape))}) "
-        f"is restored and written, not the others ({shapes}{', ...' if len(series) > 4 else ''}); "
-        "save them as files of their own to restore them"
-    )
-
-
-def _model_mismatch(src: Path, model: str, channels: int) -> str:
-    """A warning when ``src`` was made by ``napari-dncnn compress`` for another model."""
-    tag = read_model_tag(src) if src.suffix.lower() in (".jpg", ".jpeg") else None
-    if tag is None:
-        return ""
-    name = resolve_model_name(model, channels)
-    fingerprint = model_fingerprint(name)
-    if fingerprint == tag[1]:
-        return ""
-    return (
-        f"compressed for model {tag[0]} ({tag[1]}) but restored with {name} ({fingerprint}); "
-        f"the quality it was compressed to holds for --model {tag[0]}"
-    )
 
 
 def _guard(src: Path, data, o: BatchOptions) -> tuple[bool, str]:

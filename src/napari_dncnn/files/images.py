@@ -20,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_target
 from .png import CONVERTED_MODES, pil_info, write_png
-from .tiff_meta import tiff_meta, tiff_samples, tiff_write_kwargs
+from .tiff_meta import palette_lut, tiff_meta, tiff_samples, tiff_write_kwargs
 
 __all__ = [
     "ImageFile",
@@ -62,6 +62,7 @@ class ImageFile:
     ngff: dict = field(default_factory=dict)  # {"axes": [...], "scale": [...]} of a zarr source
     pil: dict = field(default_factory=dict)  # a PNG/JPEG's "dpi" and "icc_profile", for a PNG out
     samples: str = ""  # "" (RGB(A) when 3 or 4), "planes" (gray samples) or "gray+alpha"
+    indexed: bool = False  # a palette image, read as the colours it shows (written as them)
     _closers: list = field(default_factory=list, repr=False)
 
     @property
@@ -255,19 +256,22 @@ def _read_pil(path: Path) -> ImageFile:
         info = pil_info(im)
         im = ImageOps.exif_transpose(im)  # as photo viewers show it; outputs carry no orientation
         mode = im.mode
-        if mode == "P":
+        indexed = mode == "P"
+        if indexed:
             im = im.convert(_palette_mode(im))
             mode = im.mode
         if mode == "LA":  # gray + alpha: the gray plane is restored, the alpha kept
             data = np.asarray(im).copy()
-            return ImageFile(data, path, "pil", "YXS", samples="gray+alpha", pil=info)
+            return ImageFile(
+                data, path, "pil", "YXS", samples="gray+alpha", pil=info, indexed=indexed
+            )
         elif mode in CONVERTED_MODES:
             im = im.convert("L" if mode == "1" else "RGB")
         elif mode.startswith("I;16"):
             return ImageFile(np.asarray(im).astype(np.uint16), path, "pil", "YX", pil=info)
         data = np.asarray(im).copy()
     axes = "YX" if data.ndim == 2 else "YXS"
-    return ImageFile(data, path, "pil", axes, pil=info)
+    return ImageFile(data, path, "pil", axes, pil=info, indexed=indexed)
 
 
 def _palette_mode(im: Image.Image) -> str:
@@ -283,13 +287,17 @@ def _read_tiff(path: Path) -> ImageFile:
         if not tf.series:
             raise ImageReadError(f"{path}: the TIFF holds no image")
         series = tf.series[0]
+        data, axes, lut = series.asarray(), series.axes, palette_lut(tf.pages[0])
+        if lut is not None:  # indices -> the colours they show: the image, not its indices
+            data, axes = lut[data], axes + ("S" if lut.ndim == 2 else "")
         return ImageFile(
-            series.asarray(),
+            data,
             path,
             "tiff",
-            series.axes,
+            axes,
             tiff_meta(tf),
             samples=tiff_samples(tf, series),
+            indexed=lut is not None,
         )
 
 
@@ -301,7 +309,9 @@ def colour_from_header(path: Path) -> bool | None:
     try:
         if suffix in TIFF_SUFFIXES:
             with tifffile.TiffFile(path) as tf:
-                series = tf.series[0]
+                series, lut = tf.series[0], palette_lut(tf.pages[0])
+                if lut is not None:
+                    return lut.ndim == 2  # a colour palette
                 samples = tiff_samples(tf, series)
                 return not samples and rgb_channel_axis(series.shape, series.axes) is not None
         if suffix == ".png" and _png_16bit_colour(path):

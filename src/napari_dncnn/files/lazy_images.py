@@ -31,7 +31,7 @@ from .images import (
     not_empty,
     refuse_empty,
 )
-from .tiff_meta import tiff_meta, tiff_samples
+from .tiff_meta import palette_lut, tiff_meta, tiff_samples
 
 __all__ = [
     "LazyImage",
@@ -110,6 +110,7 @@ def _open_tiff(path: Path) -> LazyImage:
         series = tf.series[0]
         refuse_empty(path, series.shape)
         meta, axes, samples = tiff_meta(tf), series.axes, tiff_samples(tf, series)
+        lut = palette_lut(tf.pages[0])
         contiguous = series.dataoffset is not None and tf.pages[0].compression == 1
         layout = (series.dataoffset, series.shape, np.dtype(tf.byteorder + series.dtype.char))
     if contiguous:
@@ -124,7 +125,18 @@ def _open_tiff(path: Path) -> LazyImage:
         name=f"tiff-{path}-{os.path.getmtime(path)}",
         meta=np.empty((0,) * reader.ndim, reader.dtype),
     )
-    return LazyImage(data, path, "tiff", axes, meta, samples=samples, _closers=closers)
+    if lut is not None:  # indices -> the colours they show, block by block
+        colour = lut.ndim == 2
+        data = data.map_blocks(
+            lambda block: lut[block],
+            dtype=lut.dtype,
+            new_axis=data.ndim if colour else None,
+            chunks=data.chunks + (((3,),) if colour else ()),
+        )
+        axes += "S" if colour else ""
+    return LazyImage(
+        data, path, "tiff", axes, meta, samples=samples, indexed=lut is not None, _closers=closers
+    )
 
 
 class StoredTiff:

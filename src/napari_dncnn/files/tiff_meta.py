@@ -4,6 +4,7 @@ images (:mod:`.images`) and tiled BigTIFFs (:mod:`.tiled_tiff`) alike."""
 
 from __future__ import annotations
 
+import numpy as np
 import tifffile
 
 
@@ -18,6 +19,19 @@ def tiff_samples(tf: tifffile.TiffFile, series) -> str:
     two = series.shape[series.axes.index("S")] == 2
     last = page.extrasamples[-1] if page.extrasamples else None
     return "gray+alpha" if two and last in alpha else "planes"
+
+
+def palette_lut(page) -> np.ndarray | None:
+    """A palette (indexed colour) TIFF's colours by index, to read it as the image it shows:
+    ``(N,)`` for a gray colormap, ``(N, 3)`` for a colour one, 8-bit where the map holds 8-bit
+    levels times 257 (as most writers store them), else 16-bit; None for other TIFFs."""
+    if page.photometric != tifffile.PHOTOMETRIC.PALETTE or page.colormap is None:
+        return None
+    cmap = np.asarray(page.colormap)  # (3, N) or (N,), 16-bit levels
+    if cmap.ndim == 1 or (cmap == cmap[:1]).all():
+        cmap = np.atleast_2d(cmap)[:1]
+    cmap = (cmap // 257).astype(np.uint8) if (cmap % 257 == 0).all() else cmap.astype(np.uint16)
+    return cmap[0] if len(cmap) == 1 else np.ascontiguousarray(cmap.T)
 
 
 def tiff_meta(tf: tifffile.TiffFile) -> dict:
@@ -77,7 +91,10 @@ def tiff_write_kwargs(like, axes: str, rgb: bool, *, imagej_ok: bool, ome: bool 
     ``ome`` writes OME metadata for any source (the tiled BigTIFFs).
     """
     meta = like.tiff if like is not None and like.kind == "tiff" else {}
-    kw: dict = {"photometric": "rgb" if rgb else "minisblack"}
+    white = meta.get("photometric") == tifffile.PHOTOMETRIC.MINISWHITE  # 0 is white: kept so
+    kw: dict = {"photometric": "rgb" if rgb else "miniswhite" if white else "minisblack"}
+    if rgb and meta.get("extrasamples"):  # an alpha stays associated or unassociated
+        kw["extrasamples"] = meta["extrasamples"]
     if meta.get("compressed") and not ("imagej" in meta and imagej_ok):  # ImageJ reads none
         kw["compression"] = "zlib"  # LZW, JPEG, zstd...: written losslessly, with deflate
     if getattr(like, "samples", "") and "S" in axes[-3:]:  # gray samples stay samples, in place
