@@ -28,6 +28,15 @@ def test_statuses_tell_the_guard_from_existing_outputs(tmp_path, tiny_weights):
     assert [r.status for r in again.results] == [Status.EXISTING, Status.EXISTING]
     report = json.loads((tmp_path / "out" / REPORT_NAME).read_text())
     assert [f["status"] for f in report["files"]] == ["existing", "existing"]
+    # --force on a rerun restores what the guard only copied (it said "already done 2")
+    copied = (tmp_path / "out" / "b.png").read_bytes()
+    assert copied == (tmp_path / "in" / "b.png").read_bytes()
+    kw = {"model": tiny_weights, "progress": False, "force": True}
+    forced = run_batch(tmp_path / "in", tmp_path / "out", **kw)
+    assert [r.status for r in forced.results] == [Status.EXISTING, Status.DONE]
+    assert (tmp_path / "out" / "b.png").read_bytes() != copied
+    again = run_batch(tmp_path / "in", tmp_path / "out", **kw)  # now restored: done already
+    assert [r.status for r in again.results] == [Status.EXISTING, Status.EXISTING]
 
 
 def test_a_report_that_cannot_be_written_still_leaves_the_summary_and_exit_1(

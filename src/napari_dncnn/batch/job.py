@@ -138,9 +138,9 @@ def process_file(f: str, outs: list[str], opts: dict, *, spread=None) -> FileRes
     out = Outputs.of(targets)
     t0 = time.perf_counter()
     base = {"input": src, "worker": _worker_name()}
-    if not o.overwrite and finished_if_all_exist(
+    if not (o.overwrite or o.force) and finished_if_all_exist(
         targets
-    ):  # a retry after the outputs were renamed in
+    ):  # a retry after the outputs were renamed in (force: the guard's copies are redone)
         return FileResult(status=Status.EXISTING, outputs=targets, **base)
     ooc, warning = False, ""
 

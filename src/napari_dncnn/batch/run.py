@@ -23,6 +23,7 @@ serial runner (:func:`..folders.iterate`) and :mod:`.cluster` yield its results.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from ..folders import (
     discover,
     drain,
     find_inputs,
+    finished_if_all_exist,
     iterate,
     run_lock,
     triage,
@@ -168,7 +170,7 @@ def run_batch(
             quality=quality,
             sigma=sigma,
         )
-        results, todo = triage(plan, overwrite)
+        results, todo = triage(plan, overwrite, _finished(output_dir, force))
         todo = _refuse_gray_for_a_colour_model(todo, str(model), results)
         where, runner = _runner(
             todo, plan.outputs, opts, scheduler, workers, retries, log, progress
@@ -190,6 +192,31 @@ def run_batch(
         finally:
             if bar is not None:
                 bar.close()
+
+
+def _finished(output_dir: Path, force: bool):
+    """When a file counts as done already: its outputs exist -- unless ``force`` and the last
+    run's report says the quality guard only copied it (``unchanged``), which ``force`` is asked
+    to restore (it was "already done", and nothing said why)."""
+    if not force:
+        return finished_if_all_exist
+    copied = _guard_copies(output_dir / REPORT_NAME)
+    return lambda outs: finished_if_all_exist(outs) and str(outs[0]) not in copied
+
+
+def _guard_copies(report: Path) -> set[str]:
+    """The first output of each file the report at ``report`` says was left unchanged."""
+    try:
+        entries = json.loads(report.read_text())["files"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return set()  # no report yet, or not ours
+    return {
+        str(e["outputs"][0])
+        for e in entries
+        if isinstance(e, dict)
+        and e.get("outputs")
+        and Status.UNCHANGED.value in (e.get("status"), e.get("earlier_status"))
+    }
 
 
 def _plan(input_dir, output_dir, recursive, pattern, save_residual, log, report: BatchReport):
