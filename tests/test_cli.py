@@ -83,6 +83,24 @@ def test_exit_2_for_bad_usage_before_any_work(folder, tmp_path, args, said, caps
     assert not (tmp_path / "out").exists() and not (folder / "inside").exists()
 
 
+@pytest.mark.parametrize(
+    "option, value, said",
+    [
+        ("--pixel-limit", "0", "expected a number above 0, got 0"),  # said "at least 1e-09"
+        ("--pixel-limit", "-1", "expected a number above 0, got -1"),
+        ("--out-of-core-above", "nan", "expected a number of at least 0, got nan"),
+    ],
+)
+def test_a_number_out_of_range_is_named_with_its_range(
+    folder, tmp_path, option, value, said, capsys
+):
+    with pytest.raises(SystemExit) as stop:
+        main(["batch", str(folder), str(tmp_path / "out"), option, value])
+    assert stop.value.code == EXIT_USAGE
+    assert f"argument {option}: {said}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_exit_2_and_a_suggestion_for_a_mistyped_option_or_command(folder, tmp_path):
     r = cli("batch", folder, tmp_path / "out", "--tile-sise", "64")
     assert r.returncode == 2 and "did you mean --tile-size" in r.stderr

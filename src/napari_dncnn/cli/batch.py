@@ -99,7 +99,7 @@ def _add_size_options(p) -> None:
     )
     p.add_argument(
         "--pixel-limit",
-        type=at_least(1e-9, float),
+        type=at_least(0, float, above=True),
         default=PIXEL_LIMIT / 2**30,
         metavar="GVALUES",
         help="images with more than this many Gi values are refused from their header, before any "

@@ -109,18 +109,18 @@ def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
 # ---------------------------------------------------------------- value types
 
 
-def at_least(minimum, kind):
-    """An argparse type: a finite number of ``kind`` not below ``minimum``."""
+def at_least(minimum, kind, *, above: bool = False):
+    """An argparse type: a finite number of ``kind`` not below ``minimum`` (``above``: over it)."""
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (value >= minimum and value < float("inf")):  # NaN fails both
-            raise argparse.ArgumentTypeError(
-                f"expected a number of at least {minimum:g}, got {text}"
-            )
+        low = value > minimum if above else value >= minimum
+        if not (low and value < float("inf")):  # NaN fails both
+            words = "above" if above else "of at least"
+            raise argparse.ArgumentTypeError(f"expected a number {words} {minimum:g}, got {text}")
         return value
 
     return parse
