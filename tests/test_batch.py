@@ -223,6 +223,7 @@ def test_what_is_found_but_not_an_input_is_said_and_reported(tmp_path, camera_cr
     Image.fromarray(camera_crop).save(src / ".cache" / "b.png")  # inside a hidden folder
     Image.fromarray(camera_crop).save(src / ".c.png")
     (src / "sub" / "back").symlink_to(src, target_is_directory=True)  # sub/back -> in: a loop
+    (src / "a_second_name").symlink_to(src / "sub", target_is_directory=True)  # searched first
     (src / "gone.jpg").symlink_to(tmp_path / "moved.jpg")  # a broken link
     (src / "notes.txt").symlink_to(tmp_path / "nowhere.txt")  # not an image: not said
     said = []
@@ -235,13 +236,16 @@ def test_what_is_found_but_not_an_input_is_said_and_reported(tmp_path, camera_cr
         force=True,
         log=said.append,
     )
-    assert [r.input.name for r in report.results] == ["a.png"] and report.count("done") == 1
-    assert any("a loop" in m and "sub/back" in m for m in said), said
+    assert [r.input for r in report.results] == [src / "sub" / "a.png"]  # under its own name
+    assert report.count("done") == 1 and (tmp_path / "out" / "sub" / "a.png").is_file()
+    links = "link(s) to a folder inside the input, searched under its own name (or a loop)"
+    assert f"skipped 2 {links}: a_second_name, sub/back" in said
     assert "skipped 2 hidden file(s) or folder(s) (names starting with '.'): .c.png, .cache" in said
     assert "skipped 1 broken link(s) (their target is missing): gone.jpg" in said
     expected = [
         {"path": ".c.png", "reason": "hidden"},
         {"path": ".cache", "reason": "hidden"},
+        {"path": "a_second_name", "reason": "loop"},
         {"path": "gone.jpg", "reason": "broken link"},
         {"path": "sub/back", "reason": "loop"},
     ]
@@ -250,7 +254,7 @@ def test_what_is_found_but_not_an_input_is_said_and_reported(tmp_path, camera_cr
         {**e, "path": str(src / e["path"])} for e in expected
     ]
     assert (
-        "skipped 4 path(s) that are not inputs (broken link, hidden, loop): listed in the report"
+        "skipped 5 path(s) that are not inputs (broken link, hidden, loop): listed in the report"
         in report.summary()
     )
 

@@ -61,7 +61,7 @@ def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
 SKIP_REASONS = {
     "hidden": "hidden file(s) or folder(s) (names starting with '.')",
     "broken link": "broken link(s) (their target is missing)",
-    "loop": "link(s) to a folder searched already (a loop)",
+    "loop": "link(s) to a folder inside the input, searched under its own name (or a loop)",
     "unreadable": "folder(s) that could not be listed",
 }
 """What :func:`find_inputs` skips, in words; :func:`discover` also skips links that lead inside
@@ -80,14 +80,16 @@ def find_inputs(
 
     ``pattern`` (a glob such as ``'*.tif'`` or ``'plate1_*'``) is matched
     case-insensitively against the name, and a zarr folder is one input (never searched
-    inside).  Each folder is searched once.  What looks like an input but is not taken -- hidden
-    files (and, with ``recursive``, hidden folders), broken links, a link back to a folder
-    searched already (a loop), a folder that cannot be listed -- is added to ``skipped`` and
-    said to ``log``, a line per reason.
+    inside).  Each folder is searched once, under its own name: a link to a folder inside the
+    input (a loop, or a second name) is not followed, and a folder reached through two links is
+    searched through the first.  What looks like an input but is not taken -- hidden files (and,
+    with ``recursive``, hidden folders), broken links, such links to folders, a folder that
+    cannot be listed -- is added to ``skipped`` and said to ``log``, a line per reason.
     """
     found: list[Path] = []
     skips: list[Skipped] = []
-    seen = {input_dir.resolve()}
+    root = input_dir.resolve()
+    seen = {root}
 
     def wanted(p: Path) -> bool:  # an input by its name (a folder only matters with recursive)
         suffix = p.suffix.lower()
@@ -109,7 +111,7 @@ def find_inputs(
             if p.is_dir():
                 if is_zarr_path(p) and p.suffix.lower() == ".zarr":
                     found.append(p)
-                elif recursive and p.resolve() in seen:
+                elif recursive and (p.resolve() in seen or _link_inside(p, root)):
                     skips.append(Skipped(p, "loop"))
                 elif recursive:
                     seen.add(p.resolve())
@@ -129,6 +131,11 @@ def find_inputs(
     if skipped is not None:
         skipped.extend(skips)
     return sorted(found)
+
+
+def _link_inside(folder: Path, root: Path) -> bool:
+    """A link to a folder of the input (``root``): that folder is searched under its own name."""
+    return folder.is_symlink() and folder.resolve().is_relative_to(root)
 
 
 def _say_skipped(skips: list[Skipped], input_dir: Path, log) -> None:
