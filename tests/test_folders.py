@@ -227,3 +227,23 @@ def test_a_name_that_is_not_utf_8_is_restored_like_any_other(tmp_path, camera_cr
     assert report.count("done") == 2, report.summary()
     assert (tmp_path / "out" / os.fsdecode(b"caf\xe9.png")).is_file()
     assert json.loads((tmp_path / "out" / REPORT_NAME).read_text())["counts"]["done"] == 2
+
+
+def test_a_folder_named_as_an_image_is_said_to_be_skipped(tmp_path, camera_crop):
+    """A folder named x.png was passed over without a word."""
+    from napari_dncnn.folders import Skipped, find_inputs
+
+    (tmp_path / "x.png").mkdir()
+    Image.fromarray(camera_crop).save(tmp_path / "x.png" / "inside.png")
+    Image.fromarray(camera_crop).save(tmp_path / "a.png")
+    said, skipped = [], []
+    found = find_inputs(tmp_path, log=said.append, skipped=skipped)
+    assert found == [tmp_path / "a.png"] and skipped == [Skipped(tmp_path / "x.png", "folder")]
+    assert said == [
+        "skipped 1 folder(s) named as an image file, not searched (recursive=True searches "
+        "inside): x.png"
+    ]
+    assert find_inputs(tmp_path, recursive=True) == [
+        tmp_path / "a.png",
+        tmp_path / "x.png" / "inside.png",
+    ]

@@ -27,6 +27,7 @@ from .common import (
     Parser,
     Terminated,
     UsageError,
+    quiet_libraries,
     terminate_like_ctrl_c,
 )
 
@@ -83,6 +84,7 @@ def main(argv=None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if argv is None:  # the console script: this process is ours to configure
         terminate_like_ctrl_c()
+        quiet_libraries()
     try:
         with command_line_wording():  # library messages name the flags
             return COMMANDS[args.cmd].run(args)

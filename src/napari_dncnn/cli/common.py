@@ -45,6 +45,14 @@ def terminate_like_ctrl_c() -> None:
     sys.unraisablehook = _interrupts_delivered_again(sys.unraisablehook)
 
 
+def quiet_libraries() -> None:
+    """tifffile's warnings about a damaged file's tags ("incorrect StripByteCounts count") off
+    the console: the file's failure, if it fails, says what is wrong in one line naming it."""
+    import logging
+
+    logging.getLogger("tifffile").setLevel(logging.ERROR)
+
+
 def _interrupts_delivered_again(previous):
     def hook(unraisable):
         import signal

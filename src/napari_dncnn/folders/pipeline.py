@@ -63,6 +63,7 @@ SKIP_REASONS = {
     "broken link": "broken link(s) (their target is missing)",
     "loop": "link(s) to a folder inside the input, searched under its own name (or a loop)",
     "unreadable": "folder(s) that could not be listed",
+    "folder": "folder(s) named as an image file, not searched",
 }
 """What :func:`find_inputs` skips, in words; :func:`discover` also skips links that lead inside
 the output folder (``"into the output"``)."""
@@ -116,6 +117,8 @@ def find_inputs(
                 elif recursive:
                     seen.add(p.resolve())
                     visit(p)
+                elif p.suffix.lower() in IMAGE_SUFFIXES:
+                    skips.append(Skipped(p, "folder"))
             elif p.is_file():
                 if p.suffix.lower() in IMAGE_SUFFIXES:
                     found.append(p)
@@ -146,7 +149,8 @@ def _say_skipped(skips: list[Skipped], input_dir: Path, log) -> None:
         paths = [str(s.path.relative_to(input_dir)) for s in skips if s.reason == reason]
         if paths:
             more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
-            log(f"skipped {len(paths)} {words}: {', '.join(paths[:3])}{more}")
+            hint = f" ({option('recursive')} searches inside)" if reason == "folder" else ""
+            log(f"skipped {len(paths)} {words}{hint}: {', '.join(paths[:3])}{more}")
 
 
 def discover(

@@ -66,7 +66,7 @@ class Skipped:
     """A path in the input that is not taken as an input, and why (for the summary and the report)."""
 
     path: Path
-    reason: str  # "hidden", "broken link", "loop", "unreadable" or "into the output"
+    reason: str  # a key of folders.pipeline.SKIP_REASONS, or "into the output"
 
     def as_dict(self, relative_to: Path | None = None) -> dict:
         path = self.path.relative_to(relative_to) if relative_to else self.path
