@@ -179,3 +179,20 @@ def test_a_palette_png_is_gray_when_its_palette_is(tmp_path, camera_crop, astron
         assert (img.data.shape, img.samples) == (shape, samples), name
         assert colour_from_header(tmp_path / f"{name}.png") is colour, name
     assert np.array_equal(read_image(tmp_path / "gray.png").data, np.asarray(gray.convert("L")))
+
+
+def test_a_tiled_tiff_is_written_tiled_in_its_tiles(tmp_path, camera_crop):
+    """A tiled TIFF's result was written in strips; an ImageJ one stays untiled (ImageJ reads no
+    tiles)."""
+    stack = np.stack([camera_crop, camera_crop[::-1]])
+    tifffile.imwrite(tmp_path / "t.tif", stack, tile=(32, 48), metadata={"axes": "ZYX"})
+    src = read_image(tmp_path / "t.tif")
+    write_image(tmp_path / "o.tif", stack[:, ::-1].copy(), src)
+    with tifffile.TiffFile(tmp_path / "o.tif") as tf:
+        page = tf.pages[0]
+        assert (page.tilelength, page.tilewidth) == (32, 48) and tf.series[0].axes == "ZYX"
+        assert np.array_equal(tf.asarray(), stack[:, ::-1])
+    tifffile.imwrite(tmp_path / "ij.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    write_image(tmp_path / "ij_out.tif", stack, read_image(tmp_path / "ij.tif"))
+    with tifffile.TiffFile(tmp_path / "ij_out.tif") as tf:
+        assert tf.is_imagej and not tf.pages[0].is_tiled

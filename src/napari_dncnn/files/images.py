@@ -362,4 +362,8 @@ def _write_tiff(path: Path, data: np.ndarray, like: ImageFile | None) -> None:
     axes = like.axes if like is not None and len(like.axes) == data.ndim else ""
     rgb = like is not None and like.channel_axis is not None and data.shape == like.data.shape
     imagej_ok = data.dtype in (np.uint8, np.uint16, np.float32)
-    tifffile.imwrite(path, data, **tiff_write_kwargs(like, axes, rgb, imagej_ok=imagej_ok))
+    kwargs = tiff_write_kwargs(like, axes, rgb, imagej_ok=imagej_ok)
+    tile = like.tiff.get("tile") if like is not None and like.kind == "tiff" else None
+    if tile and not kwargs.get("imagej"):  # a tiled source stays tiled, in its tiles (ImageJ
+        kwargs["tile"] = tile  # reads no tiles)
+    tifffile.imwrite(path, data, **kwargs)

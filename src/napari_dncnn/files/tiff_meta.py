@@ -42,6 +42,7 @@ def tiff_meta(tf: tifffile.TiffFile) -> dict:
         "resolutionunit": page.resolutionunit,
         "extrasamples": [int(e) for e in page.extrasamples],
         "compressed": page.compression != tifffile.COMPRESSION.NONE,
+        "tile": (page.tilelength, page.tilewidth) if page.is_tiled else None,
     }
     if tf.is_imagej:
         meta["imagej"] = {
