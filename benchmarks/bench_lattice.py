@@ -25,6 +25,7 @@ from PIL import Image
 from napari_dncnn.jpeg import jpeg_roundtrip
 from napari_dncnn.quality import (
     LATTICE_THRESHOLD,
+    SPECIFICITY_THRESHOLD,
     TABLE_THRESHOLD,
     guard_decision,
     pixel_evidence,
@@ -62,6 +63,20 @@ def printed_text() -> np.ndarray:
     return np.asarray(page)
 
 
+def bar_chart() -> np.ndarray:
+    """Bars, grid lines and anti-aliased text on white (Pillow's own font), in colour."""
+    from PIL import ImageDraw
+
+    bars = Image.new("RGB", (400, 300), "white")
+    draw = ImageDraw.Draw(bars)
+    for x in range(40, 400, 40):
+        draw.line([(x, 0), (x, 299)], fill=(190, 190, 190))
+    draw.rectangle([50, 100, 120, 280], fill=(200, 30, 30))
+    draw.rectangle([150, 60, 220, 280], fill=(30, 30, 200))
+    draw.text((20, 20), "Sales 2025 chart", fill="black")
+    return np.asarray(bars)
+
+
 def never_jpeg() -> list[tuple[str, np.ndarray]]:
     from skimage import data
 
@@ -69,6 +84,7 @@ def never_jpeg() -> list[tuple[str, np.ndarray]]:
     ramp = np.linspace(0, 255, 512)[None, :].repeat(512, 0)
     return [
         ("chart", chart()),
+        ("bar chart", bar_chart()),
         ("printed text", printed_text()),
         ("binary blobs", (data.binary_blobs(512, rng=1) * 255).astype(np.uint8)),
         ("thresholded", ((data.camera() > 100) * 255).astype(np.uint8)),
@@ -90,7 +106,9 @@ def cell(image: np.ndarray) -> str:
     e = pixel_evidence(image)
     restore_it = guard_decision(image)[0]
     q = f"q~{e.quality}" if e.quality else "-"
-    return f"{e.strength:.2f}/{e.table_fit:.2f} {q} {'R' if restore_it else '.'}"
+    return (
+        f"{e.strength:.2f}/{e.table_fit:.2f}/{e.specificity:.2f} {q} {'R' if restore_it else '.'}"
+    )
 
 
 def evidence(image: np.ndarray) -> float:
@@ -113,27 +131,40 @@ def main() -> None:
         paths, images, _, _ = load_named_images(args.folder, False)
         sets[args.folder] = [(str(p).rsplit("/", 1)[-1], im) for p, im in zip(paths, images)]
     print(
-        f"thresholds {LATTICE_THRESHOLD} (lattice strength) and {TABLE_THRESHOLD} (table fit); "
-        "cells: strength/fit, the quality read, R = restored"
+        f"thresholds {LATTICE_THRESHOLD} (lattice strength), {TABLE_THRESHOLD} (table fit) and "
+        f"{SPECIFICITY_THRESHOLD} (specificity: the best grid offset's lead over the median one); "
+        "cells: strength/fit/specificity, the quality read, R = restored"
     )
     print("| set | image | clean | " + " | ".join(f"q{q}" for q in args.qualities) + " |")
     print("| --- | --- | --- | " + " | ".join("---" for _ in args.qualities) + " |")
     drawn_max, jpeg_min = (0.0, ""), dict.fromkeys(args.qualities, (9.0, ""))
+    specific = {"drawn": (0.0, ""), "jpeg": (9.0, "")}  # highest drawn, lowest JPEG-decoded
     for set_name, images in sets.items():
         for name, im in images:
             cells = [cell(im)] + [cell(jpeg_roundtrip(im, q)) for q in args.qualities]
             print(f"| {set_name} | {name} | " + " | ".join(cells) + " |")
             if set_name == "never JPEG":
                 drawn_max = max(drawn_max, (evidence(im), name))
+                specific["drawn"] = max(specific["drawn"], (pixel_evidence(im).specificity, name))
                 continue
             for q in args.qualities:
-                jpeg_min[q] = min(jpeg_min[q], (evidence(jpeg_roundtrip(im, q)), name))
+                decoded = jpeg_roundtrip(im, q)
+                jpeg_min[q] = min(jpeg_min[q], (evidence(decoded), name))
+                if q <= 75:
+                    spec = (pixel_evidence(decoded).specificity, f"{name} q{q}")
+                    specific["jpeg"] = min(specific["jpeg"], spec)
     for name, im in sixteen_bit_planes() + sixteen_bit_from_jpeg():
         print(f"| 16-bit | {name} | {cell(im)} |" + " |" * len(args.qualities))
     print("\nevidence: the larger of strength / threshold and fit / threshold (1 or more: found)")
     print(f"never-JPEG images, highest evidence: {drawn_max[0]:.2f} ({drawn_max[1]})")
     for q, (value, name) in jpeg_min.items():
         print(f"JPEG q{q} of the other images, lowest evidence: {value:.2f} ({name})")
+    print(
+        f"never-JPEG images, highest specificity: {specific['drawn'][0]:.2f} ({specific['drawn'][1]})"
+    )
+    print(
+        f"JPEG q75 or below of the others, lowest specificity: {specific['jpeg'][0]:.2f} ({specific['jpeg'][1]})"
+    )
 
 
 if __name__ == "__main__":
