@@ -164,6 +164,18 @@ def test_exit_143_on_sigterm_for_train_too(tmp_path):
     assert (tmp_path / "run" / "checkpoint.safetensors").exists()
 
 
+def _python(script: str, *args: str) -> subprocess.CompletedProcess:
+    """``script`` run by a new Python, Ctrl-C handled as from a terminal (a suite started in the
+    background passes SIGINT on ignored)."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
 LOST_IN_GC = """
 import gc, sys, time
 from napari_dncnn.cli.common import Terminated, terminate_like_ctrl_c
@@ -191,13 +203,7 @@ except KeyboardInterrupt:
 )
 def test_an_interrupt_raised_where_python_ignores_it_is_delivered_again(keep, kind, said):
     # the last row is Python's own way, which once let a Ctrl-C mid-image run to the end
-    r = subprocess.run(
-        [sys.executable, "-c", LOST_IN_GC, keep, kind],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal
-    )
+    r = _python(LOST_IN_GC, keep, kind)
     assert r.stdout.strip() == said, r.stderr
     assert ("Exception ignored" in r.stderr) == (keep == "plain"), r.stderr
 
@@ -237,13 +243,7 @@ def test_an_interrupt_a_library_made_its_own_error_is_an_interrupt_again(signum,
     """A Ctrl-C while the weights loaded came out as safetensors' error: the batch failed that
     file ("cannot read weights file ...: could not determine the shape"), blamed the bundled
     weights, and went on to exit 1."""
-    r = subprocess.run(
-        [sys.executable, "-c", MADE_AN_ERROR, str(int(signum))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
-    )
+    r = _python(MADE_AN_ERROR, str(int(signum)))
     assert r.stdout.strip() == said, r.stderr
 
 
