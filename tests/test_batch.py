@@ -245,17 +245,17 @@ def test_what_is_found_but_not_an_input_is_said_and_reported(tmp_path, camera_cr
     expected = [
         {"path": ".c.png", "reason": "hidden"},
         {"path": ".cache", "reason": "hidden"},
-        {"path": "a_second_name", "reason": "loop"},
+        {"path": "a_second_name", "reason": "linked folder"},
         {"path": "gone.jpg", "reason": "broken link"},
-        {"path": "sub/back", "reason": "loop"},
+        {"path": "sub/back", "reason": "linked folder"},
     ]
     listed = json.loads((tmp_path / "out" / REPORT_NAME).read_text())["skipped"]
     assert sorted(listed, key=lambda e: e["path"]) == [
         {**e, "path": str(src / e["path"])} for e in expected
     ]
     assert (
-        "skipped 5 path(s) that are not inputs (broken link, hidden, loop): listed in the report"
-        in report.summary()
+        "skipped 5 path(s) that are not inputs (broken link, hidden, linked folder): listed in "
+        "the report" in report.summary()
     )
 
 
@@ -511,11 +511,12 @@ def test_weights_that_give_nan_fail_each_file_and_write_nothing(tmp_path, camera
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(camera_crop).save(src / "cam.png")
-    for value, where in ((3e38, "weight"), (float("nan"), "bias")):
+    for value, where in ((3e38, "weight"), (float("nan"), "bias"), (-1.0, "running_var")):
         broken = tiny_gray.__class__(1, tiny_gray.depth, tiny_gray.features)
         broken.load_state_dict(tiny_gray.state_dict())
         with torch.no_grad():
-            getattr(broken.body[-1], where).fill_(value)
+            layer = broken.body[3] if where == "running_var" else broken.body[-1]
+            getattr(layer, where).fill_(value)
         weights = save_weights(broken, tmp_path / f"{where}.safetensors")
         r = run_cli(src, tmp_path / f"out-{where}", "--model", weights)
         assert not (tmp_path / f"out-{where}" / "cam.png").exists()
@@ -523,8 +524,11 @@ def test_weights_that_give_nan_fail_each_file_and_write_nothing(tmp_path, camera
             assert r.returncode == 1 and "NaN or infinite" in r.stdout, r.stdout + r.stderr
         else:  # found on loading: bad usage, nothing runs
             assert r.returncode == 2, r.stdout + r.stderr
-            assert f"{weights}: the weights 'body.11.bias' hold NaN or infinite values" in r.stderr
-            assert "use another weights file" in r.stderr
+            said = {
+                "bias": "the weights 'body.11.bias' hold NaN or infinite values",
+                "running_var": "the weights 'body.3.running_var' hold negative variances",
+            }[where]
+            assert f"{weights}: {said}" in r.stderr and "use another weights file" in r.stderr
 
 
 def test_images_the_model_cannot_take_fail_in_words_about_the_file(tmp_path, tiny_weights):

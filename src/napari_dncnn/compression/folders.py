@@ -28,6 +28,7 @@ from ..folders import (
     iterate,
     run_lock,
     triage,
+    written,
 )
 from ..folders import plan_outputs as plan_folder
 from ..jpeg import encode_jpeg, model_tag
@@ -248,7 +249,7 @@ def _previous_entries(out_dir: Path) -> dict[str, dict]:
 
 def _finished(outputs: list[Path]) -> bool:
     """A file is finished when its JPEG, or its lossless PNG fallback, is there."""
-    return outputs[0].exists() or outputs[0].with_suffix(".png").exists()
+    return written(outputs[0]) or written(outputs[0].with_suffix(".png"))
 
 
 _DETAILS = ("file", "status", "outputs", "seconds", "worker", "error", "note", "warning")

@@ -12,6 +12,7 @@ from .pipeline import (
     plan_outputs,
     run_lock,
     triage,
+    written,
 )
 from .results import FileResult, FolderReport, Skipped, Status, describe_error
 
@@ -32,4 +33,5 @@ __all__ = [
     "plan_outputs",
     "run_lock",
     "triage",
+    "written",
 ]

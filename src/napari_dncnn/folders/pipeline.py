@@ -31,6 +31,7 @@ __all__ = [
     "check_folders",
     "find_inputs",
     "finished_if_all_exist",
+    "written",
     "iterate",
     "run_lock",
     "LOCK_NAME",
@@ -61,7 +62,7 @@ def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
 SKIP_REASONS = {
     "hidden": "hidden file(s) or folder(s) (names starting with '.')",
     "broken link": "broken link(s) (their target is missing)",
-    "loop": "link(s) to a folder inside the input, searched under its own name (or a loop)",
+    "linked folder": "link(s) to a folder inside the input, searched under its own name (or a loop)",
     "unreadable": "folder(s) that could not be listed",
     "folder": "folder(s) named as an image file, not searched",
 }
@@ -113,7 +114,7 @@ def find_inputs(
                 if is_zarr_path(p) and p.suffix.lower() == ".zarr":
                     found.append(p)
                 elif recursive and (p.resolve() in seen or _link_inside(p, root)):
-                    skips.append(Skipped(p, "loop"))
+                    skips.append(Skipped(p, "linked folder"))
                 elif recursive:
                     seen.add(p.resolve())
                     visit(p)
@@ -204,8 +205,15 @@ def _default_kinds() -> str:
 
 
 def finished_if_all_exist(outputs: list[Path]) -> bool:
-    """The default rule for a finished input: every one of its outputs exists."""
-    return all(o.exists() for o in outputs)
+    """The default rule for a finished input: every one of its outputs exists, as a file or
+    folder of its own (a link there was never written by a run, which renames real files into
+    place: it may lead to anything, another input included, so the input runs and replaces it)."""
+    return all(written(o) for o in outputs)
+
+
+def written(path: Path) -> bool:
+    """Whether ``path`` exists and is not a link (see :func:`finished_if_all_exist`)."""
+    return path.exists() and not path.is_symlink()
 
 
 def triage(

@@ -127,21 +127,29 @@ def load_model(
     Returns a :class:`LoadedModel` whose network is in eval mode (batch norm
     not folded); ``progressbar`` is passed to the download (see
     :func:`~napari_dncnn.weights.downloads.fetch_model`).  Weights holding NaN or infinite
-    values raise :class:`WeightsError` (they would turn every image into garbage).
+    values, or negative batch-norm variances, raise :class:`WeightsError` (they would turn
+    every image into garbage).
     """
     return _finite(_load(str(model), channels, progressbar))
 
 
 def _finite(loaded: LoadedModel) -> LoadedModel:
-    """``loaded``, unless a weight or batch-norm statistic of it is NaN or infinite."""
+    """``loaded``, unless a weight or batch-norm statistic of it is NaN or infinite, or a
+    batch-norm variance negative."""
     for key, tensor in loaded.network.state_dict().items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise WeightsError(
-                f"{loaded.name}: the weights {key!r} hold NaN or infinite values, so every "
-                "image would come out as garbage (the file is damaged, or the training that "
-                "wrote it diverged); use another weights file, or train again from an earlier "
-                "checkpoint"
-            )
+        if not tensor.is_floating_point():
+            continue
+        if not bool(torch.isfinite(tensor).all()):
+            wrong = "hold NaN or infinite values"
+        elif key.endswith("running_var") and bool((tensor < 0).any()):
+            wrong = "hold negative variances"  # their square root is NaN: so is every image
+        else:
+            continue
+        raise WeightsError(
+            f"{loaded.name}: the weights {key!r} {wrong}, so every image would come out as "
+            "garbage (the file is damaged, or the training that wrote it diverged); use another "
+            "weights file, or train again from an earlier checkpoint"
+        )
     return loaded
 
 
