@@ -118,28 +118,36 @@ def test_writes_leave_no_temporary_file(tmp_path):
 
 @pytest.mark.parametrize("source", ["jpeg", "png", "png16"])
 def test_a_png_output_keeps_the_resolution_and_icc_profile(tmp_path, source):
-    """A restored (or unchanged) PNG/JPEG kept neither its dpi nor its colour profile."""
+    """A restored (or unchanged) PNG/JPEG kept neither its dpi nor its colour profile, nor a PNG
+    its text chunks."""
     import imagecodecs
     from PIL import ImageCms
+    from PIL.PngImagePlugin import PngInfo
     from skimage import data
 
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    text = {"Author": "A. Lab", "Title": "Zellkultur 日本"}  # Latin-1 (tEXt) and UTF-8 (iTXt)
     rgb = data.astronaut()[:64, :96]
     src = tmp_path / f"in.{'jpg' if source == 'jpeg' else 'png'}"
     if source == "png16":  # Pillow cannot write 16-bit colour: the chunks go in by hand
         from napari_dncnn.files.png import png_with_chunks
 
         rgb16 = rgb.astype(np.uint16) * 257
-        src.write_bytes(
-            png_with_chunks(imagecodecs.png_encode(rgb16), {"dpi": (300, 300), "icc_profile": icc})
-        )
+        info = {"dpi": (300, 300), "icc_profile": icc, "text": text}
+        src.write_bytes(png_with_chunks(imagecodecs.png_encode(rgb16), info))
     else:
-        Image.fromarray(rgb).save(src, dpi=(300, 300), icc_profile=icc, quality=30)
+        chunks = PngInfo()
+        chunks.add_text("Author", text["Author"])
+        chunks.add_itxt("Title", text["Title"])
+        kw = {"pnginfo": chunks} if source == "png" else {"quality": 30}
+        Image.fromarray(rgb).save(src, dpi=(300, 300), icc_profile=icc, **kw)
     img = read_image(src)
     assert img.pil["icc_profile"] == icc and np.allclose(img.pil["dpi"], (300, 300), atol=0.01)
     out = write_image(tmp_path / "out.png", img.data[::-1].copy(), img)
     with Image.open(out) as im:
         assert im.info["icc_profile"] == icc and np.allclose(im.info["dpi"], (300, 300), atol=0.01)
+        kept = {k: im.info.get(k) for k in text}
+        assert kept == (text if source != "jpeg" else dict.fromkeys(text)), kept
     np.testing.assert_array_equal(read_image(out).data, img.data[::-1])  # the pixels as written
     assert read_image(out).data.dtype == (np.uint16 if source == "png16" else np.uint8)
 
