@@ -23,7 +23,6 @@ serial runner (:func:`..folders.iterate`) and :mod:`.cluster` yield its results.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from ..folders import (
     check_folders,
     discover,
     drain,
+    earlier_entries,
     find_inputs,
     finished_if_all_exist,
     iterate,
@@ -206,16 +206,10 @@ def _finished(output_dir: Path, force: bool):
 
 def _guard_copies(report: Path) -> set[str]:
     """The first output of each file the report at ``report`` says was left unchanged."""
-    try:
-        entries = json.loads(report.read_text())["files"]
-    except (OSError, ValueError, TypeError, KeyError):
-        return set()  # no report yet, or not ours
     return {
         str(e["outputs"][0])
-        for e in entries
-        if isinstance(e, dict)
-        and e.get("outputs")
-        and Status.UNCHANGED.value in (e.get("status"), e.get("earlier_status"))
+        for e in earlier_entries(report)
+        if e.get("outputs") and Status.UNCHANGED.value in (e.get("status"), e.get("earlier_status"))
     }
 
 

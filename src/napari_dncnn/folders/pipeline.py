@@ -30,6 +30,7 @@ __all__ = [
     "Skipped",
     "check_folders",
     "find_inputs",
+    "earlier_entries",
     "finished_if_all_exist",
     "written",
     "iterate",
@@ -315,15 +316,23 @@ def _write(report: FolderReport, path: Path, meta: dict) -> None:
         report.path, report.report_error = None, f"{path}: {exc.strerror or exc}"
 
 
+def earlier_entries(path: Path) -> list[dict]:
+    """The file entries of the JSON report at ``path``; none when there is no report, or it is
+    not one of ours."""
+    try:
+        files = json.loads(path.read_text())["files"]
+        return [e for e in files if isinstance(e, dict)]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
+
+
 def _with_earlier_entries(entries: list[dict], path: Path) -> list[dict]:
     """A file already done keeps what the report at ``path`` said of it (its status as
     ``earlier_status``, the guard's note, warnings, seconds), with the status ``existing``."""
     if not any(e["status"] == Status.EXISTING.value for e in entries):
         return entries
-    try:
-        files = json.loads(path.read_text())["files"]
-        earlier = {e["file"]: e for e in files if isinstance(e, dict) and "file" in e}
-    except (OSError, ValueError, TypeError, KeyError):
+    earlier = {e["file"]: e for e in earlier_entries(path) if "file" in e}
+    if not earlier:
         return entries  # no report yet, or not ours: nothing to keep
     out = []
     for e in entries:
